@@ -1,0 +1,5 @@
+"""Allow ``python -m lora_manager``."""
+
+from lora_manager.cli import main
+
+main()

@@ -1,0 +1,180 @@
+"""The interface every sidecar dialect implements, and the value coercions they share.
+
+Real sidecars are messy: numbers arrive as strings, lists as comma-separated text, ids as
+``"Model not found"``. Dialects read values through these helpers, which return ``None``
+for anything unusable instead of raising, so one odd field never loses the whole file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from lora_manager.models import SidecarInfo
+
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+MAX_TEXT = 1_000_000  # characters kept of one text field; longer text is cut, not refused
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What a dialect may know about the sidecar's surroundings (never read from disk here)."""
+
+    path: str = ""
+    stem: str = ""
+    model_file_name: str | None = None
+    # SHA256 values that other sidecars of the same model claim, lowercase (to pick a version).
+    known_sha256: frozenset[str] = field(default_factory=frozenset)
+
+
+class Dialect(Protocol):
+    """One sidecar format. ``detect`` looks at content (and the file name as a hint)."""
+
+    name: str
+
+    def detect(self, data: Any, file_name: str) -> bool: ...
+
+    def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo: ...
+
+
+def as_str(value: Any) -> str | None:
+    """A non-empty stripped string, or None. Numbers become their text."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return str(value)
+    if isinstance(value, str):
+        text = value.strip().replace("\x00", "")
+        return text[:MAX_TEXT] if text else None
+    return None
+
+
+def as_int(value: Any) -> int | None:
+    """An int from an int, an integral float or a numeric string; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return as_int(int(value))
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+        return int(value.strip())
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    """A finite float from a number or numeric string; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        result = float(value) if abs(value) < 1e300 else math.inf
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return result if math.isfinite(result) else None
+
+
+def as_bool(value: Any) -> bool | None:
+    """A bool from a bool, 0/1 or "true"/"false"; else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """The value if it is a JSON object, else an empty dict."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_str_list(value: Any, split_commas: bool = False) -> list[str] | None:
+    """A list of non-empty strings, de-duplicated in order.
+
+    Accepts a list of strings, a list of ``{"name": ...}`` objects (older Civitai tags) or,
+    with ``split_commas``, one comma-separated string. None when the value is absent or
+    of no usable shape.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: list[Any] = value.split(",") if split_commas else [value]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    out: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        if isinstance(item, dict):
+            item = item.get("name")
+        text = as_str(item)
+        if text and text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """An aware datetime from ISO-8601 text (``Z`` allowed) or a Unix timestamp; else None."""
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    number = as_float(value) if not isinstance(value, str) else None
+    if number is not None and 0 < number < 32503680000:  # before year 3000
+        return datetime.fromtimestamp(number, tz=timezone.utc)
+    return None
+
+
+def as_hash(value: Any, lengths: tuple[int, ...] = (64,)) -> str | None:
+    """A lowercase hex digest of one of the given lengths; else None."""
+    text = as_str(value)
+    if text and len(text) in lengths and _HEX.match(text):
+        return text.lower()
+    return None
+
+
+def safe_file_name(value: Any) -> str | None:
+    """A bare file name taken from JSON, or None if it could point anywhere else.
+
+    Names with a path separator, ``..``, a drive or NUL are refused: a sidecar's claim is
+    never trusted as a path.
+    """
+    text = as_str(value)
+    if not text or text in (".", "..") or len(text) > 255:
+        return None
+    if "/" in text or "\\" in text or "\x00" in text or ":" in text:
+        return None
+    return text
+
+
+def hashes_from(mapping: Any) -> dict[str, str]:
+    """Lowercase hashes from a Civitai-style ``hashes`` object (any key case)."""
+    lengths = {"sha256": (64,), "autov2": (10,), "autov3": (12,), "autov1": (8,), "blake3": (64,), "crc32": (8,)}
+    out: dict[str, str] = {}
+    for key, value in as_dict(mapping).items():
+        kind = str(key).lower()
+        if kind in lengths:
+            digest = as_hash(value, lengths[kind])
+            if digest:
+                out[kind] = digest
+    return out
+
+
+def pick_unmapped(data: dict[str, Any], mapped: frozenset[str] | set[str]) -> dict[str, Any]:
+    """The keys of ``data`` that no column holds, for the record's ``extra``."""
+    return {k: v for k, v in data.items() if k not in mapped}

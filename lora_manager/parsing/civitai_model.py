@@ -1,0 +1,118 @@
+"""Civitai's model response (``/api/v1/models/{id}``) saved as ``NAME.json``: the design's format.
+
+It lists every version of the model; the one that describes *this* file is chosen by the
+file name its ``files[]`` give, then by a SHA256 another sidecar claims, else the first.
+A1111's user keys (``activation text``, ``sd version``, ``preferred weight``, ``notes``)
+are often written into the same file; they count as the user's own words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lora_manager.models import SidecarInfo
+from lora_manager.parsing import a1111
+from lora_manager.parsing.base import (
+    ParseContext,
+    as_bool,
+    as_datetime,
+    as_dict,
+    as_float,
+    as_int,
+    as_str,
+    as_str_list,
+    hashes_from,
+    pick_unmapped,
+    safe_file_name,
+)
+
+_MAPPED = frozenset(
+    {"id", "name", "description", "tags", "creator", "modelVersions", "stats", "supportsGeneration",
+     "nsfwLevel", "nsfw", "availability"} | a1111.USER_KEYS
+)
+_VERSION_MAPPED = frozenset(
+    {"id", "modelId", "name", "publishedAt", "trainedWords", "baseModel", "files", "images", "description",
+     "downloadUrl"}
+)
+
+
+class CivitaiModel:
+    """The Civitai model dialect."""
+
+    name = "civitai_model"
+
+    def detect(self, data: Any, file_name: str) -> bool:
+        return isinstance(data, dict) and isinstance(data.get("modelVersions"), list)
+
+    def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo:
+        versions = [v for v in data.get("modelVersions") or [] if isinstance(v, dict)]
+        version = choose_version(versions, ctx)
+        file = primary_file(as_list(version.get("files")), ctx.model_file_name)
+        info = SidecarInfo(
+            dialect=self.name,
+            path=ctx.path,
+            name=as_str(data.get("name")),
+            version=as_str(version.get("name")) or as_str(data.get("version")),
+            description=as_str(data.get("description")),
+            author_username=as_str(as_dict(data.get("creator")).get("username")),
+            published_at=as_datetime(version.get("publishedAt")),
+            tags=as_str_list(data.get("tags")),
+            trained_words=as_str_list(version.get("trainedWords"), split_commas=True),
+            base_model=as_str(version.get("baseModel")),
+            nsfw_level=as_int(data.get("nsfwLevel")),
+            supports_generation=as_bool(data.get("supportsGeneration")),
+            visibility=as_str(data.get("availability")),
+            stats=as_dict(data.get("stats")) or None,
+            civitai_model_id=as_int(data.get("id")) or as_int(version.get("modelId")),
+            civitai_version_id=as_int(version.get("id")),
+            primary_file_name=safe_file_name(file.get("name")),
+            primary_file_size_kb=as_float(file.get("sizeKB")),
+            primary_file_download_url=as_str(file.get("downloadUrl")) or as_str(version.get("downloadUrl")),
+            hashes=hashes_from(file.get("hashes")),
+            extra={
+                **pick_unmapped(data, _MAPPED),
+                "version": pick_unmapped(version, _VERSION_MAPPED),
+                "versions": [as_str(v.get("name")) for v in versions],
+            },
+        )
+        # The A1111 keys in the same file are the user's words and outrank Civitai's.
+        user = a1111.user_values(data)
+        return info.model_copy(update=user) if user else info
+
+
+def as_list(value: Any) -> list[dict[str, Any]]:
+    """The dict items of a JSON array (anything else is dropped)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def choose_version(versions: list[dict[str, Any]], ctx: ParseContext) -> dict[str, Any]:
+    """The version whose files name the local model file, else whose SHA256 is known, else the first."""
+    if not versions:
+        return {}
+    if ctx.model_file_name:
+        local = ctx.model_file_name.lower()
+        for version in versions:
+            if any(str(f.get("name", "")).lower() == local for f in as_list(version.get("files"))):
+                return version
+    if ctx.known_sha256:
+        for version in versions:
+            for f in as_list(version.get("files")):
+                if hashes_from(f.get("hashes")).get("sha256") in ctx.known_sha256:
+                    return version
+    return versions[0]
+
+
+def primary_file(files: list[dict[str, Any]], model_file_name: str | None) -> dict[str, Any]:
+    """The file entry that is our model file: by name, else ``primary``, else the largest model."""
+    if not files:
+        return {}
+    if model_file_name:
+        local = model_file_name.lower()
+        for f in files:
+            if str(f.get("name", "")).lower() == local:
+                return f
+    for f in files:
+        if f.get("primary") is True:
+            return f
+    models = [f for f in files if f.get("type") in (None, "Model")] or files
+    return max(models, key=lambda f: as_float(f.get("sizeKB")) or 0.0)

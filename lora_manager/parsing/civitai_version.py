@@ -1,0 +1,18 @@
+"""Placeholder until the civitai_version dialect lands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lora_manager.models import SidecarInfo
+from lora_manager.parsing.base import ParseContext
+
+
+class CivitaiVersion:
+    name = "civitai_version"
+
+    def detect(self, data: Any, file_name: str) -> bool:
+        return False
+
+    def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo:
+        raise NotImplementedError
