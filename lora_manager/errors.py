@@ -7,7 +7,7 @@ its :class:`FailureKind`, and never stops the run.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 EXIT_OK = 0
 EXIT_FILES_FAILED = 1
@@ -15,7 +15,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     """Why one file could not be imported; stored with the failure and shown by `lora errors`."""
 
     INVALID_JSON = "invalid_json"

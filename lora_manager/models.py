@@ -120,3 +120,11 @@ class AdapterRecord(BaseModel):
     json_file_path: str | None = None
     json_file_mtime: datetime | None = None
     json_file_size: int | None = None
+
+
+class FileProblem(BaseModel):
+    """One file that could not be used, and why (``kind`` is a FailureKind value)."""
+
+    path: str
+    kind: str
+    message: str

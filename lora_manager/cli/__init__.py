@@ -1,0 +1,150 @@
+"""The ``lora`` command: a thin Typer shell over the services.
+
+Only Typer and our ``errors`` are imported at start-up; every command imports what it
+needs when it runs, so ``lora --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from lora_manager import __version__
+from lora_manager.errors import EXIT_INTERRUPTED, EXIT_USAGE, LoraError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="lora",
+    help="A fast, trustworthy catalog of a Stable Diffusion LoRA library.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Settings:
+    """Options of the ``lora`` command itself, shared by every subcommand."""
+
+    db: str | None = None
+
+
+def settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
+
+
+def fail(message: str) -> None:
+    """One line on stderr, without Rich (it may not be imported yet)."""
+    sys.stderr.write(f"lora: error: {message}\n")
+    sys.stderr.flush()
+
+
+def boundary(func: F) -> F:
+    """The error boundary of every command: LoraError -> one line and its exit code.
+
+    Ctrl-C exits 130 quietly and a closed pipe is not an error. Anything else is our bug:
+    one line naming it (set LORA_DEBUG=1 for the traceback), exit 2, never a user's data
+    in a traceback's locals.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except LoraError as exc:
+            fail(exc.message)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(0) from None
+        except Exception as exc:
+            if os.environ.get("LORA_DEBUG"):
+                raise
+            fail(_describe(exc))
+            raise typer.Exit(EXIT_USAGE) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _describe(exc: Exception) -> str:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, SQLAlchemyError):
+        cause = getattr(exc, "orig", None) or exc
+        return f"database error: {cause} (retry; if it persists, check the database with `lora status`)"
+    return f"unexpected {type(exc).__name__}: {exc} (a bug; rerun with LORA_DEBUG=1 and report it)"
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"lora-manager {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="LORA_DB",
+            metavar="PATH_OR_URL",
+            help="Catalog database: a SQLite file path or a SQLAlchemy URL (default: catalog.db in the "
+            "user data directory).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """A fast, trustworthy catalog of a Stable Diffusion LoRA library.
+
+    Example: lora import ~/models/Lora && lora list --tag anime
+    """
+    ctx.obj = Settings(db=db)
+
+
+def _register() -> None:
+    from lora_manager.cli import cmd_errors, cmd_import, cmd_list, cmd_orphans, cmd_scan, cmd_set, cmd_show, cmd_status
+
+    for module in (cmd_import, cmd_scan, cmd_orphans, cmd_list, cmd_show, cmd_set, cmd_errors, cmd_status):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """The console script: run the app; a closed pipe at exit is not an error."""
+    try:
+        app(prog_name="lora")
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()

@@ -27,12 +27,34 @@ from lora_manager.parsing.base import (
 )
 
 _MAPPED = frozenset(
-    {"id", "name", "description", "tags", "creator", "modelVersions", "stats", "supportsGeneration",
-     "nsfwLevel", "nsfw", "availability"} | a1111.USER_KEYS
+    {
+        "id",
+        "name",
+        "description",
+        "tags",
+        "creator",
+        "modelVersions",
+        "stats",
+        "supportsGeneration",
+        "nsfwLevel",
+        "nsfw",
+        "availability",
+    }
+    | a1111.USER_KEYS
 )
 _VERSION_MAPPED = frozenset(
-    {"id", "modelId", "name", "publishedAt", "trainedWords", "baseModel", "files", "images", "description",
-     "downloadUrl"}
+    {
+        "id",
+        "modelId",
+        "name",
+        "publishedAt",
+        "trainedWords",
+        "baseModel",
+        "files",
+        "images",
+        "description",
+        "downloadUrl",
+    }
 )
 
 

@@ -66,8 +66,10 @@ def parse_sidecar(raw: bytes, file_name: str, ctx: ParseContext) -> SidecarInfo:
     data = load_json(raw)
     dialect = identify(data, file_name)
     if dialect is None:
-        shape = type(data).__name__ if not isinstance(data, dict) else "object with keys " + ", ".join(
-            sorted(map(str, data))[:5]
+        shape = (
+            type(data).__name__
+            if not isinstance(data, dict)
+            else "object with keys " + ", ".join(sorted(map(str, data))[:5])
         )
         raise SidecarError(FailureKind.NOT_METADATA, f"JSON is no LoRA metadata ({shape})")
     try:

@@ -1,0 +1,59 @@
+"""``lora errors``: the library's known problems, or the failures of one import run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lora_manager.cli import boundary, settings
+
+
+def errors(
+    ctx: typer.Context,
+    last_run: Annotated[
+        bool, typer.Option("--last-run", help="The files that failed in the last import run instead.")
+    ] = False,
+    run: Annotated[int | None, typer.Option("--run", help="The files that failed in this import run.")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="Only problems under this folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the problems as a JSON array.")] = False,
+) -> None:
+    """List the problems the catalog knows of: files that failed to import, and duplicates.
+
+    A problem stays listed until its file is fixed and imported again, even though later
+    imports skip the unchanged file without reporting it.
+
+    Example: lora errors --last-run
+    """
+    from lora_manager.cli import output
+    from lora_manager.db import open_catalog
+    from lora_manager.services.catalog import known_problems, run_failures
+
+    engine = open_catalog(settings(ctx).db)
+    if last_run or run is not None:
+        run_record, problems = run_failures(engine, run)
+        if as_json:
+            output.print_json({"run": run_record, "failures": problems})
+            return
+        if run_record is None:
+            output.warn("no import run recorded yet")
+            return
+        rows = [(p["path"], p["category"], p["message"]) for p in problems]
+    else:
+        found = known_problems(engine, path)
+        if as_json:
+            output.print_json(found)
+            return
+        rows = [(p["path"], p["category"], p["message"]) for p in found]
+    if not output.is_terminal():
+        for row in rows:
+            output.plain(*row)
+        return
+    for file_path, category, message in rows:
+        output.out.print(f"{file_path}: {category}: {message}", markup=False)
+    if rows:
+        output.err.print(f"{len(rows)} problem{'s' if len(rows) != 1 else ''}", style="dim")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("errors")(boundary(errors))

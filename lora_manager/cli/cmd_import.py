@@ -1,0 +1,134 @@
+"""``lora import``: bring the catalog up to date with one or more library folders."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lora_manager.cli import boundary, settings
+
+MAX_LISTED = 20
+
+
+def import_(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Library folders to import.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Re-read every entry, changed or not.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would change; write nothing.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Delete records whose files are gone.")] = False,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="PATTERN",
+            help="Gitignore-style pattern to skip (repeatable; also read from .loraignore in each folder).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for another running import to end, or fail at once.")
+    ] = True,
+    max_sidecar_mb: Annotated[
+        int, typer.Option("--max-sidecar-mb", min=1, help="Refuse sidecars larger than this.")
+    ] = 32,
+) -> None:
+    """Import the LoRA metadata under PATHS; only what changed since the last run is read.
+
+    Example: lora import ~/models/Lora --quiet
+    """
+    from lora_manager.cli import output
+    from lora_manager.db import open_catalog
+    from lora_manager.db.lock import import_lock
+    from lora_manager.services.importer import ImportOptions, run_import
+
+    engine = open_catalog(settings(ctx).db)
+    options = ImportOptions(
+        roots=[str(p) for p in paths],
+        force=force,
+        dry_run=dry_run,
+        prune=prune,
+        ignore=list(ignore or []),
+        max_sidecar_bytes=max_sidecar_mb * 1024 * 1024,
+    )
+    stop = _StopFlag()
+
+    def waiting() -> None:
+        if not quiet:
+            output.warn("waiting for another import to finish...")
+
+    lock = import_lock(engine, wait=wait, on_wait=waiting) if not dry_run else contextlib.nullcontext()
+    with stop.installed(), lock, output.progress_bar("importing", enabled=not quiet and not as_json) as progress:
+        report = run_import(engine, options, progress, stop.is_set)
+    show_report(report, as_json=as_json, quiet=quiet, verb="would import" if dry_run else "imported")
+    if report.interrupted:
+        raise typer.Exit(130)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def show_report(report: Any, as_json: bool, quiet: bool, verb: str) -> None:
+    """The summary on stdout, then each problem of this run on stderr (the first few)."""
+    from lora_manager.cli import output
+    from lora_manager.errors import FailureKind
+
+    if as_json:
+        output.print_json(report.as_dict())
+        return
+    failures = [p for p in report.problems if FailureKind(p.kind).is_failure]
+    if quiet and not failures and not report.interrupted:
+        return
+    c = report.counts
+    summary = (
+        f"{verb}: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged, "
+        f"{c['skipped'] + c['duplicates']} skipped, {c['failed']} failed"
+    )
+    extras = [f"{c[k]} {k}" for k in ("missing", "pruned", "orphans") if c[k]]
+    line = summary + (f" ({', '.join(extras)})" if extras else "") + f" in {report.duration:.2f}s"
+    if not quiet:
+        output.out.print(line, markup=False)
+    shown = report.problems if not quiet else failures
+    for p in shown[:MAX_LISTED]:
+        output.warn(f"{p.path}: {p.kind}: {p.message}")
+    if len(shown) > MAX_LISTED:
+        output.warn(f"... and {len(shown) - MAX_LISTED} more (see `lora errors`)")
+    if report.interrupted:
+        output.warn("interrupted: the batches done so far are saved; run the import again to finish")
+
+
+class _StopFlag:
+    """Ctrl-C once: finish the current batch and stop. Twice: stop now."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._set:
+            raise KeyboardInterrupt
+        self._set = True
+
+    def installed(self) -> Any:
+        @contextlib.contextmanager
+        def scope() -> Any:
+            try:
+                previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main thread (e.g. under a test runner): no handler
+                yield
+                return
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGINT, previous)
+
+        return scope()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(boundary(import_))

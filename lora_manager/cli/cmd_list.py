@@ -1,0 +1,81 @@
+"""``lora list``: query the catalog."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lora_manager.cli import boundary, settings
+
+COLUMNS = ("name", "version", "base_model", "author_username", "tags", "weight", "file_path")
+
+
+def list_(
+    ctx: typer.Context,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Only records with this tag (repeatable: all must match).")
+    ] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", "-b", help="e.g. 'SDXL 1.0', 'Pony'.")] = None,
+    author: Annotated[str | None, typer.Option("--author", "-a", help="Civitai creator's username.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", "-s", help="Text in the name, version, author, file name, tags or trigger words."),
+    ] = None,
+    sort: Annotated[
+        str, typer.Option("--sort", help="Field to sort by; prefix - to reverse (e.g. -published_at).")
+    ] = "name",
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many records.")] = None,
+    missing: Annotated[bool, typer.Option("--missing", help="Only records whose files are gone.")] = False,
+    active: Annotated[bool, typer.Option("--active", help="Only records marked active (`lora set`).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Full records as a JSON array.")] = False,
+) -> None:
+    """List the catalogued LoRAs: a table on a terminal, tab-separated lines in a pipe, or JSON.
+
+    Example: lora list --tag anime --base-model "SDXL 1.0" --limit 20
+    """
+    from lora_manager.cli import output
+    from lora_manager.db import open_catalog
+    from lora_manager.services.catalog import ListQuery, list_adapters
+
+    engine = open_catalog(settings(ctx).db)
+    records = list_adapters(
+        engine,
+        ListQuery(
+            tags=list(tag or []),
+            base_model=base_model,
+            author=author,
+            search=search,
+            sort=sort,
+            limit=limit,
+            missing=True if missing else None,
+            active=True if active else None,
+        ),
+    )
+    if as_json:
+        output.print_json(records)
+        return
+    if not output.is_terminal():
+        for r in records:
+            output.plain(*(", ".join(r[c]) if c == "tags" else r[c] for c in COLUMNS))
+        return
+    from rich.table import Table
+
+    table = Table(*("author" if c == "author_username" else c for c in COLUMNS), header_style="bold")
+    for r in records:
+        name = r["name"] + (" [missing]" if r["missing_since"] else "")
+        table.add_row(
+            name,
+            r["version"] or "",
+            r["base_model"] or "",
+            r["author_username"] or "",
+            ", ".join(r["tags"]),
+            f"{r['weight']:g}",
+            r["file_path"],
+        )
+    output.out.print(table)
+    output.err.print(f"{len(records)} LoRA{'s' if len(records) != 1 else ''}", style="dim")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(boundary(list_))

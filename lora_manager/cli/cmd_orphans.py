@@ -1,0 +1,51 @@
+"""``lora orphans``: model files without metadata, metadata without model files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lora_manager.cli import boundary, settings
+
+
+def orphans(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Library folders to check.", show_default=False)],
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", metavar="PATTERN", help="Pattern to skip.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as a JSON array.")] = False,
+) -> None:
+    """List model files with no metadata sidecar, and sidecars whose model file is missing.
+
+    For a .safetensors orphan, what its header says (output name, base model, top training
+    tags) is shown; only the header is read. Nothing in the library is changed.
+
+    Example: lora orphans ~/models/Lora
+    """
+    from lora_manager.cli import output
+    from lora_manager.db import open_catalog
+    from lora_manager.services.orphans import find_orphans
+
+    found = find_orphans(open_catalog(settings(ctx).db), [str(p) for p in paths], list(ignore or []))
+    if as_json:
+        output.print_json([o.as_dict() for o in found])
+        return
+    if not output.is_terminal():
+        for o in found:
+            output.plain(o.kind, o.path, o.output_name, o.base_model, ", ".join(o.tags or []), o.detail)
+        return
+    from rich.table import Table
+
+    table = Table("kind", "path", "header says", "base model", "detail", header_style="bold")
+    for o in found:
+        table.add_row(o.kind, o.path, o.output_name or "", o.base_model or "", o.detail)
+    output.out.print(table)
+    models = sum(o.kind == "model" for o in found)
+    output.err.print(
+        f"{models} model files without metadata, {len(found) - models} sidecars without a model", style="dim"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("orphans")(boundary(orphans))

@@ -1,0 +1,62 @@
+"""``lora scan``: what an import would do, entry by entry, without writing anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lora_manager.cli import boundary, settings
+
+LABELS = {"updated": "changed", "failed": "invalid", "skipped": "skipped", "orphan": "orphan"}
+
+
+def scan(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Library folders to scan.", show_default=False)],
+    show_all: Annotated[bool, typer.Option("--all", help="List unchanged entries too.")] = False,
+    ignore: Annotated[list[str] | None, typer.Option("--ignore", metavar="PATTERN", help="Pattern to skip.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print entries and summary as JSON.")] = False,
+) -> None:
+    """Show what `lora import` would do with each entry (new, changed, unchanged, invalid); write nothing.
+
+    Example: lora scan ~/models/Lora
+    """
+    from lora_manager.cli import output
+    from lora_manager.db import open_catalog
+    from lora_manager.services.importer import ImportOptions, run_import
+
+    engine = open_catalog(settings(ctx).db)
+    options = ImportOptions(
+        roots=[str(p) for p in paths], dry_run=True, ignore=list(ignore or []), list_unchanged=show_all
+    )
+    report = run_import(engine, options)
+    rows = [(LABELS.get(o.action, o.action), o.key, o.name, o.version, o.detail) for o in report.outcomes]
+    if as_json:
+        output.print_json(
+            {
+                "entries": [dict(zip(("action", "entry", "name", "version", "detail"), r, strict=True)) for r in rows],
+                "summary": report.as_dict(),
+            }
+        )
+    elif output.is_terminal():
+        from rich.table import Table
+
+        table = Table("action", "entry", "name", "version", "detail", box=None)
+        for row in rows:
+            table.add_row(*(str(v) if v is not None else "" for v in row))
+        output.out.print(table)
+        c = report.counts
+        output.out.print(
+            f"{c['new']} new, {c['updated']} changed, {c['unchanged']} unchanged, {c['failed']} invalid", markup=False
+        )
+    else:
+        for row in rows:
+            output.plain(*row)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(boundary(scan))

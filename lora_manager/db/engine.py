@@ -1,0 +1,83 @@
+"""Open the catalog: resolve ``--db``/``LORA_DB``, create the engine, set SQLite's pragmas.
+
+A bare path means a SQLite file; anything with ``://`` is a SQLAlchemy URL (PostgreSQL for a
+shared catalog). The default is ``catalog.db`` in the user's data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from lora_manager.errors import LoraError
+
+ENV_VAR = "LORA_DB"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def default_database_path() -> Path:
+    """``catalog.db`` in the platform's user data directory (e.g. ~/.local/share/lora-manager)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("lora-manager", appauthor=False)) / "catalog.db"
+
+
+def database_url(value: str | None) -> str:
+    """The SQLAlchemy URL for ``--db`` (or ``LORA_DB``, or the default path)."""
+    value = value or os.environ.get(ENV_VAR) or str(default_database_path())
+    if "://" in value:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise LoraError(f"--db {value!r} is not a valid database URL") from None
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise LoraError(f"--db {value}: is a directory; give a file path such as {path / 'catalog.db'}")
+    return f"sqlite:///{path.absolute()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None (PostgreSQL, in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside an import; the busy timeout makes overlapping writers wait."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA cache_size = -65536")
+    cursor.close()
+
+
+def create_catalog_engine(url: str) -> Engine:
+    """An engine for ``url``; for SQLite the file's directory is created on first use."""
+    path = sqlite_path(url)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LoraError(f"cannot create the database directory {path.parent}: {exc.strerror}") from None
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        hint = " (install the extra: pip install 'lora-manager[postgres]')" if isinstance(exc, ImportError) else ""
+        raise LoraError(f"cannot open database {make_url(url)!r}: {exc}{hint}") from None
+    return engine

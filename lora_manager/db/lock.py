@@ -1,0 +1,72 @@
+"""One import at a time per catalog.
+
+SQLite: an exclusive ``flock`` on ``<db>.lock`` beside the database file. PostgreSQL: a
+session-level advisory lock. Both are released by the operating system or the server when
+the process dies, so a killed import never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import Engine, text
+
+from lora_manager.db.engine import sqlite_path
+from lora_manager.errors import LoraError
+
+ADVISORY_KEY = 0x10CA_3A11  # an arbitrary constant that names "lora-manager import"
+
+
+def _busy() -> LoraError:
+    return LoraError("another import is running on this catalog; retry later, or leave out --no-wait to wait for it")
+
+
+@contextlib.contextmanager
+def import_lock(
+    engine: Engine, wait: bool = True, on_wait: Callable[[], None] | None = None, poll_seconds: float = 0.2
+) -> Iterator[None]:
+    """Hold the catalog's import lock, waiting for another import to end (or, without ``wait``, failing)."""
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if engine.dialect.name == "sqlite":
+        if path is None:
+            yield  # an in-memory catalog is private to this process
+            return
+        import fcntl
+
+        lock_path = f"{path}.lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LoraError(f"cannot create the lock file {lock_path}: {exc.strerror}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise _busy() from None
+                if on_wait:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+        return
+    with engine.connect() as conn:
+        announced = False
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar():
+            conn.commit()
+            if not wait:
+                raise _busy()
+            if on_wait and not announced:
+                on_wait()
+                announced = True
+            time.sleep(poll_seconds)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+            conn.commit()

@@ -1,0 +1,128 @@
+"""Merge what every sidecar of one model file says into one record.
+
+Precedence, highest first:
+
+1. what the user wrote locally (A1111's ``activation text``, ``preferred weight``,
+   ``notes``, ``description``; Lora-Manager's ``notes`` and ``usage_tips``);
+2. Civitai data, in the order of ``CIVITAI_ORDER`` (the full model response knows tags and
+   the creator; a version response knows neither);
+3. the safetensors header (base model, AutoV3);
+4. the file name (the record's name when no sidecar gives one).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from lora_manager.models import AdapterRecord, HeaderInfo, SidecarInfo, SidecarRef
+
+CIVITAI_ORDER = ("civitai_model", "civitai_version", "lora_manager", "stability_matrix", "a1111")
+USER_ORDER = ("a1111", "lora_manager", "civitai_model", "civitai_version", "stability_matrix")
+_COMMA = re.compile(r"\s*,\s*")
+
+
+def _rank(order: tuple[str, ...], dialect: str) -> int:
+    return order.index(dialect) if dialect in order else len(order)
+
+
+def _first(layers: list[SidecarInfo], field: str) -> Any:
+    for layer in layers:
+        value = getattr(layer, field)
+        if value is not None:
+            return value
+    return None
+
+
+def merge(
+    sidecars: list[SidecarInfo],
+    refs: list[SidecarRef],
+    model_path: str,
+    stem: str,
+    header: HeaderInfo | None = None,
+    preview_path: str | None = None,
+) -> AdapterRecord:
+    """The record for ``model_path`` from its parsed sidecars (in any order) and header."""
+    civitai = sorted((s for s in sidecars if not s.empty), key=lambda s: _rank(CIVITAI_ORDER, s.dialect))
+    user = sorted((s for s in civitai if s.user_fields), key=lambda s: _rank(USER_ORDER, s.dialect))
+
+    def user_first(field: str) -> Any:
+        for layer in user:
+            if field in layer.user_fields and getattr(layer, field) is not None:
+                return getattr(layer, field)
+        return _first(civitai, field)
+
+    hashes, hash_sources = _hashes(civitai, header)
+    weight = next((s.weight for s in user if "weight" in s.user_fields and s.weight), None)
+    activation_text = user_first("activation_text")
+    trained_words = _first(civitai, "trained_words") or []
+    triggers = [w for w in _COMMA.split(activation_text) if w] if activation_text else list(trained_words)
+    model_name = model_path.replace("\\", "/").rsplit("/", 1)[-1]
+    primary = _primary_ref(refs, civitai)
+    return AdapterRecord(
+        name=_first(civitai, "name") or stem,
+        version=_first(civitai, "version"),
+        canonical_version_name=_first(civitai, "version"),
+        description=user_first("description"),
+        author_username=_first(civitai, "author_username"),
+        visibility=_first(civitai, "visibility") or "Public",
+        published_at=_first(civitai, "published_at"),
+        tags=_first(civitai, "tags") or [],
+        trained_words=trained_words,
+        triggers=triggers,
+        file_path=model_path,
+        weight=weight if weight is not None else 1.0,
+        weight_source="sidecar" if weight is not None else "default",
+        primary_file_name=_first(civitai, "primary_file_name") or model_name,
+        primary_file_size_kb=_first(civitai, "primary_file_size_kb"),
+        primary_file_sha256=hashes.get("sha256"),
+        primary_file_autov2=hashes.get("autov2"),
+        primary_file_autov3=hashes.get("autov3"),
+        primary_file_download_url=_first(civitai, "primary_file_download_url"),
+        primary_file_local_path=model_path,
+        hash_sources=hash_sources,
+        supports_generation=bool(_first(civitai, "supports_generation")),
+        sd_version=_first(civitai, "sd_version"),
+        base_model=_first(civitai, "base_model") or (header.base_model if header else None),
+        nsfw_level=_first(civitai, "nsfw_level") or 0,
+        activation_text=activation_text,
+        notes=user_first("notes"),
+        negative_text=user_first("negative_text"),
+        civitai_model_id=_first(civitai, "civitai_model_id"),
+        civitai_version_id=_first(civitai, "civitai_version_id"),
+        preview_path=preview_path,
+        stats=_first(civitai, "stats"),
+        extra={s.dialect: s.extra for s in civitai if s.extra},
+        header_metadata=header.metadata if header and header.metadata else None,
+        sidecars=refs,
+        json_file_path=primary.path if primary else None,
+        json_file_mtime=datetime.fromtimestamp(primary.mtime_ns / 1e9, tz=UTC) if primary else None,
+        json_file_size=primary.size if primary else None,
+    )
+
+
+def _hashes(civitai: list[SidecarInfo], header: HeaderInfo | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The claimed hashes and where each came from; AutoV2 is derived from SHA256 when absent."""
+    hashes: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for layer in civitai:
+        for kind, digest in layer.hashes.items():
+            if kind not in hashes:
+                hashes[kind], sources[kind] = digest, layer.dialect
+    if "sha256" in hashes and "autov2" not in hashes:
+        hashes["autov2"], sources["autov2"] = hashes["sha256"][:10], sources["sha256"]
+    if "autov3" not in hashes and header and header.autov3:
+        hashes["autov3"], sources["autov3"] = header.autov3, "header"
+    return hashes, sources
+
+
+def _primary_ref(refs: list[SidecarRef], civitai: list[SidecarInfo]) -> SidecarRef | None:
+    """The sidecar that counts as the record's ``json_file_path``: the highest-ranked one."""
+    if not refs:
+        return None
+    by_path = {r.path: r for r in refs}
+    for layer in civitai:
+        if layer.path in by_path:
+            return by_path[layer.path]
+    return refs[0]

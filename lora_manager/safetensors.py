@@ -1,0 +1,138 @@
+"""Read a safetensors file's header, and only its header.
+
+The format is an 8-byte little-endian length, then that many bytes of JSON, then tensor
+data. We read the length and the JSON, bounded, and never touch the tensors; ``.pt``,
+``.ckpt`` and ``.bin`` files are pickles and are never opened at all.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import orjson
+
+from lora_manager.errors import FailureKind, SidecarError
+from lora_manager.models import HeaderInfo
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_VALUE_CHARS = 64 * 1024  # longer metadata values (embedded images, huge tag lists) are dropped
+DROPPED_KEYS = frozenset({"ssmd_cover_images", "modelspec.thumbnail"})
+EMPTY_AUTOV3 = "e3b0c44298fc"  # the SHA256 of nothing: a placeholder some trainers write
+
+# kohya's ss_base_model_version and modelspec.architecture prefixes, as Civitai names base models.
+BASE_MODELS = (
+    ("sdxl_base", "SDXL 1.0"),
+    ("sdxl", "SDXL 1.0"),
+    ("stable-diffusion-xl", "SDXL 1.0"),
+    ("sd_v1", "SD 1.5"),
+    ("stable-diffusion-v1", "SD 1.5"),
+    ("sd_v2", "SD 2.1"),
+    ("stable-diffusion-v2", "SD 2.1"),
+    ("sd3", "SD 3"),
+    ("stable-diffusion-v3", "SD 3"),
+    ("flux1", "Flux.1 D"),
+    ("flux-1-schnell", "Flux.1 S"),
+    ("flux-1", "Flux.1 D"),
+)
+
+
+def read_header(path: str, file_size: int | None = None) -> HeaderInfo:
+    """The header of the safetensors file at ``path``; raises :class:`SidecarError` if it is not one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+            if len(head) < 8:
+                raise SidecarError(FailureKind.BAD_HEADER, "safetensors file shorter than its 8-byte header length")
+            (length,) = struct.unpack("<Q", head[:8])
+            size = file_size if file_size is not None else f.seek(0, 2)
+            if length > MAX_HEADER_BYTES:
+                raise SidecarError(
+                    FailureKind.TOO_LARGE, f"safetensors header claims {length} bytes (limit {MAX_HEADER_BYTES})"
+                )
+            if length + 8 > size:
+                raise SidecarError(FailureKind.BAD_HEADER, f"header length {length} exceeds the file size {size}")
+            raw = head[8 : 8 + length]
+            if len(raw) < length:
+                f.seek(8 + len(raw))
+                raw += f.read(length - len(raw))
+    except OSError as exc:
+        raise SidecarError(FailureKind.UNREADABLE, f"cannot read model file: {exc.strerror}") from None
+    return parse_header(raw, 8 + length)
+
+
+def parse_header(raw: bytes, tensor_data_offset: int) -> HeaderInfo:
+    """Interpret the header's JSON bytes."""
+    try:
+        header = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            header = json.loads(raw.decode("utf-8", errors="replace"))
+        except (ValueError, RecursionError):
+            raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is not a JSON object")
+    metadata = _clean_metadata(header.get("__metadata__"))
+    return HeaderInfo(
+        metadata=metadata,
+        title=metadata.get("modelspec.title") or None,
+        output_name=metadata.get("ss_output_name") or None,
+        base_model=base_model_of(metadata),
+        tags=top_tags(metadata.get("ss_tag_frequency")),
+        autov3=_autov3(metadata),
+        tensor_data_offset=tensor_data_offset,
+    )
+
+
+def _clean_metadata(value: Any) -> dict[str, str]:
+    """String metadata without embedded images or runaway values (the spec says strings; some write others)."""
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        key = str(key)
+        if key in DROPPED_KEYS:
+            continue
+        text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
+        if len(text) <= MAX_VALUE_CHARS:
+            out[key] = text.replace("\x00", "")
+    return out
+
+
+def base_model_of(metadata: dict[str, str]) -> str | None:
+    """Civitai's name for the base model the trainer recorded, if any."""
+    for key in ("ss_base_model_version", "modelspec.architecture"):
+        value = metadata.get(key, "").lower()
+        for prefix, name in BASE_MODELS:
+            if value.startswith(prefix):
+                return name
+    if metadata.get("ss_v2") == "True":
+        return "SD 2.1"
+    return None
+
+
+def top_tags(tag_frequency: str | None, limit: int = 10) -> list[str]:
+    """The most frequent training tags from kohya's ``ss_tag_frequency`` (a JSON string)."""
+    if not tag_frequency:
+        return []
+    try:
+        data = json.loads(tag_frequency)
+    except (ValueError, RecursionError):
+        return []
+    counts: dict[str, float] = {}
+    for folder in data.values() if isinstance(data, dict) else ():
+        if isinstance(folder, dict):
+            for tag, count in folder.items():
+                if isinstance(count, (int, float)) and str(tag).strip():
+                    counts[str(tag).strip()] = counts.get(str(tag).strip(), 0) + count
+    return [tag for tag, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def _autov3(metadata: dict[str, str]) -> str | None:
+    """Civitai's AutoV3 (first 12 hex of the tensor-data SHA256) when the header records it."""
+    for key in ("sshs_model_hash", "modelspec.hash_sha256"):
+        value = metadata.get(key, "").strip().lower().removeprefix("0x")
+        if len(value) >= 12 and all(c in "0123456789abcdef" for c in value[:12]) and value[:12] != EMPTY_AUTOV3:
+            return value[:12]
+    return None

@@ -1,0 +1,184 @@
+"""Queries over the catalog: list, show, errors, status, and the user's own settings.
+
+Records come back as plain dicts keyed by the ``adapter`` column names (our output
+contract), JSON-ready.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+
+from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run
+from lora_manager.errors import LoraError
+
+HIDDEN = frozenset({"search_text", "version_key"})
+SORTABLE = (
+    "name",
+    "version",
+    "author_username",
+    "base_model",
+    "published_at",
+    "created_at",
+    "updated_at",
+    "weight",
+    "ordinal",
+    "nsfw_level",
+    "file_path",
+)
+
+
+@dataclass
+class ListQuery:
+    tags: list[str] = field(default_factory=list)
+    base_model: str | None = None
+    author: str | None = None
+    search: str | None = None
+    sort: str = "name"
+    limit: int | None = None
+    missing: bool | None = None  # True: only missing rows; False: only present ones; None: all
+    active: bool | None = None
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return value
+
+
+def _record(row: Any) -> dict[str, Any]:
+    return {k: _json_ready(v) for k, v in row._mapping.items() if k not in HIDDEN}
+
+
+def list_adapters(engine: Engine, query: ListQuery) -> list[dict[str, Any]]:
+    """Records matching every filter, sorted (``-field`` for descending)."""
+    stmt = select(*(c for c in adapter.c if c.name not in HIDDEN))
+    for tag in query.tags:
+        stmt = stmt.where(adapter.c.id.in_(select(adapter_tag.c.adapter_id).where(adapter_tag.c.tag == tag.lower())))
+    if query.base_model:
+        stmt = stmt.where(func.lower(adapter.c.base_model) == query.base_model.lower())
+    if query.author:
+        stmt = stmt.where(func.lower(adapter.c.author_username) == query.author.lower())
+    if query.search:
+        needle = query.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(adapter.c.search_text.like(f"%{needle}%", escape="\\"))
+    if query.missing is not None:
+        stmt = stmt.where(adapter.c.missing_since.is_not(None) if query.missing else adapter.c.missing_since.is_(None))
+    if query.active is not None:
+        stmt = stmt.where(adapter.c.active.is_(query.active))
+    field_name = query.sort.lstrip("-")
+    if field_name not in SORTABLE:
+        raise LoraError(f"--sort {query.sort!r}: choose one of {', '.join(SORTABLE)} (prefix - to reverse)")
+    column = adapter.c[field_name]
+    order = column.desc() if query.sort.startswith("-") else column.asc()
+    stmt = stmt.order_by(column.is_(None), order, adapter.c.name, adapter.c.version_key)
+    if query.limit is not None:
+        stmt = stmt.limit(query.limit)
+    with engine.connect() as conn:
+        return [_record(row) for row in conn.execute(stmt)]
+
+
+def find_adapter(engine: Engine, name: str, version: str | None = None) -> dict[str, Any]:
+    """One record by name (exact, then case-insensitive); the newest version unless one is given.
+
+    Raises :class:`LoraError` naming close matches when nothing fits.
+    """
+    columns = [c for c in adapter.c if c.name not in HIDDEN]
+    with engine.connect() as conn:
+        for condition in (adapter.c.name == name, func.lower(adapter.c.name) == name.lower()):
+            stmt = select(*columns).where(condition)
+            if version is not None:
+                stmt = stmt.where(adapter.c.version_key == version)
+            rows = conn.execute(stmt.order_by(adapter.c.published_at.desc(), adapter.c.version_key.desc())).all()
+            if rows:
+                record = _record(rows[0])
+                record["other_versions"] = [r.version for r in rows[1:]]
+                return record
+        suggestions = suggest(conn, name)
+    what = f"{name!r} version {version!r}" if version is not None else repr(name)
+    hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    raise LoraError(f"no LoRA named {what} in the catalog{hint}")
+
+
+def suggest(conn: Any, name: str, limit: int = 5) -> list[str]:
+    """Names close to ``name``: substring matches first, then similar spellings."""
+    needle = name.lower().replace("%", "").replace("_", "")
+    rows = (
+        conn.execute(select(adapter.c.name).where(adapter.c.search_text.like(f"%{needle}%")).distinct().limit(limit))
+        .scalars()
+        .all()
+    )
+    if len(rows) < limit:
+        names = conn.execute(select(adapter.c.name).distinct()).scalars().all()
+        rows += [n for n in difflib.get_close_matches(name, names, n=limit, cutoff=0.6) if n not in rows]
+    return list(rows[:limit])
+
+
+def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, Any]]:
+    """The problems of the library as last seen: each entry's unresolved failures and duplicates."""
+    stmt = select(entry.c.key, entry.c.status, entry.c.problems).where(
+        entry.c.status.in_(("failed", "duplicate", "ok"))
+    )
+    if path:
+        stmt = stmt.where(entry.c.key.startswith(path.rstrip("/") + "/", autoescape=True))
+    out: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        for key, status, problems in conn.execute(stmt.order_by(entry.c.key)):
+            for p in problems or []:
+                out.append(
+                    {
+                        "path": p.get("path", key),
+                        "category": p.get("kind"),
+                        "message": p.get("message"),
+                        "entry_status": status,
+                    }
+                )
+    return out
+
+
+def run_failures(engine: Engine, run_id: int | None = None) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """One import run (the last one by default) and the files that failed in it."""
+    with engine.connect() as conn:
+        stmt = select(import_run).order_by(import_run.c.id.desc()).limit(1)
+        if run_id is not None:
+            stmt = select(import_run).where(import_run.c.id == run_id)
+        run = conn.execute(stmt).first()
+        if run is None:
+            return None, []
+        rows = conn.execute(
+            select(import_failure.c.path, import_failure.c.category, import_failure.c.message)
+            .where(import_failure.c.run_id == run.id)
+            .order_by(import_failure.c.id)
+        ).all()
+    return _record(run), [dict(r._mapping) for r in rows]
+
+
+def status(engine: Engine, runs: int = 5) -> dict[str, Any]:
+    """Counts of what the catalog holds and the last few runs."""
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(adapter)).scalar_one()
+        missing = conn.execute(
+            select(func.count()).select_from(adapter).where(adapter.c.missing_since.is_not(None))
+        ).scalar_one()
+        by_status = dict(conn.execute(select(entry.c.status, func.count()).group_by(entry.c.status)).all())
+        last = conn.execute(select(import_run).order_by(import_run.c.id.desc()).limit(runs)).all()
+    return {"adapters": total, "missing": missing, "entries": by_status, "runs": [_record(r) for r in last]}
+
+
+def set_user_state(engine: Engine, name: str, version: str | None, values: dict[str, Any]) -> dict[str, Any]:
+    """Change the user's own columns of one record; imports never overwrite them."""
+    record = find_adapter(engine, name, version)
+    if "weight" in values:
+        values["weight_source"] = "user" if values["weight"] is not None else "default"
+        values["weight"] = values["weight"] if values["weight"] is not None else 1.0
+    values["updated_at"] = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(update(adapter).where(adapter.c.id == record["id"]).values(**values))
+        if values.get("weight_source") == "default" and record["entry_key"]:
+            # Forget the entry's signature so the next import restores the sidecar's weight.
+            conn.execute(update(entry).where(entry.c.key == record["entry_key"]).values(signature=""))
+    return find_adapter(engine, record["name"], record["version"] or "")

@@ -1,0 +1,169 @@
+"""Read one library entry: its sidecars, its model file's header, merged into a record.
+
+This is the per-entry work of an import, free of the database so that it can run in a
+worker process. Every failure becomes a :class:`FileProblem`; nothing here raises.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from lora_manager.discovery import Entry, FileStat, is_inside
+from lora_manager.errors import FailureKind, SidecarError
+from lora_manager.models import AdapterRecord, FileProblem, HeaderInfo, SidecarInfo, SidecarRef
+from lora_manager.parsing.base import ParseContext, safe_file_name
+from lora_manager.parsing.merge import merge
+from lora_manager.parsing.registry import parse_sidecar
+from lora_manager.safetensors import read_header
+
+DEFAULT_MAX_SIDECAR_BYTES = 32 * 1024 * 1024
+# A version pick by SHA256 needs the claims of the other sidecars first.
+_NEEDS_CLAIMS = ("civitai_model",)
+
+
+@dataclass(slots=True)
+class EntryResult:
+    """What reading one entry produced. ``status``: ok, failed, skipped or orphan."""
+
+    key: str
+    signature: str
+    status: str
+    record: AdapterRecord | None = None
+    problems: list[FileProblem] = field(default_factory=list)
+    model_path: str | None = None
+    model_size: int | None = None
+    model_mtime_ns: int | None = None
+
+
+def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SIDECAR_BYTES) -> EntryResult:
+    """Parse and merge ``entry``; problems are collected, never raised."""
+    result = EntryResult(entry.key, entry.signature, "failed")
+    _note_model(result, entry, entry.model)
+    result.problems = [
+        FileProblem(path=entry.path(n), kind=FailureKind.UNSAFE_PATH.value, message=m) for n, m in entry.unsafe
+    ]
+    model = entry.model
+    if not entry.sidecars:
+        result.status = "orphan" if model else "failed"
+        return result
+    parsed, refs = _parse_sidecars(entry, model.name if model else None, max_sidecar_bytes, result.problems)
+    if not parsed:
+        noise_only = all(p.kind == FailureKind.NOT_METADATA.value for p in result.problems)
+        result.status = ("orphan" if model else "skipped") if noise_only else "failed"
+        return result
+    if model is None:
+        model = _model_named_by(entry, parsed, root)
+        _note_model(result, entry, model)
+    if model is None:
+        names = ", ".join([entry.stem + ".*", *sorted({s.primary_file_name for s in parsed if s.primary_file_name})])
+        result.problems.append(
+            FileProblem(
+                path=refs[0].path,
+                kind=FailureKind.MODEL_MISSING.value,
+                message=f"no model file beside it (looked for {names} in {entry.directory})",
+            )
+        )
+        return result
+    model_path = entry.path(model.name)
+    header = _header(model_path, model.size, result.problems)
+    preview = min(entry.previews, key=lambda n: (".preview." not in n.lower(), n)) if entry.previews else None
+    result.record = merge(parsed, refs, model_path, entry.stem, header, entry.path(preview) if preview else None)
+    result.status = "ok"
+    return result
+
+
+def _note_model(result: EntryResult, entry: Entry, model: FileStat | None) -> None:
+    if model is not None:
+        result.model_path = entry.path(model.name)
+        result.model_size, result.model_mtime_ns = model.size, model.mtime_ns
+
+
+def _parse_sidecars(
+    entry: Entry, model_name: str | None, max_bytes: int, problems: list[FileProblem]
+) -> tuple[list[SidecarInfo], list[SidecarRef]]:
+    """Every usable sidecar of ``entry``, parsed; the others become problems."""
+    raw_by_name: list[tuple[str, bytes, int, int]] = []
+    for f in entry.sidecars:
+        path = entry.path(f.name)
+        if f.size > max_bytes:
+            problems.append(
+                FileProblem(
+                    path=path,
+                    kind=FailureKind.TOO_LARGE.value,
+                    message=f"{f.size} bytes is over the sidecar limit of {max_bytes}",
+                )
+            )
+            continue
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read(max_bytes + 1)
+        except OSError as exc:
+            problems.append(
+                FileProblem(path=path, kind=FailureKind.UNREADABLE.value, message=f"cannot read: {exc.strerror}")
+            )
+            continue
+        if len(raw) > max_bytes:  # it grew since the walk
+            problems.append(
+                FileProblem(
+                    path=path, kind=FailureKind.TOO_LARGE.value, message=f"over the sidecar limit of {max_bytes} bytes"
+                )
+            )
+            continue
+        raw_by_name.append((f.name, raw, f.size, f.mtime_ns))
+    parsed: list[SidecarInfo] = []
+    refs: list[SidecarRef] = []
+    for name, raw, size, mtime_ns in raw_by_name:
+        info = _parse_one(entry.path(name), entry.stem, name, raw, model_name, frozenset(), problems)
+        if info is not None:
+            parsed.append(info)
+            refs.append(SidecarRef(path=entry.path(name), dialect=info.dialect, size=size, mtime_ns=mtime_ns))
+    # A model response picks its version by file name, else by a SHA256 another sidecar claims:
+    # parse it again, with those claims, when its first pick disagrees with them.
+    claims = frozenset(s.hashes["sha256"] for s in parsed if "sha256" in s.hashes and s.dialect not in _NEEDS_CLAIMS)
+    for i, info in enumerate(parsed):
+        if info.dialect in _NEEDS_CLAIMS and claims and info.hashes.get("sha256") not in claims:
+            raw = next(r for n, r, _, _ in raw_by_name if entry.path(n) == info.path)
+            again = _parse_one(info.path, entry.stem, "", raw, model_name, claims, [])
+            parsed[i] = again or info
+    refs.sort(key=lambda r: r.path)
+    return parsed, refs
+
+
+def _parse_one(
+    path: str,
+    stem: str,
+    name: str,
+    raw: bytes,
+    model_name: str | None,
+    claims: frozenset[str],
+    problems: list[FileProblem],
+) -> SidecarInfo | None:
+    """Parse one sidecar; a failure becomes a problem."""
+    ctx = ParseContext(path=path, stem=stem, model_file_name=model_name, known_sha256=claims)
+    try:
+        return parse_sidecar(raw, name or os.path.basename(path), ctx)
+    except SidecarError as exc:
+        problems.append(FileProblem(path=path, kind=exc.kind.value, message=exc.message))
+        return None
+
+
+def _model_named_by(entry: Entry, parsed: list[SidecarInfo], root: str) -> FileStat | None:
+    """A sidecar-less model file in the same directory that a sidecar names as its file."""
+    by_name = {f.name.lower(): f for f in entry.neighbours}
+    for info in parsed:
+        name = safe_file_name(info.primary_file_name)
+        if name and name.lower() in by_name and is_inside(entry.path(name), root):
+            return by_name[name.lower()]
+    return None
+
+
+def _header(model_path: str, size: int, problems: list[FileProblem]) -> HeaderInfo | None:
+    """The safetensors header, or None for other formats (pickles are never opened)."""
+    if not model_path.lower().endswith(".safetensors"):
+        return None
+    try:
+        return read_header(model_path, size)
+    except SidecarError as exc:
+        problems.append(FileProblem(path=model_path, kind=exc.kind.value, message=exc.message))
+        return None
