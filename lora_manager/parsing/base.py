@@ -62,7 +62,7 @@ def as_int(value: Any) -> int | None:
         return value if -(2**63) <= value < 2**63 else None
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return as_int(int(value))
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.isascii() and len(value) < 20:
         return int(value.strip())
     return None
 

@@ -1,18 +1,136 @@
-"""Placeholder until the civitai_version dialect lands."""
+"""Civitai's model-version response saved as ``NAME.civitai.info`` (Civitai Helper and friends).
+
+This is ``/api/v1/model-versions/{id}`` or ``/by-hash/{sha256}``: one version, so ``name``
+is the *version's* name and the model's name sits in ``model.name``. What the response
+carries varies with when it was fetched and by whom:
+
+* ``model`` holds ``name``, ``type``, ``nsfw``, ``poi``; Civitai Helper's maintained fork
+  also copies the parent model's ``description`` and ``tags`` into it.
+* newer responses carry a top-level ``creator``, ``stats``, ``nsfwLevel`` and ``air``.
+* Civitai Helper writes ``{}`` when the hash is unknown to Civitai; some tools save the
+  API's ``{"error": "Model not found"}`` instead. Both mean "not on Civitai".
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lora_manager.models import SidecarInfo
-from lora_manager.parsing.base import ParseContext
+from lora_manager.parsing.base import (
+    ParseContext,
+    as_bool,
+    as_datetime,
+    as_dict,
+    as_float,
+    as_int,
+    as_str,
+    as_str_list,
+    hashes_from,
+    pick_unmapped,
+    safe_file_name,
+)
+from lora_manager.parsing.civitai_model import as_list, primary_file
+
+SUFFIX = ".civitai.info"
+_MAPPED = frozenset(
+    {
+        "id",
+        "modelId",
+        "name",
+        "description",
+        "publishedAt",
+        "trainedWords",
+        "baseModel",
+        "files",
+        "images",
+        "model",
+        "creator",
+        "stats",
+        "nsfwLevel",
+        "supportsGeneration",
+        "availability",
+        "downloadUrl",
+    }
+)
+_MODEL_MAPPED = frozenset({"name", "description", "tags", "creator"})
+# What a "not on Civitai" file may say besides nothing at all.
+_NOT_FOUND_KEYS = frozenset({"error", "message"})
+
+
+def as_id(value: Any) -> int | None:
+    """A Civitai id: a positive int, else None (``0``, ``""`` and ``"Model not found"`` are no ids)."""
+    try:
+        number = as_int(value)
+    except ValueError:  # str.isdigit() accepts digits that int() refuses (e.g. "²")
+        return None
+    return number if number is not None and number > 0 else None
+
+
+def safe_int(value: Any) -> int | None:
+    """``as_int`` that never raises, for counts and levels."""
+    try:
+        return as_int(value)
+    except ValueError:
+        return None
+
+
+def has_suffix(file_name: str, suffix: str) -> bool:
+    """Whether the file name ends with ``suffix``, ignoring case (Windows users rename freely)."""
+    return file_name.lower().endswith(suffix)
 
 
 class CivitaiVersion:
+    """The Civitai model-version dialect."""
+
     name = "civitai_version"
 
     def detect(self, data: Any, file_name: str) -> bool:
-        return False
+        """A version response by shape, or any object in a file named ``*.civitai.info``."""
+        if not isinstance(data, dict):
+            return False
+        if has_suffix(file_name, SUFFIX):
+            return True
+        if "modelId" in data and ("files" in data or "model" in data):
+            return True
+        return isinstance(data.get("model"), dict) and isinstance(data.get("name"), str)
 
     def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo:
-        raise NotImplementedError
+        """Map one version; ``{}`` (or a bare API error) becomes ``empty=True``."""
+        if not data or (set(data) <= _NOT_FOUND_KEYS and "id" not in data):
+            return SidecarInfo(dialect=self.name, path=ctx.path, empty=True, extra=dict(data))
+        model = as_dict(data.get("model"))
+        file = primary_file(as_list(data.get("files")), ctx.model_file_name)
+        creator = as_dict(data.get("creator")) or as_dict(model.get("creator"))
+        extra = pick_unmapped(data, _MAPPED)
+        model_extra = pick_unmapped(model, _MODEL_MAPPED)
+        if model_extra:
+            extra["model"] = model_extra
+        model_description = as_str(model.get("description"))
+        version_description = as_str(data.get("description"))
+        if model_description and version_description:
+            extra["version_description"] = version_description
+        return SidecarInfo(
+            dialect=self.name,
+            path=ctx.path,
+            name=as_str(model.get("name")),
+            version=as_str(data.get("name")),
+            # The column is the model's description; a version response only has one when a
+            # helper copied it in, else the version's own notes are the best there is.
+            description=model_description or version_description,
+            author_username=as_str(creator.get("username")),
+            published_at=as_datetime(data.get("publishedAt")),
+            tags=as_str_list(model.get("tags")),
+            trained_words=as_str_list(data.get("trainedWords"), split_commas=True),
+            base_model=as_str(data.get("baseModel")),
+            nsfw_level=safe_int(data.get("nsfwLevel")),
+            supports_generation=as_bool(data.get("supportsGeneration")),
+            visibility=as_str(data.get("availability")),
+            stats=as_dict(data.get("stats")) or None,
+            civitai_model_id=as_id(data.get("modelId")),
+            civitai_version_id=as_id(data.get("id")),
+            primary_file_name=safe_file_name(file.get("name")),
+            primary_file_size_kb=as_float(file.get("sizeKB")),
+            primary_file_download_url=as_str(file.get("downloadUrl")) or as_str(data.get("downloadUrl")),
+            hashes=hashes_from(file.get("hashes")),
+            extra=extra,
+        )

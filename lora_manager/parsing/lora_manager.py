@@ -1,18 +1,183 @@
-"""Placeholder until the lora_manager dialect lands."""
+"""ComfyUI-Lora-Manager's ``NAME.metadata.json``.
+
+Lora-Manager keeps its own flat record (``model_name``, ``file_name`` without extension,
+``file_path``, ``size``, ``sha256`` it computed itself, a normalised ``base_model``) and
+stores the Civitai model-version response it matched under ``civitai``. Things that are
+easy to get wrong:
+
+* ``modified`` is when Lora-Manager added the file, not the file's mtime: it goes to extra.
+* ``usage_tips`` is a JSON *string* (``"{\\"strength\\": 0.6, \\"clip_strength\\": 0.5}"``,
+  also ``strength_min``/``strength_max``/``clip_skip``); ``"{}"`` when unset. Some files
+  hold junk or an already-decoded object.
+* ``civitai`` may be ``{}`` or hold only ``trainedWords`` for models not from Civitai.
+* ``preview_url`` is a local path despite its name; ``file_path`` is an absolute path on
+  the machine that wrote the file. Neither is trusted as a path: both stay in extra.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lora_manager.models import SidecarInfo
-from lora_manager.parsing.base import ParseContext
+from lora_manager.parsing.base import (
+    ParseContext,
+    as_bool,
+    as_datetime,
+    as_dict,
+    as_float,
+    as_hash,
+    as_str,
+    as_str_list,
+    hashes_from,
+    pick_unmapped,
+    safe_file_name,
+)
+from lora_manager.parsing.civitai_model import as_list, primary_file
+from lora_manager.parsing.civitai_version import as_id, has_suffix, safe_int
+
+SUFFIX = ".metadata.json"
+# Keys only Lora-Manager writes; detection needs a few of them together.
+_SIGNATURE = frozenset(
+    {
+        "model_name",
+        "file_name",
+        "file_path",
+        "sha256",
+        "base_model",
+        "preview_url",
+        "preview_nsfw_level",
+        "notes",
+        "from_civitai",
+        "civitai",
+        "usage_tips",
+        "modelDescription",
+        "civitai_deleted",
+        "favorite",
+        "exclude",
+        "db_checked",
+        "last_checked_at",
+        "metadata_source",
+        "hash_status",
+        "skip_metadata_refresh",
+    }
+)
+_MIN_SIGNATURE = 3
+_MAPPED = frozenset(
+    {"model_name", "sha256", "base_model", "notes", "civitai", "tags", "modelDescription", "usage_tips"}
+)
+_CIVITAI_MAPPED = frozenset(
+    {
+        "id",
+        "modelId",
+        "name",
+        "description",
+        "publishedAt",
+        "trainedWords",
+        "baseModel",
+        "files",
+        "model",
+        "creator",
+        "stats",
+        "nsfwLevel",
+        "supportsGeneration",
+        "availability",
+        "downloadUrl",
+        "images",
+        "customImages",
+    }  # example images are no metadata and can be huge
+)
+_MODEL_MAPPED = frozenset({"name", "description", "tags"})
+_UNKNOWN_BASE = frozenset({"unknown", ""})
+_MAX_TIPS_CHARS = 100_000  # usage tips are a few keys; anything longer is junk we do not decode
+
+
+def usage_tips(value: Any) -> dict[str, Any] | None:
+    """The usage tips as an object: decoded from their JSON string, or as given; None if unusable."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str) or len(value) > _MAX_TIPS_CHARS:
+        return None
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 class LoraManager:
+    """The ComfyUI-Lora-Manager dialect."""
+
     name = "lora_manager"
 
     def detect(self, data: Any, file_name: str) -> bool:
-        return False
+        """Lora-Manager's snake_case record: a name key plus a few of its own keys."""
+        if not isinstance(data, dict):
+            return False
+        found = len(_SIGNATURE.intersection(data))
+        if has_suffix(file_name, SUFFIX) and found >= 1:
+            return True
+        return ("model_name" in data or "file_name" in data) and found >= _MIN_SIGNATURE
 
     def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo:
-        raise NotImplementedError
+        """Map the flat record, then fill gaps from the embedded Civitai version."""
+        civitai = as_dict(data.get("civitai"))
+        model = as_dict(civitai.get("model"))
+        creator = as_dict(civitai.get("creator")) or as_dict(model.get("creator"))
+        file = primary_file(as_list(civitai.get("files")), ctx.model_file_name)
+        tips = usage_tips(data.get("usage_tips"))
+        weight = as_float(as_dict(tips).get("strength"))
+        notes = as_str(data.get("notes"))
+        user_fields = {name for name, value in (("weight", weight), ("notes", notes)) if value}
+
+        hashes = hashes_from(file.get("hashes"))
+        own_sha = as_hash(data.get("sha256"))
+        if own_sha:  # Lora-Manager hashed the file itself; that beats what Civitai lists
+            hashes["sha256"] = own_sha
+        base_model = as_str(data.get("base_model"))
+        if base_model is None or base_model.lower() in _UNKNOWN_BASE:
+            base_model = as_str(civitai.get("baseModel"))
+
+        extra = pick_unmapped(data, _MAPPED)
+        civitai_extra = pick_unmapped(civitai, _CIVITAI_MAPPED)
+        model_extra = pick_unmapped(model, _MODEL_MAPPED)
+        if model_extra:
+            civitai_extra["model"] = model_extra
+        if civitai_extra:
+            extra["civitai"] = civitai_extra
+        if tips is not None:
+            other_tips = {k: v for k, v in tips.items() if k != "strength"}
+            if other_tips:
+                extra["usage_tips"] = other_tips
+        elif as_str(data.get("usage_tips")):
+            extra["usage_tips"] = data["usage_tips"]  # junk kept verbatim, for `lora show`
+
+        return SidecarInfo(
+            dialect=self.name,
+            path=ctx.path,
+            name=as_str(data.get("model_name")) or as_str(model.get("name")),
+            version=as_str(civitai.get("name")),
+            description=as_str(data.get("modelDescription")) or as_str(model.get("description")),
+            author_username=as_str(creator.get("username")) or as_str(creator.get("name")),
+            published_at=as_datetime(civitai.get("publishedAt")),
+            # Lora-Manager copies the model's tags and lets the user edit them; an empty list
+            # there is as likely "never filled" as "cleared", so Civitai's tags fill it, and
+            # with neither it says nothing (None), leaving other sidecars' tags to the merge.
+            tags=as_str_list(data.get("tags")) or as_str_list(model.get("tags")) or None,
+            trained_words=as_str_list(civitai.get("trainedWords"), split_commas=True),
+            weight=weight or None,  # a strength of 0 would disable the LoRA: it means "not set"
+            notes=notes,
+            base_model=base_model,
+            nsfw_level=safe_int(civitai.get("nsfwLevel")),
+            supports_generation=as_bool(civitai.get("supportsGeneration")),
+            visibility=as_str(civitai.get("availability")),
+            stats=as_dict(civitai.get("stats")) or None,
+            civitai_model_id=as_id(civitai.get("modelId")),
+            civitai_version_id=as_id(civitai.get("id")),
+            primary_file_name=safe_file_name(file.get("name")),
+            primary_file_size_kb=as_float(file.get("sizeKB")),
+            primary_file_download_url=as_str(file.get("downloadUrl")) or as_str(civitai.get("downloadUrl")),
+            hashes=hashes,
+            user_fields=frozenset(user_fields),
+            extra=extra,
+        )

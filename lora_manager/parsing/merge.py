@@ -20,7 +20,11 @@ from lora_manager.models import AdapterRecord, HeaderInfo, SidecarInfo, SidecarR
 
 CIVITAI_ORDER = ("civitai_model", "civitai_version", "lora_manager", "stability_matrix", "a1111")
 USER_ORDER = ("a1111", "lora_manager", "civitai_model", "civitai_version", "stability_matrix")
-_COMMA = re.compile(r"\s*,\s*")
+# Hashes a tool computed from the local file outrank hashes copied from a Civitai response,
+# which may describe another file of the version (a pruned variant, say).
+HASH_ORDER = ("lora_manager", "a1111", "stability_matrix", "civitai_version", "civitai_model")
+# Civitai Helper joins prompt-style trigger words with " || "; A1111 users write commas.
+_TRIGGER_SPLIT = re.compile(r"\s*(?:,|\|\|)\s*")
 
 
 def _rank(order: tuple[str, ...], dialect: str) -> int:
@@ -28,9 +32,10 @@ def _rank(order: tuple[str, ...], dialect: str) -> int:
 
 
 def _first(layers: list[SidecarInfo], field: str) -> Any:
+    """The first layer's value that says something (an empty list says nothing)."""
     for layer in layers:
         value = getattr(layer, field)
-        if value is not None:
+        if value is not None and value != []:
             return value
     return None
 
@@ -57,7 +62,7 @@ def merge(
     weight = next((s.weight for s in user if "weight" in s.user_fields and s.weight), None)
     activation_text = user_first("activation_text")
     trained_words = _first(civitai, "trained_words") or []
-    triggers = [w for w in _COMMA.split(activation_text) if w] if activation_text else list(trained_words)
+    triggers = [w for w in _TRIGGER_SPLIT.split(activation_text) if w] if activation_text else list(trained_words)
     model_name = model_path.replace("\\", "/").rsplit("/", 1)[-1]
     primary = _primary_ref(refs, civitai)
     return AdapterRecord(
@@ -106,7 +111,7 @@ def _hashes(civitai: list[SidecarInfo], header: HeaderInfo | None) -> tuple[dict
     """The claimed hashes and where each came from; AutoV2 is derived from SHA256 when absent."""
     hashes: dict[str, str] = {}
     sources: dict[str, str] = {}
-    for layer in civitai:
+    for layer in sorted(civitai, key=lambda s: _rank(HASH_ORDER, s.dialect)):
         for kind, digest in layer.hashes.items():
             if kind not in hashes:
                 hashes[kind], sources[kind] = digest, layer.dialect

@@ -64,7 +64,10 @@ def identify(data: Any, file_name: str) -> Dialect | None:
 def parse_sidecar(raw: bytes, file_name: str, ctx: ParseContext) -> SidecarInfo:
     """Parse one sidecar's bytes; raises only :class:`SidecarError`, with a category."""
     data = load_json(raw)
-    dialect = identify(data, file_name)
+    try:
+        dialect = identify(data, file_name)
+    except Exception as exc:  # a detector bug must cost one file, never the run
+        raise SidecarError(FailureKind.INVALID_METADATA, f"cannot tell the dialect: {type(exc).__name__}") from None
     if dialect is None:
         shape = (
             type(data).__name__

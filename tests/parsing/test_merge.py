@@ -1,0 +1,82 @@
+"""Merge precedence: the user's words > Civitai data > the safetensors header > the file name."""
+
+from __future__ import annotations
+
+from lora_manager.models import HeaderInfo, SidecarInfo, SidecarRef
+from lora_manager.parsing.merge import merge
+
+
+def _ref(path: str, dialect: str) -> SidecarRef:
+    return SidecarRef(path=path, dialect=dialect, size=10, mtime_ns=1_700_000_000_000_000_000)
+
+
+def test_user_fields_beat_civitai_and_weight_comes_from_the_user() -> None:
+    """A1111's activation text, weight, notes and description win over Civitai's."""
+    civitai = SidecarInfo(
+        dialect="civitai_version",
+        path="/l/x.civitai.info",
+        name="X",
+        version="v2",
+        description="civitai text",
+        trained_words=["cw1", "cw2"],
+        base_model="Pony",
+        hashes={"sha256": "a" * 64},
+    )
+    user = SidecarInfo(
+        dialect="a1111",
+        path="/l/x.json",
+        description="mine",
+        activation_text="w1, w2",
+        weight=0.7,
+        notes="n",
+        user_fields=frozenset({"description", "activation_text", "weight", "notes"}),
+    )
+    record = merge(
+        [user, civitai],
+        [_ref("/l/x.json", "a1111"), _ref("/l/x.civitai.info", "civitai_version")],
+        "/l/x.safetensors",
+        "x",
+    )
+    assert (record.name, record.version) == ("X", "v2")
+    assert record.description == "mine" and record.notes == "n"
+    assert record.activation_text == "w1, w2" and record.triggers == ["w1", "w2"]
+    assert record.trained_words == ["cw1", "cw2"]
+    assert (record.weight, record.weight_source) == (0.7, "sidecar")
+    assert record.primary_file_sha256 == "a" * 64 and record.primary_file_autov2 == "a" * 10
+    assert record.hash_sources == {"sha256": "civitai_version", "autov2": "civitai_version"}
+    assert record.json_file_path == "/l/x.civitai.info"
+
+
+def test_the_full_model_response_outranks_a_version_response_for_tags_and_creator() -> None:
+    """Civitai's model JSON knows tags and the creator; a version response knows neither."""
+    model = SidecarInfo(dialect="civitai_model", name="M", version="v1", tags=["anime"], author_username="kohaku")
+    version = SidecarInfo(dialect="civitai_version", name="M (renamed)", version="v1", tags=None)
+    record = merge([version, model], [], "/l/m.safetensors", "m")
+    assert record.name == "M" and record.tags == ["anime"] and record.author_username == "kohaku"
+
+
+def test_header_fills_what_no_sidecar_says_and_file_name_is_the_last_resort() -> None:
+    """Without Civitai data the name is the file's stem and the base model comes from the header."""
+    user = SidecarInfo(dialect="a1111", activation_text="trig", user_fields=frozenset({"activation_text"}))
+    header = HeaderInfo(base_model="SD 1.5", autov3="0123456789ab", title="Header Title")
+    record = merge([user], [], "/l/my_lora.safetensors", "my_lora", header)
+    assert record.name == "my_lora" and record.version is None
+    assert record.base_model == "SD 1.5"
+    assert record.primary_file_autov3 == "0123456789ab" and record.hash_sources["autov3"] == "header"
+    assert (record.weight, record.weight_source) == (1.0, "default")
+    assert record.primary_file_name == "my_lora.safetensors"
+
+
+def test_an_empty_civitai_info_contributes_nothing() -> None:
+    """Civitai Helper's `{}` (not found on Civitai) leaves the record to the other sources."""
+    empty = SidecarInfo(dialect="civitai_version", empty=True, name="should not be used")
+    record = merge([empty], [], "/l/mine.safetensors", "mine", HeaderInfo(base_model="Flux.1 D"))
+    assert record.name == "mine" and record.base_model == "Flux.1 D"
+
+
+def test_extra_is_kept_per_dialect() -> None:
+    """What no column holds stays in `extra`, under the dialect that said it."""
+    a = SidecarInfo(dialect="civitai_model", name="A", extra={"poi": False})
+    b = SidecarInfo(dialect="stability_matrix", name="A", extra={"ImportedAt": "2024"})
+    record = merge([a, b], [], "/l/a.safetensors", "a")
+    assert record.extra == {"civitai_model": {"poi": False}, "stability_matrix": {"ImportedAt": "2024"}}
