@@ -33,6 +33,7 @@ class StoredEntry(NamedTuple):
     name: str | None
     version_key: str | None
     adapter_id: int | None
+    model_path: str | None
 
 
 class Owner(NamedTuple):
@@ -59,7 +60,13 @@ def load_entries(conn: Connection, root: str) -> dict[str, StoredEntry]:
     """Every stored entry under ``root``, in one query: the whole of change detection's reads."""
     rows = conn.execute(
         select(
-            entry.c.key, entry.c.signature, entry.c.status, entry.c.name, entry.c.version_key, entry.c.adapter_id
+            entry.c.key,
+            entry.c.signature,
+            entry.c.status,
+            entry.c.name,
+            entry.c.version_key,
+            entry.c.adapter_id,
+            entry.c.model_path,
         ).where(_under(entry.c.key, root))
     )
     return {r[0]: StoredEntry(*r) for r in rows}

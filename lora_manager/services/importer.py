@@ -170,6 +170,7 @@ def _run_root(
                 old = plan.stored[e.key]
                 action = "unchanged" if old.status in ("ok", "duplicate") else old.status
                 report.outcomes.append(Outcome(e.key, action, old.name, old.version_key or None))
+    _handle_vanished(engine, plan, report, options.dry_run)
     state = _RunState(plan)
     done = 0
     for batch in _read_batches(plan, options):
@@ -187,25 +188,23 @@ def _run_root(
         if should_stop():
             report.interrupted = True
             return
-    if options.dry_run:
-        _report_vanished(plan, report)
+    if options.prune and not options.dry_run:
+        with engine.begin() as conn:
+            report.counts["pruned"] += repo.prune_missing(conn, plan.root)
+
+
+def _handle_vanished(engine: Engine, plan: _RootPlan, report: ImportReport, dry_run: bool) -> None:
+    """Entries whose files are all gone: their rows are marked missing (before any take-over)."""
+    held = [s for s in plan.vanished if s.adapter_id is not None]
+    for s in held:
+        report.outcomes.append(Outcome(s.key, "missing", s.name, s.version_key or None, "files are gone"))
+    if dry_run:
+        report.counts["missing"] += len(held)
         return
     with engine.begin() as conn:
-        now = _now()
-        gone = [s.adapter_id for s in plan.vanished if s.adapter_id is not None]
-        report.counts["missing"] += repo.mark_missing(conn, gone, now) if gone else 0
+        report.counts["missing"] += repo.mark_missing(conn, [s.adapter_id for s in held if s.adapter_id], _now())
         repo.delete_entries(conn, [s.key for s in plan.vanished])
-        if options.prune:
-            report.counts["pruned"] += repo.prune_missing(conn, plan.root)
-    _report_vanished(plan, report, record=False)
-
-
-def _report_vanished(plan: _RootPlan, report: ImportReport, record: bool = True) -> None:
-    for s in plan.vanished:
-        if s.status == "ok":
-            if record:
-                report.counts["missing"] += 1
-            report.outcomes.append(Outcome(s.key, "missing", s.name, s.version_key or None, "files are gone"))
+        repo.mark_model_files_missing(conn, [s.model_path for s in plan.vanished if s.model_path], _now())
 
 
 def _read_batches(plan: _RootPlan, options: ImportOptions) -> Iterator[list[EntryResult]]:
@@ -342,6 +341,7 @@ class _RunState:
                     self.claims[old_ident] = r.key
                 elif old_id is not None and self.claims.get(old_ident) in (None, r.key):
                     missing.append(old_id)
+                    report.counts["missing"] += 1
                     row.update(
                         adapter_id=old_id,
                         name=old_ident[0] if old_ident else None,

@@ -1,0 +1,205 @@
+"""The importer's rules, on real files and real catalogs (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from lora_manager.db import open_catalog
+from lora_manager.db.schema import adapter, import_failure, import_run
+from lora_manager.services.catalog import ListQuery, list_adapters, set_user_state
+from lora_manager.services.importer import ImportOptions, run_import
+from tests.builders import a1111, civitai_model, civitai_version, write_json, write_model
+
+
+@pytest.fixture
+def engine(catalog_url: str) -> Iterator[Engine]:
+    engine = open_catalog(catalog_url)
+    yield engine
+    engine.dispose()
+
+
+def _import(engine: Engine, root: Path, **options: object):  # type: ignore[no-untyped-def]
+    return run_import(engine, ImportOptions(roots=[str(root)], **options))  # type: ignore[arg-type]
+
+
+def _rows(engine: Engine) -> list[dict[str, object]]:
+    return list_adapters(engine, ListQuery())
+
+
+def test_second_import_of_unchanged_tree_writes_nothing_and_opens_nothing(engine: Engine, tmp_path: Path) -> None:
+    """Unchanged sidecars are not opened: garbage with the same size and mtime goes unnoticed."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors", tags=["anime"]))
+    sidecar = lib / "a.json"
+    first = _import(engine, lib)
+    assert first.counts["new"] == 1
+    before = _rows(engine)
+    st = sidecar.stat()
+    sidecar.write_bytes(b"x" * st.st_size)
+    os.utime(sidecar, ns=(st.st_atime_ns, st.st_mtime_ns))
+    second = _import(engine, lib)
+    assert (second.counts["new"], second.counts["updated"], second.counts["unchanged"]) == (0, 0, 1)
+    assert second.problems == []
+    assert _rows(engine) == before
+
+
+def test_a_sidecar_restored_with_an_older_mtime_is_re_read(engine: Engine, tmp_path: Path) -> None:
+    """Change detection compares for inequality, so a backup restore is noticed."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors", tags=["old"]))
+    _import(engine, lib)
+    sidecar = write_json(lib / "a.json", civitai_model("Alpha", file_name="a.safetensors", tags=["new"]))
+    st = sidecar.stat()
+    os.utime(sidecar, ns=(st.st_atime_ns, st.st_mtime_ns - 86_400 * 10**9))
+    report = _import(engine, lib)
+    assert report.counts["updated"] == 1
+    assert _rows(engine)[0]["tags"] == ["new"]
+
+
+def test_a_record_without_version_upserts_idempotently(engine: Engine, tmp_path: Path) -> None:
+    """NULL is distinct in a UNIQUE index, so the key uses version_key; two forced imports keep one row."""
+    lib = tmp_path / "lib"
+    write_model(lib, "plain", a1111(activation_text="trig", weight=0.8))
+    _import(engine, lib)
+    _import(engine, lib, force=True)
+    rows = _rows(engine)
+    assert [(r["name"], r["version"], r["weight"]) for r in rows] == [("plain", None, 0.8)]
+
+
+def test_user_state_survives_re_import_of_changed_metadata(engine: Engine, tmp_path: Path) -> None:
+    """active, ordinal, archetype and a user-set weight are never overwritten by an upsert."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", a1111(activation_text="one", weight=0.5))
+    write_json(lib / "a.civitai.info", civitai_version("Alpha", file_name="a.safetensors"))
+    _import(engine, lib)
+    set_user_state(engine, "Alpha", None, {"active": True, "ordinal": 3, "archetype": "hero", "weight": 0.9})
+    write_json(lib / "a.json", a1111(activation_text="two", weight=0.6))
+    assert _import(engine, lib).counts["updated"] == 1
+    (row,) = _rows(engine)
+    assert row["activation_text"] == "two"
+    assert (row["active"], row["ordinal"], row["archetype"]) == (True, 3, "hero")
+    assert (row["weight"], row["weight_source"]) == (0.9, "user")
+
+
+def test_duplicate_identity_goes_to_the_first_path_and_does_not_flip(engine: Engine, tmp_path: Path) -> None:
+    """Two entries claiming one (name, version): the first in path order wins, on every run."""
+    lib = tmp_path / "lib"
+    write_model(lib / "b", "copy", civitai_model("Same", file_name="copy.safetensors"))
+    first = _import(engine, lib)
+    assert _rows(engine)[0]["file_path"].endswith("b/copy.safetensors")
+    write_model(lib / "a", "orig", civitai_model("Same", file_name="orig.safetensors"))
+    second = _import(engine, lib)
+    assert first.counts["new"] == 1 and second.counts["updated"] == 1
+    assert [r["file_path"].split("lib/")[1] for r in _rows(engine)] == ["a/orig.safetensors"]
+    write_json(lib / "b" / "copy.json", civitai_model("Same", file_name="copy.safetensors", tags=["touched"]))
+    third = _import(engine, lib)
+    assert third.counts["duplicates"] == 1
+    assert [r["file_path"].split("lib/")[1] for r in _rows(engine)] == ["a/orig.safetensors"]
+    assert _import(engine, lib).counts["unchanged"] == 1
+
+
+def test_when_the_winner_vanishes_the_duplicate_takes_over(engine: Engine, tmp_path: Path) -> None:
+    """A duplicate waiting for an identity is re-read when its holder goes away."""
+    lib = tmp_path / "lib"
+    write_model(lib / "a", "orig", civitai_model("Same", file_name="orig.safetensors"))
+    write_model(lib / "b", "copy", civitai_model("Same", file_name="copy.safetensors"))
+    _import(engine, lib)
+    for name in ("orig.safetensors", "orig.json"):
+        (lib / "a" / name).unlink()
+    _import(engine, lib)
+    (row,) = _rows(engine)
+    assert row["file_path"].endswith("b/copy.safetensors") and row["missing_since"] is None
+
+
+def test_renamed_identity_leaves_no_old_row_and_keeps_user_state(engine: Engine, tmp_path: Path) -> None:
+    """A sidecar edited to name another (name, version) moves its row; nothing lingers."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", version="v1", file_name="a.safetensors"))
+    _import(engine, lib)
+    set_user_state(engine, "Alpha", "v1", {"active": True})
+    write_json(lib / "a.json", civitai_model("Alpha", version="v2", file_name="a.safetensors"))
+    _import(engine, lib)
+    assert [(r["name"], r["version"], r["active"]) for r in _rows(engine)] == [("Alpha", "v2", True)]
+
+
+def test_vanished_files_are_marked_missing_then_pruned_on_request(engine: Engine, tmp_path: Path) -> None:
+    """Rows of deleted entries get missing_since; only --prune deletes them; a return clears the mark."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors"))
+    write_model(lib, "b", civitai_model("Beta", file_name="b.safetensors"))
+    _import(engine, lib)
+    saved = (lib / "b.json").read_bytes()
+    (lib / "b.json").unlink()
+    report = _import(engine, lib)
+    assert report.counts["missing"] == 1
+    assert [r["name"] for r in list_adapters(engine, ListQuery(missing=True))] == ["Beta"]
+    (lib / "b.json").write_bytes(saved)
+    _import(engine, lib)
+    assert list_adapters(engine, ListQuery(missing=True)) == []
+    (lib / "b.json").unlink()
+    _import(engine, lib)
+    pruned = _import(engine, lib, prune=True)
+    assert pruned.counts["pruned"] == 1
+    assert [r["name"] for r in _rows(engine)] == ["Alpha"]
+
+
+def test_prune_refuses_an_empty_root(engine: Engine, tmp_path: Path) -> None:
+    """An unmounted NAS looks like an empty folder: it must not wipe the catalog."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors"))
+    _import(engine, lib)
+    for f in lib.iterdir():
+        f.unlink()
+    from lora_manager.errors import LoraError
+
+    with pytest.raises(LoraError, match="empty"):
+        _import(engine, lib, prune=True)
+    assert [r["name"] for r in _rows(engine)] == ["Alpha"]
+    assert list_adapters(engine, ListQuery(missing=True)) == []
+
+
+def test_every_run_and_every_failed_file_is_recorded(engine: Engine, tmp_path: Path) -> None:
+    """import_run holds start, end, counts; import_failure the file, category and message."""
+    lib = tmp_path / "lib"
+    write_model(lib, "good", civitai_model("Good", file_name="good.safetensors"))
+    (lib / "broken.json").write_text("{not json")
+    write_json(lib / "lonely.civitai.info", civitai_version("Lonely", file_name="lonely.safetensors"))
+    report = _import(engine, lib)
+    assert report.failed
+    with engine.connect() as conn:
+        run = conn.execute(select(import_run)).one()
+        failures = conn.execute(select(import_failure.c.path, import_failure.c.category)).all()
+    assert run.status == "completed" and run.finished_at is not None and run.counts["new"] == 1
+    assert sorted((Path(p).name, c) for p, c in failures) == [
+        ("broken.json", "invalid_json"),
+        ("lonely.civitai.info", "model_missing"),
+    ]
+    with engine.connect() as conn:
+        assert conn.execute(select(adapter.c.name)).scalars().all() == ["Good"]
+
+
+def test_a_broken_second_sidecar_costs_only_that_file(engine: Engine, tmp_path: Path) -> None:
+    """One bad sidecar of a model is reported; the record still comes from the good one."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", sidecar=None)
+    write_json(lib / "a.civitai.info", civitai_version("Alpha", file_name="a.safetensors"))
+    (lib / "a.json").write_text('{"activation text": ')
+    report = _import(engine, lib)
+    assert report.counts["new"] == 1 and [p.kind for p in report.problems] == ["invalid_json"]
+    assert [r["name"] for r in _rows(engine)] == ["Alpha"]
+
+
+def test_dry_run_writes_nothing_but_reports_what_would_happen(engine: Engine, tmp_path: Path) -> None:
+    """--dry-run is the same plan without the writes (no rows, no run record)."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors"))
+    report = _import(engine, lib, dry_run=True)
+    assert report.counts["new"] == 1 and [o.action for o in report.outcomes] == ["new"]
+    assert _rows(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(select(import_run)).all() == []
