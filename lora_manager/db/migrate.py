@@ -1,20 +1,176 @@
-"""Bring a catalog's schema to the one this release expects.
+"""Bring a catalog's schema to the one this release expects, with the Alembic history in the package.
 
-Until the Alembic history lands, a new catalog is created from the models.
+Every command opens the catalog through :func:`ensure_schema`. Its fast path is one query:
+when the stored revision is :data:`HEAD` nothing else happens and Alembic is not even
+imported, so ``lora list`` pays almost nothing for it. Otherwise :func:`upgrade` takes a lock
+(``BEGIN IMMEDIATE`` on SQLite, a transaction-level advisory lock on PostgreSQL), reads the
+revision again (a concurrent first open may have done the work meanwhile) and runs the
+missing migrations inside that same transaction: a crash or a kill leaves either the old
+schema or the new one, never half of it.
+
+A catalog stamped with a revision this release does not know was written by a newer
+release: it is refused and left untouched.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from lora_manager.db.schema import Base
+from sqlalchemy import Connection, Engine, func, inspect, select, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
 from lora_manager.errors import LoraError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest revision in ``migrations/versions``; a test checks that they agree. Kept as a
+# constant so that the fast path never has to import Alembic and read the scripts.
+HEAD = "0003"
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "alembic_version"
+# Distinct from the import lock's key: an upgrade must not wait for an import to finish.
+MIGRATE_LOCK_KEY = 0x10CA_3A12
+# The tables of revision 0001: a catalog that has them but no version table was created
+# before migrations existed (``create_all``) and is adopted at 0001.
+CORE_TABLES = ("adapter", "adapter_tag", "entry", "import_run", "import_failure")
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a catalog's schema stands; ``current`` is None for a blank database."""
+
+    current: str | None
+    head: str
+    known: bool  # False: stamped by a newer release
+
+    @property
+    def pending(self) -> bool:
+        return self.known and self.current != self.head
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """An Alembic ``Config`` built in code (no ``alembic.ini``): the scripts in the package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def known_revisions() -> set[str]:
+    """Every revision this release ships."""
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def script_head() -> str:
+    """The head revision as the scripts say (the truth :data:`HEAD` must match)."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:  # pragma: no cover - a packaging mistake, caught by the tests
+        raise RuntimeError(f"the migration history has {len(heads)} heads: {heads}")
+    return heads[0]
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision stamped in the catalog; None for a blank (or pre-migration) database."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create the tables a new catalog lacks."""
+    """Upgrade the catalog to :data:`HEAD` unless it is there already (one cheap query)."""
     try:
-        Base.metadata.create_all(engine)
+        with engine.connect() as conn:
+            if conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == HEAD:
+                return
+    except DBAPIError:
+        pass  # no version table yet, or no database: the slow path says which
+    upgrade(engine)
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """The catalog's revision against this release's head, without changing anything."""
+    try:
+        with engine.connect() as conn:
+            current = current_revision(conn)
     except SQLAlchemyError as exc:
-        raise LoraError(f"cannot open the catalog at {engine.url!r}: {exc.__cause__ or exc}") from None
+        raise _cannot_open(engine, exc) from None
+    return SchemaState(current, HEAD, current is None or current in known_revisions())
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Run the missing migrations under the migration lock; returns ``(from, to)`` revisions."""
+    from alembic import command
+
+    state = schema_state(engine)
+    if not state.known:
+        raise _newer(state.current)
+    try:
+        with _migration_transaction(engine) as conn:
+            current = current_revision(conn)  # again: another process may have upgraded meanwhile
+            if current == HEAD:
+                return current, HEAD
+            if current is not None and current not in known_revisions():
+                raise _newer(current)
+            config = alembic_config(connection=conn)
+            if current is None and all(inspect(conn).has_table(t) for t in CORE_TABLES):
+                command.stamp(config, "0001")
+                current = "0001"
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        raise _cannot_open(engine, exc) from None
+    return current, HEAD
+
+
+@contextmanager
+def _migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction that holds the catalog's migration lock until it commits or rolls back."""
+    with engine.connect() as conn:
+        if engine.dialect.name != "sqlite":
+            with conn.begin():
+                conn.execute(select(func.pg_advisory_xact_lock(MIGRATE_LOCK_KEY)))
+                yield conn
+            return
+        # pysqlite would commit before DDL on its own; in AUTOCOMMIT it leaves the transaction to
+        # us. Foreign keys go off first (they cannot change inside a transaction) so that batch
+        # mode's copy-and-drop of a table cannot cascade into its children.
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits out a concurrent opener (busy_timeout)
+            try:
+                yield conn
+                violations = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if violations:
+                    raise LoraError(f"the migration would break {len(violations)} references; nothing was changed")
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+
+
+def _newer(revision: Any) -> LoraError:
+    return LoraError(
+        f"this catalog was written by a newer lora-manager (revision {revision}); upgrade lora-manager "
+        "(pip install -U lora-manager). The catalog was not changed."
+    )
+
+
+def _cannot_open(engine: Engine, exc: SQLAlchemyError) -> LoraError:
+    cause = getattr(exc, "orig", None) or exc
+    return LoraError(f"cannot open the catalog at {engine.url!r}: {cause}")

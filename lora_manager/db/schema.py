@@ -5,6 +5,7 @@
 - ``adapter_tag``: the tags again, lowercased and indexed, so ``--tag`` never scans JSON text.
 - ``entry``: one row per library entry (a model file and its sidecars) with the signature
   that change detection compares, the identity it claims and its known problems.
+- ``directory``: a fingerprint of each walked directory, so an unchanged one costs a stat per file.
 - ``model_file``: every model file seen, with the hashes computed for it (hashes belong to
   files, not to catalog identities).
 - ``import_run`` / ``import_failure``: every run, and every file that failed in it.
@@ -12,12 +13,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, MetaData, Text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import TEXT as PG_TEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -27,7 +30,31 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 JsonType = JSON().with_variant(JSONB(), "postgresql")
-UtcDateTime = DateTime(timezone=True)
+# Text compares bytewise on both databases, as SQLite's BINARY does: the path-range queries
+# (``key >= 'root/' AND key < 'root0'``) are only right so, and lists sort the same everywhere.
+# A database's default collation (en_US, ICU) would put /x/Lib/a inside the range of /x/lib.
+TextType = Text().with_variant(PG_TEXT(collation="C"), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime, stored and read back in UTC on both databases.
+
+    SQLite keeps no offset (14:00+02:00 would be read back as 14:00 UTC) and PostgreSQL
+    answers in the session's time zone: both are normalised here.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -36,8 +63,8 @@ class Base(DeclarativeBase):
         dict[str, Any]: JsonType,
         list[str]: JsonType,
         list[dict[str, Any]]: JsonType,
-        datetime: UtcDateTime,
-        str: Text(),
+        datetime: UtcDateTime(),
+        str: TextType,
         int: BigInteger().with_variant(Integer(), "sqlite"),
     }
 
@@ -122,6 +149,16 @@ class LibraryEntry(Base):
     seen_at: Mapped[datetime]
 
 
+class LibraryDirectory(Base):
+    """A walked directory's fingerprint: while it matches, none of its entries is looked at."""
+
+    __tablename__ = "directory"
+
+    path: Mapped[str] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str]  # '' forces a full look at the directory next time
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # its entries' statuses -> how many
+
+
 class ModelFile(Base):
     __tablename__ = "model_file"
 
@@ -131,6 +168,9 @@ class ModelFile(Base):
     sha256: Mapped[str | None] = mapped_column(index=True)
     autov3: Mapped[str | None] = mapped_column(index=True)
     autov3_source: Mapped[str | None]
+    # The full SHA256 of the tensor data (the bytes after the 8+N header), when we computed it;
+    # ``autov3`` is then its first 12 hex. NULL when AutoV3 came from the header or the file is no safetensors.
+    tensor_sha256: Mapped[str | None] = mapped_column(index=True)
     # The size and mtime the hashes were computed at: a file replaced in place loses its hash.
     hashed_size: Mapped[int | None]
     hashed_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
@@ -163,6 +203,7 @@ class ImportFailure(Base):
 adapter = Adapter.__table__
 adapter_tag = AdapterTag.__table__
 entry = LibraryEntry.__table__
+directory = LibraryDirectory.__table__
 model_file = ModelFile.__table__
 import_run = ImportRun.__table__
 import_failure = ImportFailure.__table__

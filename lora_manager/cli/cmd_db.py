@@ -1,0 +1,100 @@
+"""``lora db``: the catalog's schema revision; upgrade it explicitly (every command also does so on open)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lora_manager.cli import boundary, settings
+
+db_app = typer.Typer(
+    name="db",
+    help="The catalog database's schema: show its revision, or upgrade it.",
+    no_args_is_help=True,
+)
+
+
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Show the catalog's URL (password hidden), schema revision, head, and whether an upgrade is pending.
+
+    Changes nothing, and creates no catalog file.
+
+    Example: lora --db postgresql+psycopg://lora@db.lan/lora db status
+    """
+    from sqlalchemy.engine import make_url
+
+    from lora_manager.cli import output
+    from lora_manager.db.engine import create_catalog_engine, database_url, sqlite_path
+    from lora_manager.db.migrate import HEAD, schema_state
+
+    url = database_url(settings(ctx).db)
+    path = sqlite_path(url)
+    engine = None if path is not None and not path.exists() else create_catalog_engine(url)
+    try:
+        state = schema_state(engine) if engine is not None else None
+    finally:
+        if engine is not None:
+            engine.dispose()
+    data = {
+        "database": make_url(url).render_as_string(hide_password=True),
+        "exists": state is not None,
+        "revision": state.current if state else None,
+        "head": HEAD,
+        "upgrade_pending": state.pending if state else False,
+        "newer_than_this_release": not state.known if state else False,
+    }
+    if as_json:
+        output.print_json(data)
+        return
+    if state is None:
+        note = "no catalog yet; the first command that opens it creates it"
+    elif not state.known:
+        note = "written by a newer lora-manager; upgrade lora-manager to use it"
+    elif state.pending:
+        note = "upgrade pending: run `lora db upgrade` (any command that opens the catalog does it too)"
+    else:
+        note = "up to date"
+    for line in (
+        f"database: {data['database']}",
+        f"revision: {data['revision'] or 'none (empty database)'}",
+        f"head: {HEAD}",
+        f"status: {note}",
+    ):
+        output.out.print(line, markup=False)
+
+
+def upgrade(
+    ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+) -> None:
+    """Upgrade the catalog's schema to this release's head (a no-op when it is there already).
+
+    Back up a SQLite catalog file first; a catalog written by a newer release is refused.
+
+    Example: lora db upgrade
+    """
+    from lora_manager.cli import output
+    from lora_manager.db.engine import create_catalog_engine, database_url
+    from lora_manager.db.migrate import upgrade as run_upgrade
+
+    engine = create_catalog_engine(database_url(settings(ctx).db))
+    try:
+        before, after = run_upgrade(engine)
+    finally:
+        engine.dispose()
+    if quiet:
+        return
+    if before == after:
+        output.out.print(f"already at revision {after} (head)", markup=False)
+    else:
+        output.out.print(f"upgraded from revision {before or 'none (empty database)'} to {after}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    db_app.command("status")(boundary(status))
+    db_app.command("upgrade")(boundary(upgrade))
+    app.add_typer(db_app, name="db")

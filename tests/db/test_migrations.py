@@ -1,0 +1,323 @@
+"""The Alembic history in the package: blank catalogs, old catalogs and newer catalogs, on both databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, insert, inspect, select, text
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from lora_manager.cli import app
+from lora_manager.db.engine import create_catalog_engine, database_url
+from lora_manager.db.migrate import HEAD, MIGRATE_LOCK_KEY, alembic_config, ensure_schema, schema_state, script_head
+from lora_manager.db.schema import Base, adapter, adapter_tag, entry, import_failure, import_run, model_file
+from tests.pgserver import PgServer
+
+WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def engine(catalog_url: str) -> Iterator[Engine]:
+    engine = create_catalog_engine(database_url(catalog_url))
+    yield engine
+    engine.dispose()
+
+
+def _at(engine: Engine, revision: str) -> None:
+    """Migrate a catalog to exactly ``revision``, as an older release would have left it."""
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(connection=conn), revision)
+
+
+def _diff(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata))
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _dump(engine: Engine) -> dict[str, Any]:
+    """Every table's columns and rows: what "untouched" compares."""
+    with engine.connect() as conn:
+        insp = inspect(conn)
+        return {
+            t: (
+                [c["name"] for c in insp.get_columns(t)],
+                sorted(map(repr, conn.execute(text(f'SELECT * FROM "{t}"')).all())),
+            )
+            for t in sorted(insp.get_table_names())
+        }
+
+
+def _fill_0001(engine: Engine) -> None:
+    """Rows in every table of revision 0001, written as that release wrote them."""
+    row = {
+        "name": "Celestial",
+        "version": "v1",
+        "version_key": "v1",
+        "visibility": "Public",
+        "tags": ["anime"],
+        "trained_words": ["cel"],
+        "triggers": ["cel"],
+        "file_path": "/lib/celestial.safetensors",
+        "weight": 0.8,
+        "weight_source": "user",
+        "active": True,
+        "hash_sources": {},
+        "supports_generation": False,
+        "nsfw_level": 0,
+        "extra": {"k": [1, 2]},
+        "sidecars": [],
+        "search_text": "celestial v1",
+        "entry_key": "/lib/celestial",
+        "published_at": WHEN,
+        "created_at": WHEN,
+        "updated_at": WHEN,
+    }
+    with engine.begin() as conn:
+        adapter_id = conn.execute(insert(adapter).values(row)).inserted_primary_key[0]
+        conn.execute(insert(adapter_tag).values(adapter_id=adapter_id, tag="anime"))
+        conn.execute(
+            insert(entry).values(
+                key="/lib/celestial", signature="sig", status="ok", name="Celestial", version_key="v1",
+                adapter_id=adapter_id, problems=[], seen_at=WHEN,
+            )
+        )  # fmt: skip
+        run_id = conn.execute(
+            insert(import_run).values(started_at=WHEN, roots=["/lib"], status="completed", dry_run=False, counts={})
+        ).inserted_primary_key[0]
+        conn.execute(
+            insert(import_failure).values(run_id=run_id, path="/lib/x.json", category="invalid_json", message="m")
+        )
+
+
+def test_head_constant_names_the_newest_migration_script() -> None:
+    """The fast path trusts HEAD without reading the scripts, so it must be the scripts' head."""
+    assert script_head() == HEAD
+
+
+def test_blank_database_migrates_to_head_and_matches_the_models(engine: Engine) -> None:
+    """A new catalog gets the whole history, and it is exactly what schema.py describes."""
+    ensure_schema(engine)
+    assert _revision(engine) == HEAD
+    assert _diff(engine) == []
+    assert schema_state(engine).pending is False
+
+
+@pytest.mark.postgres
+def test_text_columns_compare_bytewise_on_postgresql(pg_url: str) -> None:
+    """Collation "C" on every text column (Alembic's diff does not look at collations)."""
+    engine = create_catalog_engine(pg_url)
+    try:
+        ensure_schema(engine)
+        with engine.connect() as conn:
+            loose = conn.execute(
+                text(
+                    "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                    "AND data_type = 'text' AND table_name <> 'alembic_version' AND collation_name IS DISTINCT FROM 'C'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert loose == []
+
+
+def test_catalog_at_0001_with_data_upgrades_to_head_losing_nothing(engine: Engine, catalog_url: str) -> None:
+    """Opening an old catalog migrates it; its rows, user state included, are all still there."""
+    _at(engine, "0001")
+    _fill_0001(engine)
+    before = {t: d for t, d in _dump(engine).items() if t != "alembic_version"}
+
+    result = CliRunner().invoke(app, ["--db", catalog_url, "list", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert _revision(engine) == HEAD
+    assert _diff(engine) == []
+    after = _dump(engine)
+    assert {t: after[t] for t in before} == before
+    (record,) = json.loads(result.stdout)
+    assert (record["name"], record["weight"], record["active"], record["extra"]) == (
+        "Celestial",
+        0.8,
+        True,
+        {"k": [1, 2]},
+    )
+    assert record["published_at"] == "2024-05-01T12:00:00+00:00"
+    with engine.begin() as conn:  # the new table works
+        conn.execute(insert(model_file).values(path="/lib/celestial.safetensors", size=1, mtime_ns=2))
+
+
+def test_catalog_created_before_migrations_is_adopted_and_upgraded(engine: Engine) -> None:
+    """A catalog made by create_all (no version table, an older model_file) keeps its rows."""
+    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE directory"))
+        conn.execute(text("DROP INDEX ix_model_file_tensor_sha256"))
+        conn.execute(text("ALTER TABLE model_file DROP COLUMN tensor_sha256"))
+        conn.execute(text("INSERT INTO model_file (path, size, mtime_ns) VALUES ('/lib/a.safetensors', 1, 2)"))
+    _fill_0001(engine)
+
+    ensure_schema(engine)
+
+    assert _revision(engine) == HEAD
+    assert _diff(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(select(model_file.c.path, model_file.c.tensor_sha256)).all() == [
+            ("/lib/a.safetensors", None)
+        ]
+        assert conn.execute(select(adapter.c.name)).scalars().all() == ["Celestial"]
+
+
+def test_catalog_from_a_newer_release_is_refused_and_left_untouched(engine: Engine, catalog_url: str) -> None:
+    """An unknown revision means a newer lora-manager wrote it: no command may change it."""
+    ensure_schema(engine)
+    _fill_0001(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    before = _dump(engine)
+    runner = CliRunner()
+
+    listed = runner.invoke(app, ["--db", catalog_url, "list"])
+    upgraded = runner.invoke(app, ["--db", catalog_url, "db", "upgrade"])
+    status = runner.invoke(app, ["--db", catalog_url, "db", "status", "--json"])
+
+    for result in (listed, upgraded):
+        assert result.exit_code == 2, result.output
+        assert "written by a newer lora-manager (revision 9999); upgrade lora-manager" in result.output
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["newer_than_this_release"] is True
+    assert _dump(engine) == before
+
+
+def test_db_status_reports_a_pending_upgrade_and_db_upgrade_applies_it(engine: Engine, catalog_url: str) -> None:
+    """`db status` changes nothing; `db upgrade` does the work once, then says it is up to date."""
+    _at(engine, "0001")
+    runner = CliRunner()
+
+    pending = runner.invoke(app, ["--db", catalog_url, "db", "status"])
+    assert pending.exit_code == 0, pending.output
+    assert "revision: 0001" in pending.stdout and f"head: {HEAD}" in pending.stdout
+    assert "upgrade pending" in pending.stdout
+    assert _revision(engine) == "0001"
+
+    first = runner.invoke(app, ["--db", catalog_url, "db", "upgrade"])
+    again = runner.invoke(app, ["--db", catalog_url, "db", "upgrade"])
+    done = runner.invoke(app, ["--db", catalog_url, "db", "status", "--json"])
+
+    assert first.stdout == f"upgraded from revision 0001 to {HEAD}\n"
+    assert again.stdout == f"already at revision {HEAD} (head)\n"
+    data = json.loads(done.stdout)
+    assert (data["revision"], data["head"], data["upgrade_pending"]) == (HEAD, HEAD, False)
+
+
+def test_db_status_of_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
+    """Asking about a catalog that does not exist yet must not create it."""
+    path = tmp_path / "nowhere" / "catalog.db"
+    result = CliRunner().invoke(app, ["--db", str(path), "db", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["exists"] is False
+    assert not path.parent.exists()
+
+
+@pytest.mark.postgres
+def test_db_status_hides_the_password(pg_url: str) -> None:
+    """The URL is printed for the user to check, never with its secret."""
+    url = make_url(pg_url).set(password="s3cret-pw").render_as_string(hide_password=False)
+    result = CliRunner().invoke(app, ["--db", url, "db", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pw" not in result.stdout
+    assert json.loads(result.stdout)["database"].startswith("postgresql+psycopg://lora:***@/")
+
+
+def test_an_up_to_date_catalog_is_opened_without_importing_alembic(db_path: Path) -> None:
+    """`lora list` pays one query for the schema check, not Alembic's import and script scan."""
+    assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+    code = (
+        "import sys; from typer.testing import CliRunner; from lora_manager.cli import app; "
+        "assert 'alembic' not in sys.modules; r = CliRunner().invoke(app, ['list', '--json']); "
+        "print(r.exit_code, 'alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT)
+    assert out.stdout.split() == ["0", "False"]
+
+
+def _lora(url: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "LORA_DB": url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lora_manager", "status", "--json"],
+        env=env, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_concurrent_first_opens_on_postgresql_both_succeed(pg_url: str, pg_server: PgServer) -> None:
+    """Two processes that find a blank catalog at once: one migrates, the other waits for it."""
+    import psycopg
+
+    dbname = make_url(pg_url).database
+    with psycopg.connect(**pg_server.conninfo(dbname)) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+        procs = [_lora(pg_url), _lora(pg_url)]
+        deadline = time.monotonic() + 30
+        while True:  # both wait behind our lock: they will race for it when we let go
+            waiting = holder.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = %s",
+                (MIGRATE_LOCK_KEY,),
+            ).fetchone()
+            if waiting and waiting[0] == 2:
+                break
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "openers never waited"
+            time.sleep(0.01)
+        holder.rollback()
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    engine = create_catalog_engine(pg_url)
+    try:
+        assert _revision(engine) == HEAD
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_first_opens_on_sqlite_both_succeed(db_path: Path) -> None:
+    """Two processes start on a blank SQLite catalog while it is locked; both end up using it."""
+    import sqlite3
+
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA journal_mode = WAL")
+        holder.execute("BEGIN IMMEDIATE")
+        procs = [_lora(str(db_path)), _lora(str(db_path))]
+        deadline = time.monotonic() + 30
+        while not all(_has_open(p.pid, db_path) for p in procs):  # both are at the database by now
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "openers never got there"
+            time.sleep(0.01)
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert all(json.loads(out)["adapters"] == 0 for out, _ in results)
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
