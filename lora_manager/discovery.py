@@ -11,10 +11,11 @@ never enters a directory twice (so symlink loops cannot hang it).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat as statmod
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from lora_manager.errors import FailureKind, LoraError
@@ -37,44 +38,59 @@ class FileStat:
     mtime_ns: int
 
 
-@dataclass(slots=True)
 class Entry:
-    """One model file (or the hope of one) and everything beside it with the same stem."""
+    """One model file (or the hope of one) and everything beside it with the same stem.
 
-    directory: str
-    stem: str
-    models: list[FileStat] = field(default_factory=list)
-    sidecars: list[FileStat] = field(default_factory=list)
-    previews: list[str] = field(default_factory=list)
-    # Files of this entry that may not be read (a link out of the root), with the reason.
-    unsafe: list[tuple[str, str]] = field(default_factory=list)
-    # Sidecar-less model files in the same directory: a sidecar may name one of them.
-    neighbours: tuple[FileStat, ...] = ()
+    A plain slotted class rather than a dataclass: the walk makes one per model, and at
+    100,000 models the constructor's cost shows.
+    """
 
-    @property
-    def key(self) -> str:
-        return os.path.join(self.directory, self.stem)
+    __slots__ = ("directory", "key", "models", "neighbours", "previews", "sidecars", "stem", "unsafe")
+
+    def __init__(self, directory: str, stem: str) -> None:
+        self.directory = directory
+        self.stem = stem
+        self.key = directory + os.sep + stem  # the entry's identity in the catalog
+        self.models: list[FileStat] = []
+        self.sidecars: list[FileStat] = []
+        self.previews: list[str] = []
+        # Files of this entry that may not be read (a link out of the root), with the reason.
+        self.unsafe: list[tuple[str, str]] = []
+        # Sidecar-less model files in the same directory: a sidecar may name one of them.
+        self.neighbours: tuple[FileStat, ...] = ()
 
     @property
     def model(self) -> FileStat | None:
         """The model file, by extension preference when several share the stem."""
-        if not self.models:
-            return None
+        if len(self.models) < 2:
+            return self.models[0] if self.models else None
         return min(self.models, key=lambda f: _model_rank(f.name))
 
     @property
     def signature(self) -> str:
-        """What must be unchanged for the stored record to be current."""
-        parts = [f"m:{f.name}:{f.size}:{f.mtime_ns}" for f in sorted(self.models, key=lambda f: f.name)]
+        """What must be unchanged for the stored record to be current (files arrive sorted by name)."""
+        parts = [f"m:{f.name}:{f.size}:{f.mtime_ns}" for f in self.models]
         parts += [f"s:{f.name}:{f.size}:{f.mtime_ns}" for f in self.sidecars]
-        parts += [f"p:{name}" for name in sorted(self.previews)]
-        parts += [f"u:{name}" for name, _ in self.unsafe]
+        parts += ["p:" + name for name in self.previews]
+        parts += ["u:" + name for name, _ in self.unsafe]
         if not self.models:
             parts += [f"n:{f.name}:{f.size}:{f.mtime_ns}" for f in self.neighbours]
         return "|".join(parts)
 
     def path(self, name: str) -> str:
-        return os.path.join(self.directory, name)
+        return self.directory + os.sep + name
+
+    def __reduce__(self) -> tuple[object, ...]:  # pickled to worker processes
+        return (
+            _rebuild_entry,
+            (self.directory, self.stem, self.models, self.sidecars, self.previews, self.unsafe, self.neighbours),
+        )
+
+
+def _rebuild_entry(directory: str, stem: str, *parts: object) -> Entry:
+    entry = Entry(directory, stem)
+    entry.models, entry.sidecars, entry.previews, entry.unsafe, entry.neighbours = parts  # type: ignore[assignment]
+    return entry
 
 
 @dataclass(slots=True)
@@ -82,24 +98,40 @@ class WalkResult:
     """Everything one walk of one root found."""
 
     root: str
-    entries: list[Entry]
+    entries: list[Entry]  # the entries of every directory not in ``clean``
     # Directories or files the walk could not read, with the reason (reported, never fatal).
     problems: list[tuple[str, FailureKind, str]]
     files_seen: int
+    fingerprints: dict[str, str]  # every directory walked -> its fingerprint
+    clean: list[str]  # directories whose fingerprint matched the one given: not grouped
+
+
+_MODEL_EXTS = frozenset(MODEL_EXTENSIONS)
+_SIDECAR_EXTS = frozenset(s[s.rfind(".") :] for s in SIDECAR_SUFFIXES)
+_PREVIEW_EXTS = frozenset(s[s.rfind(".") :] for s in PREVIEW_SUFFIXES)
 
 
 def classify(name: str) -> tuple[str, str] | None:
-    """``(kind, stem)`` for a file name we care about, kind being model, sidecar or preview."""
+    """``(kind, stem)`` for a file name we care about, kind being model, sidecar or preview.
+
+    Called for every file of the library, so it looks at the last extension first.
+    """
+    dot = name.rfind(".")
+    if dot <= 0:
+        return None
+    ext = name[dot:].lower()
+    if ext in _MODEL_EXTS:
+        return "model", name[:dot]
+    if ext in _SIDECAR_EXTS:
+        suffixes = SIDECAR_SUFFIXES
+    elif ext in _PREVIEW_EXTS:
+        suffixes = PREVIEW_SUFFIXES
+    else:
+        return None
     lower = name.lower()
-    for ext in MODEL_EXTENSIONS:
-        if lower.endswith(ext) and len(name) > len(ext):
-            return "model", name[: -len(ext)]
-    for suffix in SIDECAR_SUFFIXES:
+    for suffix in suffixes:
         if lower.endswith(suffix) and len(name) > len(suffix):
-            return "sidecar", name[: -len(suffix)]
-    for suffix in PREVIEW_SUFFIXES:
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return "preview", name[: -len(suffix)]
+            return ("sidecar" if suffixes is SIDECAR_SUFFIXES else "preview"), name[: -len(suffix)]
     return None
 
 
@@ -141,88 +173,137 @@ def is_inside(path: str, root: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def walk(root: str, ignore: object | None = None) -> WalkResult:
-    """Group the files under ``root`` (a :func:`resolve_root` result) into entries, sorted by key."""
+def walk(root: str, ignore: object | None = None, known: Mapping[str, str] | None = None, seed: str = "") -> WalkResult:
+    """Group the files under ``root`` (a :func:`resolve_root` result) into entries, sorted by key.
+
+    With ``known`` (directory -> fingerprint from the last run), a directory whose files all
+    have the names, sizes and mtimes they had is listed in ``clean`` and not grouped at all:
+    that is what makes a re-import of an unchanged library cost little more than a stat of
+    each file. ``seed`` goes into every fingerprint (the ignore rules, say).
+    """
     entries: list[Entry] = []
     problems: list[tuple[str, FailureKind, str]] = []
-    visited: set[tuple[int, int]] = set()
+    fingerprints: dict[str, str] = {}
+    clean: list[str] = []
     files_seen = 0
-    for directory, files in _directories(root, ignore, visited, problems):
-        files_seen += len(files)
-        entries.extend(_group(directory, root, files, problems))
+    match = getattr(ignore, "match_file", None)
+    for directory, listing in _directories(root, match, problems):
+        files_seen += len(listing)
+        fp = fingerprint(seed, listing)
+        fingerprints[directory] = fp
+        if known is not None and known.get(directory) == fp:
+            clean.append(directory)
+            continue
+        entries.extend(_group(directory, root, listing, problems))
     entries.sort(key=lambda e: e.key)
-    return WalkResult(root, entries, problems, files_seen)
+    return WalkResult(root, entries, problems, files_seen, fingerprints, clean)
+
+
+def walk_directory(root: str, directory: str, ignore: object | None = None) -> list[Entry]:
+    """The entries of one directory of the library (no recursion), for a re-read of a clean one."""
+    problems: list[tuple[str, FailureKind, str]] = []
+    listing, _ = _list(directory, root, getattr(ignore, "match_file", None), problems)
+    return sorted(_group(directory, root, listing, problems), key=lambda e: e.key)
+
+
+def fingerprint(seed: str, listing: list[Listed]) -> str:
+    """A digest of a directory's files: names, sizes, mtimes and which are links."""
+    text = seed + "".join(
+        f"\0{name}\0{st.st_size}\0{st.st_mtime_ns}\0{int(link)}" if st else f"\0{name}\0?"
+        for name, _, link, st in listing
+    )
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+
+
+# A file of a directory: (name, its DirEntry, whether it is a link, its stat or None if stat failed).
+Listed = tuple[str, "os.DirEntry[str]", bool, "os.stat_result | None"]
 
 
 def _directories(
-    root: str, ignore: object | None, visited: set[tuple[int, int]], problems: list[tuple[str, FailureKind, str]]
-) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
-    """Yield each directory once with its files of interest, depth-first in sorted order."""
+    root: str, match: Callable[[str], bool] | None, problems: list[tuple[str, FailureKind, str]]
+) -> Iterator[tuple[str, list[Listed]]]:
+    """Yield each directory once with its files, depth-first in sorted order."""
     stack = [root]
-    match = getattr(ignore, "match_file", None)
+    visited: set[tuple[int, int]] = set()
     while stack:
         directory = stack.pop()
         try:
             st = os.stat(directory)
-            if (st.st_dev, st.st_ino) in visited:
-                continue  # a link back to a directory already walked: a loop or a second path
-            visited.add((st.st_dev, st.st_ino))
-            with os.scandir(directory) as it:
-                items = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             problems.append((directory, FailureKind.UNREADABLE, f"cannot list directory: {exc.strerror}"))
             continue
-        files: list[os.DirEntry[str]] = []
-        subdirs: list[str] = []
-        for item in items:
-            rel = os.path.relpath(item.path, root)
-            try:
-                is_dir = item.is_dir()
-            except OSError:
-                is_dir = False
-            if match is not None and match(rel + "/" if is_dir else rel):
-                continue
-            if is_dir:
-                if item.is_symlink() and not is_inside(item.path, root):
-                    problems.append((item.path, FailureKind.UNSAFE_PATH, "link leads out of the library; not followed"))
-                    continue
-                subdirs.append(item.path)
-            elif classify(item.name) is not None:
-                files.append(item)
+        if (st.st_dev, st.st_ino) in visited:
+            continue  # a link back to a directory already walked: a loop or a second path
+        visited.add((st.st_dev, st.st_ino))
+        listing, subdirs = _list(directory, root, match, problems)
         stack.extend(reversed(subdirs))
-        yield directory, files
+        yield directory, listing
+
+
+def _list(
+    directory: str, root: str, match: Callable[[str], bool] | None, problems: list[tuple[str, FailureKind, str]]
+) -> tuple[list[Listed], list[str]]:
+    """The files (each stat'ed once) and the subdirectories of one directory, sorted by name."""
+    cut = len(root.rstrip(os.sep)) + 1
+    try:
+        with os.scandir(directory) as it:
+            items = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        problems.append((directory, FailureKind.UNREADABLE, f"cannot list directory: {exc.strerror}"))
+        return [], []
+    listing: list[Listed] = []
+    subdirs: list[str] = []
+    for item in items:
+        try:
+            is_dir = item.is_dir()
+        except OSError:
+            is_dir = False
+        if match is not None and match(item.path[cut:] + "/" if is_dir else item.path[cut:]):
+            continue
+        if is_dir:
+            if item.is_symlink() and not is_inside(item.path, root):
+                problems.append((item.path, FailureKind.UNSAFE_PATH, "link leads out of the library; not followed"))
+                continue
+            subdirs.append(item.path)
+            continue
+        try:
+            st: os.stat_result | None = item.stat()
+        except OSError:
+            st = None
+        listing.append((item.name, item, item.is_symlink(), st))
+    return listing, subdirs
 
 
 def _group(
-    directory: str, root: str, files: list[os.DirEntry[str]], problems: list[tuple[str, FailureKind, str]]
+    directory: str, root: str, listing: list[Listed], problems: list[tuple[str, FailureKind, str]]
 ) -> list[Entry]:
     """The entries of one directory."""
     by_stem: dict[str, Entry] = {}
-    for item in files:
-        kind, stem = classify(item.name) or ("", "")
+    for name, item, link, st in listing:
+        kind_stem = classify(name)
+        if kind_stem is None:
+            continue
+        kind, stem = kind_stem
         entry = by_stem.get(stem)
         if entry is None:
             entry = by_stem[stem] = Entry(directory, stem)
-        if item.is_symlink() and not is_inside(item.path, root):
-            entry.unsafe.append((item.name, "link leads out of the library"))
+        if link and not is_inside(item.path, root):
+            entry.unsafe.append((name, "link leads out of the library"))
             continue
         if kind == "preview":
-            entry.previews.append(item.name)
+            entry.previews.append(name)
             continue
-        try:
-            st = item.stat()
-        except OSError as exc:
-            problems.append((item.path, FailureKind.UNREADABLE, f"cannot stat: {exc.strerror}"))
+        if st is None:
+            problems.append((item.path, FailureKind.UNREADABLE, "cannot stat the file"))
             continue
         if not statmod.S_ISREG(st.st_mode):
             continue
-        target = entry.models if kind == "model" else entry.sidecars
-        target.append(FileStat(item.name, st.st_size, st.st_mtime_ns))
-    lonely = tuple(e.model for e in by_stem.values() if e.model and not e.sidecars)
+        (entry.models if kind == "model" else entry.sidecars).append(FileStat(name, st.st_size, st.st_mtime_ns))
+    lonely = tuple(m for e in by_stem.values() if not e.sidecars and (m := e.model) is not None)
     result = []
     for entry in by_stem.values():
         if entry.models or entry.sidecars or entry.unsafe:
             if not entry.models and entry.sidecars:
-                entry.neighbours = lonely  # type: ignore[assignment]
+                entry.neighbours = lonely
             result.append(entry)
     return result

@@ -64,7 +64,6 @@ class HeaderInfo(BaseModel):
     title: str | None = None
     output_name: str | None = None
     base_model: str | None = None
-    tags: list[str] = Field(default_factory=list)
     autov3: str | None = None
     sha256_claim: str | None = None
     tensor_data_offset: int = 0

@@ -79,7 +79,6 @@ def parse_header(raw: bytes, tensor_data_offset: int) -> HeaderInfo:
         title=metadata.get("modelspec.title") or None,
         output_name=metadata.get("ss_output_name") or None,
         base_model=base_model_of(metadata),
-        tags=top_tags(metadata.get("ss_tag_frequency")),
         autov3=_autov3(metadata),
         tensor_data_offset=tensor_data_offset,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lora_manager.errors import FailureKind, SidecarError
-from lora_manager.safetensors import MAX_HEADER_BYTES, read_header
+from lora_manager.safetensors import MAX_HEADER_BYTES, read_header, top_tags
 from tests.builders import write_safetensors
 
 
@@ -28,7 +28,7 @@ def test_header_metadata_base_model_tags_and_autov3_are_read(tmp_path: Path) -> 
     header = read_header(str(path))
     assert header.output_name == "my_lora" and header.title == "My LoRA"
     assert header.base_model == "SDXL 1.0"
-    assert header.tags == ["hat", "girl"]
+    assert top_tags(header.metadata["ss_tag_frequency"]) == ["hat", "girl"]
     assert header.autov3 == "abcdef012345"
     assert header.tensor_data_offset == 8 + struct.unpack("<Q", path.read_bytes()[:8])[0]
 

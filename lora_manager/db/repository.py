@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, and_, case, delete, insert, or_, select, tuple_, update
 
-from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run, model_file
+from lora_manager.db.schema import adapter, adapter_tag, directory, entry, import_failure, import_run, model_file
 from lora_manager.db.upsert import upsert
 from lora_manager.models import AdapterRecord, FileProblem
 
@@ -40,9 +40,18 @@ class Owner(NamedTuple):
     adapter_id: int
     entry_key: str | None
     missing: bool
+    json_file_path: str | None = None
 
 
 Identity = tuple[str, str]
+_OWNER_COLUMNS = (
+    adapter.c.name,
+    adapter.c.version_key,
+    adapter.c.id,
+    adapter.c.entry_key,
+    adapter.c.missing_since,
+    adapter.c.json_file_path,
+)
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -54,6 +63,80 @@ def _under(column: Any, root: str) -> Any:
     """Rows whose path-like ``column`` lies under ``root``: an index range, not a LIKE scan."""
     prefix = root.rstrip(os.sep) + os.sep
     return and_(column >= prefix, column < prefix[:-1] + chr(ord(os.sep) + 1))
+
+
+_ENTRY_COLUMNS = (
+    entry.c.key,
+    entry.c.signature,
+    entry.c.status,
+    entry.c.name,
+    entry.c.version_key,
+    entry.c.adapter_id,
+    entry.c.model_path,
+)
+
+
+def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[str, int]]]:
+    """Every known directory under (and including) ``root``: its fingerprint and entry counts."""
+    rows = conn.execute(
+        select(directory.c.path, directory.c.fingerprint, directory.c.counts).where(
+            or_(directory.c.path == root, _under(directory.c.path, root))
+        )
+    )
+    return {path: (fp, counts or {}) for path, fp, counts in rows}
+
+
+def save_directories(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    for part in chunks(rows, 2000):
+        upsert(conn, directory, list(part), key=("path",), update=("fingerprint", "counts"))
+
+
+def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
+    for part in chunks(paths):
+        conn.execute(delete(directory).where(directory.c.path.in_(part)))
+
+
+def stale_directories(conn: Connection, paths: Iterable[str]) -> None:
+    """Make the next import look at these directories in full."""
+    for part in chunks(sorted(set(paths))):
+        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint=""))
+
+
+def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tuple[str, str]]:
+    """``key -> (signature, status)`` of the stored entries directly in ``dirs`` (all under ``root``).
+
+    A few directories are read by key range each; many, by one pass over the root's entries.
+    """
+    columns = (entry.c.key, entry.c.signature, entry.c.status)
+    out: dict[str, tuple[str, str]] = {}
+    if not dirs:
+        return out
+    ranges = [_under(entry.c.key, d) for d in dirs] if len(dirs) <= 20 else [_under(entry.c.key, root)]
+    for condition in ranges:
+        for key, signature, status in conn.execute(select(*columns).where(condition)):
+            if os.path.dirname(key) in dirs:
+                out[key] = (signature, status)
+    return out
+
+
+def load_entries_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, StoredEntry]:
+    out: dict[str, StoredEntry] = {}
+    for part in chunks(sorted(keys)):
+        out.update((r[0], StoredEntry(*r)) for r in conn.execute(select(*_ENTRY_COLUMNS).where(entry.c.key.in_(part))))
+    return out
+
+
+def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list[str]:
+    """Keys of duplicate entries that claim one of ``identities``: they may take it over now."""
+    wanted = sorted(set(identities))
+    keys: list[str] = []
+    for part in chunks(wanted):
+        keys += conn.execute(
+            select(entry.c.key).where(
+                entry.c.status == "duplicate", tuple_(entry.c.name, entry.c.version_key).in_(part)
+            )
+        ).scalars()
+    return keys
 
 
 def load_entries(conn: Connection, root: str) -> dict[str, StoredEntry]:
@@ -74,17 +157,24 @@ def load_entries(conn: Connection, root: str) -> dict[str, StoredEntry]:
 
 def owners(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, Owner]:
     """Which row holds each ``(name, version_key)`` now."""
-    wanted = sorted(set(identities))
+    wanted = set(identities)
     found: dict[Identity, Owner] = {}
-    for part in chunks(wanted):
-        rows = conn.execute(
-            select(
-                adapter.c.name, adapter.c.version_key, adapter.c.id, adapter.c.entry_key, adapter.c.missing_since
-            ).where(tuple_(adapter.c.name, adapter.c.version_key).in_(part))
-        )
-        for name, version_key, adapter_id, entry_key, missing_since in rows:
-            found[(name, version_key)] = Owner(adapter_id, entry_key, missing_since is not None)
+    # ``name IN (...)`` walks the unique index's leading column; a row-value IN may not.
+    for part in chunks(sorted({name for name, _ in wanted})):
+        for name, version_key, adapter_id, entry_key, missing_since, json_path in conn.execute(
+            select(*_OWNER_COLUMNS).where(adapter.c.name.in_(part))
+        ):
+            if (name, version_key) in wanted:
+                found[(name, version_key)] = Owner(adapter_id, entry_key, missing_since is not None, json_path)
     return found
+
+
+def all_owners(conn: Connection) -> dict[Identity, Owner]:
+    """Every row's identity and holder, in one query (for imports that touch much of the catalog)."""
+    rows = conn.execute(
+        select(adapter.c.name, adapter.c.version_key, adapter.c.id, adapter.c.entry_key, adapter.c.missing_since)
+    )
+    return {(n, v): Owner(i, k, m is not None) for n, v, i, k, m in rows}
 
 
 def search_text(record: AdapterRecord) -> str:
@@ -101,18 +191,27 @@ def search_text(record: AdapterRecord) -> str:
     return " ".join(w for w in words if w).lower()
 
 
-def adapter_row(record: AdapterRecord, entry_key: str, now: datetime) -> dict[str, Any]:
+def record_row(record: AdapterRecord) -> dict[str, Any]:
+    """The adapter row of a record, less what only the writer knows (entry key, times).
+
+    Pure and picklable: the importer's worker processes build rows, the writer only sends them.
+    """
     row = record.model_dump()
-    row.update(
-        version_key=record.version or "",
-        search_text=search_text(record),
-        entry_key=entry_key,
-        missing_since=None,
-        last_ingested_at=now,
-        created_at=now,
-        updated_at=now,
-    )
+    row["version_key"] = record.version or ""
+    row["search_text"] = search_text(record)
     return row
+
+
+def adapter_row(row: dict[str, Any], entry_key: str, now: datetime) -> dict[str, Any]:
+    """Complete a :func:`record_row` for the upsert."""
+    return {
+        **row,
+        "entry_key": entry_key,
+        "missing_since": None,
+        "last_ingested_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def upsert_adapters(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -191,10 +290,13 @@ def delete_entries(conn: Connection, keys: Sequence[str]) -> None:
         conn.execute(delete(entry).where(entry.c.key.in_(part)))
 
 
-def demote_to_duplicate(conn: Connection, keys: Sequence[str]) -> None:
-    """Entries that lost their identity to an entry earlier in path order."""
-    for part in chunks(keys):
-        conn.execute(update(entry).where(entry.c.key.in_(part)).values(status="duplicate", adapter_id=None))
+def demote_to_duplicate(conn: Connection, problems: dict[str, list[dict[str, Any]]]) -> None:
+    """Entries that lost their identity to an entry earlier in path order (their directories' counts go stale)."""
+    for key, entry_problems in problems.items():
+        conn.execute(
+            update(entry).where(entry.c.key == key).values(status="duplicate", adapter_id=None, problems=entry_problems)
+        )
+    stale_directories(conn, (os.path.dirname(k) for k in problems))
 
 
 def save_model_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -229,6 +331,12 @@ def mark_model_files_missing(conn: Connection, paths: Sequence[str], now: dateti
 
 
 def start_run(conn: Connection, roots: list[str], dry_run: bool, now: datetime) -> int:
+    """Record a new run, and mark interrupted any run still marked running.
+
+    The caller holds the import lock, so such a run died with its process (killed, power cut):
+    its batches are kept, and its ``finished_at`` stays empty (nobody saw it end).
+    """
+    conn.execute(update(import_run).where(import_run.c.status == "running").values(status="interrupted"))
     result = conn.execute(
         insert(import_run).values(started_at=now, roots=roots, dry_run=dry_run, status="running", counts={})
     )

@@ -7,12 +7,14 @@ contract), JSON-ready.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from lora_manager.db.repository import stale_directories
 from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run
 from lora_manager.errors import LoraError
 
@@ -93,7 +95,8 @@ def find_adapter(engine: Engine, name: str, version: str | None = None) -> dict[
             stmt = select(*columns).where(condition)
             if version is not None:
                 stmt = stmt.where(adapter.c.version_key == version)
-            rows = conn.execute(stmt.order_by(adapter.c.published_at.desc(), adapter.c.version_key.desc())).all()
+            newest_first = (adapter.c.published_at.desc().nulls_last(), adapter.c.version_key.desc())
+            rows = conn.execute(stmt.order_by(*newest_first)).all()
             if rows:
                 record = _record(rows[0])
                 record["other_versions"] = [r.version for r in rows[1:]]
@@ -108,7 +111,13 @@ def suggest(conn: Any, name: str, limit: int = 5) -> list[str]:
     """Names close to ``name``: substring matches first, then similar spellings."""
     needle = name.lower().replace("%", "").replace("_", "")
     rows = (
-        conn.execute(select(adapter.c.name).where(adapter.c.search_text.like(f"%{needle}%")).distinct().limit(limit))
+        conn.execute(
+            select(adapter.c.name)
+            .where(adapter.c.search_text.like(f"%{needle}%"))
+            .distinct()
+            .order_by(adapter.c.name)
+            .limit(limit)
+        )
         .scalars()
         .all()
     )
@@ -181,4 +190,5 @@ def set_user_state(engine: Engine, name: str, version: str | None, values: dict[
         if values.get("weight_source") == "default" and record["entry_key"]:
             # Forget the entry's signature so the next import restores the sidecar's weight.
             conn.execute(update(entry).where(entry.c.key == record["entry_key"]).values(signature=""))
+            stale_directories(conn, [os.path.dirname(record["entry_key"])])
     return find_adapter(engine, record["name"], record["version"] or "")

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from lora_manager.db import repository as repo
 from lora_manager.discovery import load_ignore, resolve_root, walk
 from lora_manager.errors import FailureKind, SidecarError
-from lora_manager.safetensors import read_header
+from lora_manager.safetensors import read_header, top_tags
 from lora_manager.services.reading import read_entry
 
 
@@ -82,7 +82,7 @@ def _model_orphan(path: str, size: int) -> Orphan:
         else:
             orphan.output_name = header.output_name or header.title
             orphan.base_model = header.base_model
-            orphan.tags = header.tags or None
+            orphan.tags = top_tags(header.metadata.get("ss_tag_frequency")) or None
     else:
         orphan.detail += f"; {os.path.splitext(path)[1]} files are never opened (pickles)"
     return orphan

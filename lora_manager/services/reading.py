@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
+from lora_manager.db.repository import record_row
 from lora_manager.discovery import Entry, FileStat, is_inside
 from lora_manager.errors import FailureKind, SidecarError
-from lora_manager.models import AdapterRecord, FileProblem, HeaderInfo, SidecarInfo, SidecarRef
+from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
 from lora_manager.parsing.base import ParseContext, safe_file_name
 from lora_manager.parsing.merge import merge
 from lora_manager.parsing.registry import parse_sidecar
@@ -29,7 +31,7 @@ class EntryResult:
     key: str
     signature: str
     status: str
-    record: AdapterRecord | None = None
+    row: dict[str, Any] | None = None  # the adapter row (see db.repository.record_row) when status is ok
     problems: list[FileProblem] = field(default_factory=list)
     model_path: str | None = None
     model_size: int | None = None
@@ -56,7 +58,8 @@ def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SID
         model = _model_named_by(entry, parsed, root)
         _note_model(result, entry, model)
     if model is None:
-        names = ", ".join([entry.stem + ".*", *sorted({s.primary_file_name for s in parsed if s.primary_file_name})])
+        named = {s.primary_file_name for s in parsed if s.primary_file_name}
+        names = ", ".join([entry.stem + ".*", *sorted(n for n in named if os.path.splitext(n)[0] != entry.stem)])
         result.problems.append(
             FileProblem(
                 path=refs[0].path,
@@ -68,7 +71,8 @@ def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SID
     model_path = entry.path(model.name)
     header = _header(model_path, model.size, result.problems)
     preview = min(entry.previews, key=lambda n: (".preview." not in n.lower(), n)) if entry.previews else None
-    result.record = merge(parsed, refs, model_path, entry.stem, header, entry.path(preview) if preview else None)
+    record = merge(parsed, refs, model_path, entry.stem, header, entry.path(preview) if preview else None)
+    result.row = record_row(record)
     result.status = "ok"
     return result
 
