@@ -1,0 +1,56 @@
+"""``lora verify``: check the hashes the sidecars claim against the ones computed from the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lora_manager.cli import boundary, settings
+from lora_manager.errors import EXIT_FILES_FAILED
+
+
+def verify(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Folders or model files to check (default: the whole catalog).", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Compare the SHA256 (or AutoV2, AutoV3) each sidecar claims with the one `lora hash` computed.
+
+    A mismatch means a corrupt or partial download, or a sidecar beside the wrong file. Files
+    not hashed yet, or changed since, are counted as unverified. Exits 1 if any hash disagrees.
+
+    Example: lora verify ~/models/Lora
+    """
+    from lora_manager.cli import output
+    from lora_manager.db import open_catalog
+    from lora_manager.services.hashing import verify as verify_hashes
+
+    report = verify_hashes(open_catalog(settings(ctx).db), [str(p) for p in paths or []])
+    if as_json:
+        output.print_json(report.as_dict())
+    elif not output.is_terminal():
+        for m in report.mismatches:
+            output.plain("mismatch", m.path, m.hash, m.claimed, m.computed, m.source, m.sidecar)
+    else:
+        for m in report.mismatches:
+            output.out.print(f"MISMATCH {m.path} ({m.name}{' ' + m.version if m.version else ''})", markup=False)
+            output.out.print(f"  {m.hash} claimed  {m.claimed}  by {m.sidecar or m.source}", markup=False)
+            output.out.print(f"  {m.hash} computed {m.computed}", markup=False)
+    if not as_json:
+        output.warn(
+            f"verified: {report.ok} match, {len(report.mismatches)} mismatched, {len(report.unverified)} unverified, "
+            f"{report.no_claim} without a claimed hash, {len(report.missing)} missing"
+        )
+        if report.unverified:
+            output.warn(f"{len(report.unverified)} files are not hashed yet or changed since: run `lora hash` first")
+    if report.mismatches:
+        raise typer.Exit(EXIT_FILES_FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(boundary(verify))
