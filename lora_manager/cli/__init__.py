@@ -22,7 +22,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 app = typer.Typer(
     name="lora",
-    help="A fast, trustworthy catalog of a Stable Diffusion LoRA library.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -69,7 +68,7 @@ def boundary(func: F) -> F:
             sys.stderr.write("interrupted\n")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:
-            _silence_stdout()
+            silence_stdout()
             raise typer.Exit(0) from None
         except Exception as exc:
             if os.environ.get("LORA_DEBUG"):
@@ -89,7 +88,8 @@ def _describe(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {exc} (a bug; rerun with LORA_DEBUG=1 and report it)"
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
+    """Point stdout at /dev/null after EPIPE, so that nothing else fails on writing."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -99,7 +99,11 @@ def _silence_stdout() -> None:
 
 def _show_version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"lora-manager {__version__}\n")
+        try:
+            sys.stdout.write(f"lora-manager {__version__}\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()
         raise typer.Exit()
 
 
@@ -128,9 +132,35 @@ def root(
 
 
 def _register() -> None:
-    from lora_manager.cli import cmd_errors, cmd_import, cmd_list, cmd_orphans, cmd_scan, cmd_set, cmd_show, cmd_status
+    from lora_manager.cli import (
+        cmd_db,
+        cmd_duplicates,
+        cmd_errors,
+        cmd_hash,
+        cmd_import,
+        cmd_list,
+        cmd_orphans,
+        cmd_scan,
+        cmd_set,
+        cmd_show,
+        cmd_status,
+        cmd_verify,
+    )
 
-    for module in (cmd_import, cmd_scan, cmd_orphans, cmd_list, cmd_show, cmd_set, cmd_errors, cmd_status):
+    for module in (
+        cmd_import,
+        cmd_scan,
+        cmd_orphans,
+        cmd_list,
+        cmd_show,
+        cmd_set,
+        cmd_errors,
+        cmd_status,
+        cmd_db,
+        cmd_hash,
+        cmd_verify,
+        cmd_duplicates,
+    ):
         module.register(app)
 
 
@@ -147,4 +177,4 @@ def main() -> None:
         try:
             sys.stdout.flush()
         except BrokenPipeError:
-            _silence_stdout()
+            silence_stdout()

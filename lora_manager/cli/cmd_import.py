@@ -25,7 +25,7 @@ def import_(
         typer.Option(
             "--ignore",
             metavar="PATTERN",
-            help="Gitignore-style pattern to skip (repeatable; also read from .loraignore in each folder).",
+            help="Gitignore-style pattern to skip (repeatable; also read from .loraignore in the folder).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -36,6 +36,9 @@ def import_(
     max_sidecar_mb: Annotated[
         int, typer.Option("--max-sidecar-mb", min=1, help="Refuse sidecars larger than this.")
     ] = 32,
+    hash_: Annotated[
+        bool, typer.Option("--hash", help="Then hash the model files that have no current SHA256 (see `lora hash`).")
+    ] = False,
 ) -> None:
     """Import the LoRA metadata under PATHS; only what changed since the last run is read.
 
@@ -64,6 +67,10 @@ def import_(
     lock = import_lock(engine, wait=wait, on_wait=waiting) if not dry_run else contextlib.nullcontext()
     with stop.installed(), lock, output.progress_bar("importing", enabled=not quiet and not as_json) as progress:
         report = run_import(engine, options, progress, stop.is_set)
+    if hash_ and not dry_run and not report.interrupted:
+        from lora_manager.cli.cmd_hash import after_import
+
+        after_import(engine, options.roots, report, stop, as_json=as_json, quiet=quiet)  # prints both; exits
     show_report(report, as_json=as_json, quiet=quiet, verb="would import" if dry_run else "imported")
     if report.interrupted:
         raise typer.Exit(130)

@@ -13,8 +13,20 @@ from typing import Any
 
 from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from lora_manager.cli import silence_stdout
+
+
+class _Console(Console):
+    """A Rich console for which a reader that went away (``lora status | head``) is no error."""
+
+    def on_broken_pipe(self) -> None:
+        # Rich's default raises SystemExit(1). Send the rest to /dev/null instead, so the
+        # command finishes and exits with its own code.
+        silence_stdout()
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def is_terminal() -> bool:

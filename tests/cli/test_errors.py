@@ -1,0 +1,130 @@
+"""`lora errors`: the library's known problems, and the failures of one import run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from lora_manager.cli import app
+from tests.builders import civitai_model, write_json, write_model, write_safetensors
+
+
+def run(runner: CliRunner, *args: Any) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def errors_json(runner: CliRunner, *args: Any) -> Any:
+    result = run(runner, "errors", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Path:
+    """One good model, one with invalid JSON, one sidecar without a model, one noise JSON, one duplicate."""
+    root = tmp_path / "lib"
+    write_model(root / "a", "good", civitai_model("Good", file_name="good.safetensors"))
+    write_model(root / "b", "good", civitai_model("Good", file_name="good.safetensors"))
+    write_safetensors(root / "broken.safetensors", {})
+    (root / "broken.json").write_text("{oops", encoding="utf-8")
+    write_json(root / "ghost.json", civitai_model("Ghost", file_name="ghost.safetensors"))
+    write_json(root / "config.json", {"_class_name": "AutoencoderKL"})
+    return root
+
+
+def expected_problems(lib: Path) -> list[tuple[str, str]]:
+    return [
+        (str(lib / "b" / "good.json"), "duplicate"),
+        (str(lib / "broken.json"), "invalid_json"),
+        (str(lib / "ghost.json"), "model_missing"),
+    ]
+
+
+def test_errors_lists_known_problems_after_a_no_op_import(runner: CliRunner, lib: Path) -> None:
+    """Failures and duplicates stay listed after a second import that skips the unchanged files."""
+    assert run(runner, "import", lib).exit_code == 1
+    second = run(runner, "import", "--json", lib)
+    assert (second.exit_code, json.loads(second.stdout)["failed"]) == (0, 0)
+    known = errors_json(runner)
+    assert sorted((p["path"], p["category"]) for p in known) == expected_problems(lib)
+    assert all(p["message"] for p in known)
+
+
+def test_errors_in_a_pipe_prints_path_category_and_message(runner: CliRunner, lib: Path) -> None:
+    """Plain output is one ``path<TAB>category<TAB>message`` line per problem."""
+    run(runner, "import", lib)
+    result = run(runner, "errors")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert sorted((r[0], r[1]) for r in rows) == expected_problems(lib)
+    [message] = [r[2] for r in rows if r[1] == "model_missing"]
+    assert message.startswith("no model file beside it (looked for ghost.*")
+    assert message.endswith(f" in {lib})")
+
+
+def failures(data: dict[str, Any], kinds: tuple[str, ...] = ("invalid_json", "model_missing")) -> list[str]:
+    return sorted(f["path"] for f in data["failures"] if f["category"] in kinds)
+
+
+def test_last_run_lists_the_failures_of_the_last_run_only(runner: CliRunner, lib: Path) -> None:
+    """``--last-run`` lists what failed in the latest run: everything first, nothing after a no-op run."""
+    run(runner, "import", lib)
+    first = errors_json(runner, "--last-run")
+    assert failures(first) == [str(lib / "broken.json"), str(lib / "ghost.json")]
+    assert first["run"]["status"] == "completed"
+    run(runner, "import", lib)
+    second = errors_json(runner, "--last-run")
+    assert (second["run"]["id"], second["failures"]) == (first["run"]["id"] + 1, [])
+    plain = run(runner, "errors", "--last-run")
+    assert (plain.exit_code, plain.stdout) == (0, "")
+
+
+def test_last_run_failures_leave_out_skipped_noise_json(runner: CliRunner, lib: Path) -> None:
+    """The failures of a run are its failed files only, as many as its ``failed`` count."""
+    data = json.loads(run(runner, "import", "--json", lib).stdout)
+    last_run = errors_json(runner, "--last-run")
+    assert sorted(f["path"] for f in last_run["failures"]) == [str(lib / "broken.json"), str(lib / "ghost.json")]
+    assert len(last_run["failures"]) == data["failed"]
+
+
+def test_run_option_selects_an_earlier_run(runner: CliRunner, lib: Path) -> None:
+    """``--run N`` lists the failures of run N."""
+    run(runner, "import", lib)
+    run(runner, "import", lib)
+    data = errors_json(runner, "--run", "1")
+    assert data["run"]["id"] == 1
+    assert failures(data) == [str(lib / "broken.json"), str(lib / "ghost.json")]
+    assert errors_json(runner, "--run", "2")["failures"] == []
+
+
+def test_problem_goes_away_once_the_file_is_fixed(runner: CliRunner, lib: Path) -> None:
+    """A fixed file, imported again, is no longer listed."""
+    run(runner, "import", lib)
+    write_json(lib / "broken.json", civitai_model("Broken", file_name="broken.safetensors"))
+    st = (lib / "broken.json").stat()
+    os.utime(lib / "broken.json", ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000_000))
+    assert run(runner, "import", lib).exit_code == 0  # ghost.json is unchanged, so not read again
+    assert [p["category"] for p in errors_json(runner)] == ["duplicate", "model_missing"]
+    assert "Broken" in run(runner, "list").stdout
+
+
+def test_path_option_limits_the_problems_to_a_folder(runner: CliRunner, lib: Path) -> None:
+    """``--path`` lists only the problems under that folder."""
+    run(runner, "import", lib)
+    assert [p["path"] for p in errors_json(runner, "--path", lib / "b")] == [str(lib / "b" / "good.json")]
+    assert errors_json(runner, "--path", lib / "nowhere") == []
+
+
+def test_errors_on_a_new_catalog(runner: CliRunner) -> None:
+    """No runs yet: nothing is listed, and ``--last-run`` says there is no run."""
+    assert errors_json(runner) == []
+    result = run(runner, "errors", "--last-run")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "no import run recorded yet" in result.stderr
+    assert errors_json(runner, "--last-run") == {"run": None, "failures": []}

@@ -1,0 +1,317 @@
+"""The ``lora`` command itself: version, help, choosing the database, pipes, start-up cost, read-only library."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from lora_manager import __version__
+from lora_manager.cli import app
+from tests.builders import a1111, civitai_model, civitai_version, write_json, write_model, write_safetensors
+
+COMMANDS = ("import", "scan", "orphans", "list", "show", "set", "errors", "status")
+CELESTIAL = "Celestial Anime Portraits"
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d494844520000000100000001080200000090775308"
+    "0000000c4944415478da63f8ffff3f0005fe02fea7d6a4c40000000049454e44ae426082"
+)
+
+
+def run(runner: CliRunner, *args: Any) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def lora(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``lora ARGS`` in a real process (the environment, LORA_DB included, is inherited)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lora_manager", *map(str, args)], capture_output=True, text=True, timeout=120, **kwargs
+    )
+
+
+def names(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [r["name"] for r in json.loads(result.stdout)]
+
+
+def library(root: Path) -> Path:
+    """Every kind of file a library holds: each dialect, a preview, orphans, noise, junk, a link loop."""
+    write_model(root / "anime", "celestial", civitai_model(CELESTIAL, file_name="celestial.safetensors"))
+    write_model(root / "anime", "ink", civitai_version("Ink Wash", file_name="ink.safetensors"), ".civitai.info")
+    write_json(root / "anime" / "ink.json", a1111(activation_text="ink wash", weight=0.7))
+    (root / "anime" / "celestial.preview.png").write_bytes(PNG)
+    lm = {"model_name": "Neon", "file_name": "neon", "base_model": "SDXL 1.0", "usage_tips": '{"strength": 0.6}'}
+    write_model(root / "sdxl", "neon", lm, suffix=".metadata.json")
+    write_model(root / "sdxl", "lineart", {"ModelName": "Lineart", "VersionName": "v1"}, suffix=".cm-info.json")
+    write_safetensors(root / "unsorted" / "orphan.safetensors", {"ss_output_name": "orphan_v1"})
+    (root / "unsorted" / "old.pt").write_bytes(b"\x80\x04N.")
+    write_json(root / "unsorted" / "ghost.json", civitai_model("Ghost", file_name="ghost.safetensors"))
+    write_json(root / "unsorted" / "config.json", {"_class_name": "AutoencoderKL"})
+    (root / "unsorted" / "broken.json").write_text('{"name": ', encoding="utf-8")
+    (root / "unsorted" / "loop").symlink_to(root)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Every file's bytes, every link's target, and the mode, size and mtime of everything (links not followed)."""
+    state: dict[str, tuple[Any, ...]] = {".": (root.stat().st_mtime_ns,)}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(directory, name)
+            st = path.lstat()
+            if path.is_symlink():
+                content: Any = os.readlink(path)
+            elif path.is_dir():
+                content = sorted(os.listdir(path))
+            else:
+                content = path.read_bytes()
+            state[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, content)
+    return state
+
+
+def test_version_option_prints_the_version(runner: CliRunner) -> None:
+    """``lora --version`` prints the package version and exits 0, in-process and as a real process."""
+    result = run(runner, "--version")
+    assert (result.exit_code, result.stdout) == (0, f"lora-manager {__version__}\n")
+    done = lora("--version")
+    assert (done.returncode, done.stdout) == (0, f"lora-manager {__version__}\n")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_of_every_command_ends_with_an_example(runner: CliRunner, command: str) -> None:
+    """``lora COMMAND --help`` shows an ``Example:`` line that runs that command."""
+    result = run(runner, command, "--help")
+    assert result.exit_code == 0, result.output
+    assert f"Example: lora {command}" in result.stdout
+
+
+def test_root_help_lists_every_command(runner: CliRunner) -> None:
+    """``lora --help`` names each command."""
+    result = run(runner, "--help")
+    assert result.exit_code == 0, result.output
+    for command in COMMANDS:
+        assert f" {command} " in result.stdout, command
+
+
+def test_root_help_shows_an_example(runner: CliRunner) -> None:
+    """``lora --help`` shows the example its docstring gives."""
+    result = run(runner, "--help")
+    assert "Example: lora import" in result.stdout
+
+
+def test_unknown_command_is_a_usage_error(runner: CliRunner) -> None:
+    """A command that does not exist exits 2."""
+    result = run(runner, "imprt", ".")
+    assert result.exit_code == 2
+    assert "No such command" in result.output
+
+
+def test_db_option_wins_over_lora_db(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--db`` chooses the catalog even when ``LORA_DB`` is set; without ``--db``, ``LORA_DB`` does."""
+    lib = tmp_path / "lib"
+    write_model(lib, "alpha", civitai_model("Alpha", file_name="alpha.safetensors"))
+    env_db, flag_db = tmp_path / "env.db", tmp_path / "flag.db"
+    monkeypatch.setenv("LORA_DB", str(env_db))
+    assert run(runner, "--db", flag_db, "import", lib).exit_code == 0
+    assert names(run(runner, "--db", flag_db, "list", "--json")) == ["Alpha"]
+    assert names(run(runner, "list", "--json")) == []
+    write_model(lib, "beta", civitai_model("Beta", file_name="beta.safetensors"))
+    assert run(runner, "import", lib).exit_code == 0
+    assert names(run(runner, "list", "--json")) == ["Alpha", "Beta"]
+    assert names(run(runner, "--db", flag_db, "list", "--json")) == ["Alpha"]
+
+
+def test_bare_path_and_sqlite_url_open_the_same_catalog(runner: CliRunner, tmp_path: Path) -> None:
+    """``--db PATH`` and ``--db sqlite:///PATH`` are the same SQLite file."""
+    lib = tmp_path / "lib"
+    write_model(lib, "alpha", civitai_model("Alpha", file_name="alpha.safetensors"))
+    path = tmp_path / "shared" / "catalog.db"
+    assert run(runner, "--db", f"sqlite:///{path}", "import", lib).exit_code == 0
+    assert path.is_file()
+    assert names(run(runner, "--db", path, "list", "--json")) == ["Alpha"]
+    status = json.loads(run(runner, "--db", path, "status", "--json").stdout)
+    assert status["database"] == f"sqlite:///{path}"
+
+
+def test_relative_db_path_is_taken_from_the_working_directory(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative ``--db`` is created under the current directory, its folders included."""
+    monkeypatch.chdir(tmp_path)
+    assert run(runner, "--db", "nested/dir/catalog.db", "status").exit_code == 0
+    assert (tmp_path / "nested" / "dir" / "catalog.db").is_file()
+
+
+def test_default_database_lives_in_the_user_data_directory(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``--db`` or ``LORA_DB`` the catalog is ``catalog.db`` in the user data directory, created on use."""
+    monkeypatch.delenv("LORA_DB")
+    result = run(runner, "status", "--json")
+    assert result.exit_code == 0, result.output
+    expected = tmp_path / "userdata" / "lora-manager" / "catalog.db"
+    assert json.loads(result.stdout)["database"] == f"sqlite:///{expected}"
+    assert expected.is_file()
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("a-folder", "is a directory"),
+        ("notes.txt", "file is not a database"),
+        ("notes.txt/catalog.db", "notes.txt"),
+        ("nosuchdb://host/catalog", "nosuchdb"),
+    ],
+    ids=["directory", "text-file", "below-a-file", "unknown-url-scheme"],
+)
+def test_unusable_database_exits_2_with_one_line(runner: CliRunner, tmp_path: Path, target: str, message: str) -> None:
+    """A folder, a text file, a path below a file or an unknown URL as ``--db``: exit 2, one line, no traceback."""
+    (tmp_path / "a-folder").mkdir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\n" * 200, encoding="utf-8")
+    db = target if "://" in target else str(tmp_path / target)
+    for args in (["status"], ["list"], ["import", str(tmp_path / "a-folder")]):
+        result = run(runner, "--db", db, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.startswith("lora: error: "), result.stderr
+        assert message in result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.output
+    assert notes.read_text(encoding="utf-8") == "shopping list\n" * 200
+
+
+def test_garbage_database_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+    """The same refusal from the console script: exit 2, one line on stderr, nothing on stdout."""
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"SQLite format 2\x00" + bytes(range(256)) * 8)
+    done = lora("--db", garbage, "list")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def big_catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A library of a few hundred records and its catalog, whose ``lora list`` is far larger than a pipe's buffer."""
+    base = tmp_path_factory.mktemp("big")
+    lib, db = base / "lib", base / "catalog.db"
+    tags = [f"tag-number-{i}" for i in range(20)]
+    for i in range(300):
+        write_model(
+            lib, f"model-{i:03}", civitai_model(f"Model {i:03}", file_name=f"model-{i:03}.safetensors", tags=tags)
+        )
+    result = CliRunner().invoke(app, ["--db", str(db), "import", "--quiet", str(lib)])
+    assert result.exit_code == 0, result.output
+    return lib, db
+
+
+def test_list_into_head_exits_cleanly(runner: CliRunner, big_catalog: tuple[Path, Path]) -> None:
+    """``lora list | head -1``: the closed pipe costs no traceback and no error exit."""
+    _, db = big_catalog
+    assert len(run(runner, "--db", db, "list").stdout) > 100_000  # more than a pipe holds: the writer sees the close
+    done = subprocess.run(
+        ["bash", "-c", 'set -o pipefail; "$0" -m lora_manager --db "$1" list | head -1', sys.executable, str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Model 000\t")
+    assert len(done.stdout.splitlines()) == 1
+    assert done.stderr == ""
+
+
+def closed_stdout(*args: Any) -> subprocess.CompletedProcess[str]:
+    """``lora ARGS`` with a stdout pipe whose reader has already gone."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "lora_manager", *map(str, args)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["list", "--json"], ["show", "Model 001"], ["orphans", "{lib}"]],
+    ids=["list-json", "show", "orphans"],
+)
+def test_closed_stdout_is_not_an_error(big_catalog: tuple[Path, Path], args: list[str]) -> None:
+    """A reader that went away before any output (plain ``list`` is the ``head`` test): exit 0, no stderr."""
+    lib, db = big_catalog
+    done = closed_stdout("--db", db, *(a.replace("{lib}", str(lib)) for a in args))
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("args", [["status"], ["import", "{lib}"], ["--version"]], ids=["status", "import", "version"])
+def test_closed_stdout_is_not_an_error_for_rich_output(big_catalog: tuple[Path, Path], args: list[str]) -> None:
+    """Commands that print through Rich also exit 0 quietly when the reader has gone."""
+    lib, db = big_catalog
+    done = closed_stdout("--db", db, *(a.replace("{lib}", str(lib)) for a in args))
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+HEAVY = ("sqlalchemy", "pydantic", "rich", "alembic")
+
+
+def loaded_after(code: str) -> list[str]:
+    """Which heavy modules a fresh interpreter holds after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_importing_the_cli_loads_no_heavy_module() -> None:
+    """``import lora_manager.cli`` leaves SQLAlchemy, pydantic, Rich and Alembic unimported."""
+    assert loaded_after("import lora_manager.cli") == []
+
+
+def test_help_loads_no_database_or_model_library() -> None:
+    """``lora --help`` renders with Rich but never imports SQLAlchemy, pydantic or Alembic."""
+    code = (
+        "import contextlib, io, sys\n"
+        "sys.argv = ['lora', '--help']\n"
+        "from lora_manager.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main()"
+    )
+    assert loaded_after(code) == ["rich"]
+
+
+READ_ONLY_RUNS = {
+    "import": (False, ["import", "{lib}"]),
+    "import-again": (True, ["import", "--force", "--prune", "{lib}"]),
+    "dry-run": (True, ["import", "--dry-run", "--force", "{lib}"]),
+    "scan": (True, ["scan", "--all", "{lib}"]),
+    "orphans": (True, ["orphans", "{lib}"]),
+    "list": (True, ["list", "--json"]),
+    "show": (True, ["show", CELESTIAL]),
+}
+
+
+@pytest.mark.parametrize("case", list(READ_ONLY_RUNS))
+def test_no_command_writes_to_the_library(runner: CliRunner, tmp_path: Path, case: str) -> None:
+    """The library's files, links and folders keep their bytes, modes and mtimes whatever command runs."""
+    lib = library(tmp_path / "lib")
+    imported_first, args = READ_ONLY_RUNS[case]
+    if imported_first:
+        assert run(runner, "import", lib).exit_code == 1  # broken.json and ghost.json fail
+    before = snapshot(lib)
+    result = run(runner, *(a.replace("{lib}", str(lib)) for a in args))
+    assert result.exit_code in (0, 1), result.output
+    assert snapshot(lib) == before
