@@ -64,7 +64,7 @@ def status(
         f"head: {HEAD}",
         f"status: {note}",
     ):
-        output.out.print(line, markup=False)
+        output.line(line)
 
 
 def upgrade(
@@ -89,9 +89,9 @@ def upgrade(
     if quiet:
         return
     if before == after:
-        output.out.print(f"already at revision {after} (head)", markup=False)
+        output.line(f"already at revision {after} (head)")
     else:
-        output.out.print(f"upgraded from revision {before or 'none (empty database)'} to {after}", markup=False)
+        output.line(f"upgraded from revision {before or 'none (empty database)'} to {after}")
 
 
 def register(app: typer.Typer) -> None:

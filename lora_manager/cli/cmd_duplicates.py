@@ -39,14 +39,14 @@ def duplicates(
             size = (
                 f": {len(g.files)} x {decimal(g.files[0]['size'])}, {decimal(g.freeable)} to free" if g.freeable else ""
             )
-            output.out.print(f"{HEADINGS[g.kind]} ({g.key[:16]}){size}", markup=False)
+            output.line(f"{HEADINGS[g.kind]} ({g.key[:16]}){size}")
         for f in g.files:
             mark = "catalogued" if f.get("catalogued") else ""
             if plain:
                 output.plain(g.kind, g.key, f["path"], f.get("size"), f.get("sha256"), mark)
             else:
                 sha = f" sha256 {f['sha256'][:10]}" if g.kind != "copies" and f.get("sha256") else ""
-                output.out.print(f"  {f['path']}{sha}{'  (' + mark + ')' if mark else ''}", markup=False)
+                output.line(f"  {f['path']}{sha}{'  (' + mark + ')' if mark else ''}")
     counts = {k: sum(g.kind == k for g in report.groups) for k in HEADINGS}
     output.warn(
         f"{counts['copies']} sets of copies ({decimal(report.freeable)} could be freed), "

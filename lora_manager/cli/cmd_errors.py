@@ -50,7 +50,7 @@ def errors(
             output.plain(*row)
         return
     for file_path, category, message in rows:
-        output.out.print(f"{file_path}: {category}: {message}", markup=False)
+        output.line(f"{file_path}: {category}: {message}")
     if rows:
         output.err.print(f"{len(rows)} problem{'s' if len(rows) != 1 else ''}", style="dim")
 

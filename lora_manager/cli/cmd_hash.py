@@ -83,7 +83,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
     """Bytes, rate and ETA on stderr when it is a terminal; nothing otherwise."""
     from lora_manager.cli import output
 
-    if not enabled or not output.err.is_terminal:
+    if not enabled or not output.is_terminal(stderr=True):
         yield lambda p: None
         return
     from rich.progress import (
@@ -113,11 +113,10 @@ def show_report(report: Any, quiet: bool) -> None:
 
     if not quiet:
         rate = report.bytes_hashed / report.duration if report.duration > 0 else 0
-        output.out.print(
+        output.line(
             f"hashed: {len(report.hashed)} files ({decimal(report.bytes_hashed)}), {report.current} already "
             f"current, {len(report.vanished)} vanished, {len(report.problems)} failed "
-            f"in {report.duration:.2f}s ({decimal(int(rate))}/s)",
-            markup=False,
+            f"in {report.duration:.2f}s ({decimal(int(rate))}/s)"
         )
         if report.files == 0:
             output.warn("no model files in the catalog match; run `lora import FOLDER` first")

@@ -37,7 +37,11 @@ def import_(
         int, typer.Option("--max-sidecar-mb", min=1, help="Refuse sidecars larger than this.")
     ] = 32,
     hash_: Annotated[
-        bool, typer.Option("--hash", help="Then hash the model files that have no current SHA256 (see `lora hash`).")
+        bool,
+        typer.Option(
+            "--hash",
+            help="Then hash the model files that have no current SHA256 (see `lora hash`; not with --dry-run).",
+        ),
     ] = False,
 ) -> None:
     """Import the LoRA metadata under PATHS; only what changed since the last run is read.
@@ -97,7 +101,7 @@ def show_report(report: Any, as_json: bool, quiet: bool, verb: str) -> None:
     extras = [f"{c[k]} {k}" for k in ("missing", "pruned", "orphans") if c[k]]
     line = summary + (f" ({', '.join(extras)})" if extras else "") + f" in {report.duration:.2f}s"
     if not quiet:
-        output.out.print(line, markup=False)
+        output.line(line)
     shown = report.problems if not quiet else failures
     for p in shown[:MAX_LISTED]:
         output.warn(f"{p.path}: {p.kind}: {p.message}")

@@ -48,9 +48,7 @@ def scan(
             table.add_row(*(str(v) if v is not None else "" for v in row))
         output.out.print(table)
         c = report.counts
-        output.out.print(
-            f"{c['new']} new, {c['updated']} changed, {c['unchanged']} unchanged, {c['failed']} invalid", markup=False
-        )
+        output.line(f"{c['new']} new, {c['updated']} changed, {c['unchanged']} unchanged, {c['failed']} invalid")
     else:
         for row in rows:
             output.plain(*row)

@@ -48,11 +48,10 @@ def set_(
     if as_json:
         output.print_json(record)
     else:
-        output.out.print(
+        output.line(
             f"{record['name']} {record['version'] or ''}: active={record['active']} "
             f"weight={record['weight']:g} ({record['weight_source']}) ordinal={record['ordinal']} "
-            f"archetype={record['archetype']}",
-            markup=False,
+            f"archetype={record['archetype']}"
         )
 
 

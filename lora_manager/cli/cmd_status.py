@@ -40,7 +40,7 @@ def status(
             f"finished {run['finished_at'] or '-'}: {counts or 'nothing'}"
         )
     for line in lines:
-        output.out.print(line, markup=False)
+        output.line(line)
 
 
 def register(app: typer.Typer) -> None:

@@ -38,9 +38,9 @@ def verify(
             output.plain("mismatch", m.path, m.hash, m.claimed, m.computed, m.source, m.sidecar)
     else:
         for m in report.mismatches:
-            output.out.print(f"MISMATCH {m.path} ({m.name}{' ' + m.version if m.version else ''})", markup=False)
-            output.out.print(f"  {m.hash} claimed  {m.claimed}  by {m.sidecar or m.source}", markup=False)
-            output.out.print(f"  {m.hash} computed {m.computed}", markup=False)
+            output.line(f"MISMATCH {m.path} ({m.name}{' ' + m.version if m.version else ''})")
+            output.line(f"  {m.hash} claimed  {m.claimed}  by {m.sidecar or m.source}")
+            output.line(f"  {m.hash} computed {m.computed}")
     if not as_json:
         output.warn(
             f"verified: {report.ok} match, {len(report.mismatches)} mismatched, {len(report.unverified)} unverified, "

@@ -174,3 +174,21 @@ def _newer(revision: Any) -> LoraError:
 def _cannot_open(engine: Engine, exc: SQLAlchemyError) -> LoraError:
     cause = getattr(exc, "orig", None) or exc
     return LoraError(f"cannot open the catalog at {engine.url!r}: {cause}")
+
+
+def compare_type(
+    context: Any, inspected_column: Any, metadata_column: Any, inspected_type: Any, metadata_type: Any
+) -> bool | None:
+    """Alembic's type comparison, seeing each of our type decorators as what it is on that database.
+
+    Without it, autogenerate compares the decorator's generic ``impl`` (JSON, TEXT) with what
+    PostgreSQL reports (JSONB, TEXT COLLATE "C") and finds differences that are not there.
+    """
+    from sqlalchemy import Column
+    from sqlalchemy.types import TypeDecorator
+
+    if not isinstance(metadata_type, TypeDecorator):
+        return None
+    type_for = getattr(metadata_type, "type_for", None)
+    actual = type_for(context.dialect) if type_for else metadata_type.impl_instance
+    return bool(context.impl.compare_type(inspected_column, Column(metadata_column.name, actual)))

@@ -7,6 +7,7 @@ worker process. Every failure becomes a :class:`FileProblem`; nothing here raise
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,10 @@ from lora_manager.parsing.base import ParseContext, safe_file_name
 from lora_manager.parsing.merge import merge
 from lora_manager.parsing.registry import parse_sidecar
 from lora_manager.safetensors import read_header
+from lora_manager.services.import_report import DEFAULT_MAX_SIDECAR_BYTES
 
-DEFAULT_MAX_SIDECAR_BYTES = 32 * 1024 * 1024
+PARALLEL_THRESHOLD = 2000  # fewer changed entries than this are read in this process
+POOL_CHUNK = 200
 # A version pick by SHA256 needs the claims of the other sidecars first.
 _NEEDS_CLAIMS = ("civitai_model",)
 
@@ -171,3 +174,62 @@ def _header(model_path: str, size: int, problems: list[FileProblem]) -> HeaderIn
     except SidecarError as exc:
         problems.append(FileProblem(path=model_path, kind=exc.kind.value, message=exc.message))
         return None
+
+
+def read_batches(
+    entries: list[Entry], root: str, batch_size: int, max_sidecar_bytes: int, workers: int | None = None
+) -> Iterator[list[EntryResult]]:
+    """Read the changed entries, in order, one batch at a time (in worker processes when it pays).
+
+    Entries leave the queue as they are read, and at most a few chunks are in flight per
+    worker, so memory stays flat however large the library is.
+    """
+    from collections import deque
+
+    queue = deque(entries)
+    entries.clear()  # the queue owns them now: read ones can be freed
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4) if len(queue) >= PARALLEL_THRESHOLD else 1
+
+    def take(n: int) -> list[Entry]:
+        return [queue.popleft() for _ in range(min(n, len(queue)))]
+
+    if workers <= 1:
+        while queue:
+            yield _read_chunk(take(batch_size), root, max_sidecar_bytes)
+        return
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent) as pool:
+        pending: deque[Future[list[EntryResult]]] = deque()
+
+        def submit() -> None:
+            pending.append(pool.submit(_read_chunk, take(POOL_CHUNK), root, max_sidecar_bytes))
+
+        while queue and len(pending) < 2 * workers:
+            submit()
+        batch: list[EntryResult] = []
+        while pending:
+            batch.extend(pending.popleft().result())
+            if queue:
+                submit()
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _die_with_parent() -> None:
+    """A reader process ends when the import does, even if the import was SIGKILLed (Linux)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _read_chunk(entries: list[Entry], root: str, max_sidecar_bytes: int) -> list[EntryResult]:
+    return [read_entry(e, root, max_sidecar_bytes) for e in entries]

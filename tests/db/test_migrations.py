@@ -22,7 +22,15 @@ from typer.testing import CliRunner
 
 from lora_manager.cli import app
 from lora_manager.db.engine import create_catalog_engine, database_url
-from lora_manager.db.migrate import HEAD, MIGRATE_LOCK_KEY, alembic_config, ensure_schema, schema_state, script_head
+from lora_manager.db.migrate import (
+    HEAD,
+    MIGRATE_LOCK_KEY,
+    alembic_config,
+    compare_type,
+    ensure_schema,
+    schema_state,
+    script_head,
+)
 from lora_manager.db.schema import Base, adapter, adapter_tag, entry, import_failure, import_run, model_file
 from tests.pgserver import PgServer
 
@@ -45,7 +53,9 @@ def _at(engine: Engine, revision: str) -> None:
 
 def _diff(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata))
+        return list(
+            compare_metadata(MigrationContext.configure(conn, opts={"compare_type": compare_type}), Base.metadata)
+        )
 
 
 def _revision(engine: Engine) -> str | None:

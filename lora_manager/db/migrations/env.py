@@ -20,13 +20,18 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from lora_manager.db.schema import Base, UtcDateTime
+from lora_manager.db.migrate import compare_type
+from lora_manager.db.schema import Base, JsonType, TextType, UtcDateTime
 
 
 def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Autogenerate writes plain SQLAlchemy types, never our decorators: a revision must not import schema.py."""
     if kind == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime(timezone=True)"
+    if kind == "type" and isinstance(obj, TextType):
+        return "TEXT"  # the module-level Text/TEXT COLLATE "C" variant every revision defines
+    if kind == "type" and isinstance(obj, JsonType):
+        return "JSON"  # likewise: JSON, JSONB on PostgreSQL
     return False
 
 
@@ -37,7 +42,7 @@ def _run(connection: Connection) -> None:
         render_item=_render_item,
         # SQLite alters most things by copying the table: batch mode does that for us.
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
+        compare_type=compare_type,
     )
     with context.begin_transaction():
         context.run_migrations()

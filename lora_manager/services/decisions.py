@@ -1,0 +1,242 @@
+"""Who holds which ``(name, version)``: the decisions an import makes for each batch it writes.
+
+When two entries claim one identity, the first in path order wins and the other is a
+duplicate, the same way on every run. A batch's decisions are computed into a
+:class:`BatchDecisions` and applied to the run's state only after its transaction commits,
+so a batch that a transient database error rolls back is simply decided again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import ChainMap, Counter
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from lora_manager.db import repository as repo
+from lora_manager.errors import FailureKind
+from lora_manager.models import FileProblem
+from lora_manager.services.import_report import ImportReport, Outcome, now
+from lora_manager.services.planning import RootPlan
+from lora_manager.services.reading import EntryResult
+
+PRELOAD_OWNERS = 5000  # this many entries to read or more: load every row's owner in one query
+
+
+@dataclass
+class BatchDecisions:
+    """What one batch decided; :meth:`RunState.apply` adds it to the run once it is saved."""
+
+    claims: dict[repo.Identity, str] = field(default_factory=dict)
+    owners: dict[repo.Identity, repo.Owner] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    problems: list[FileProblem] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    statuses: list[tuple[str, str]] = field(default_factory=list)  # (entry key, its status after the run)
+    stale_dirs: set[str] = field(default_factory=set)
+    # The writes, in the order they are made.
+    renames: list[tuple[int, str, str | None]] = field(default_factory=list)
+    drop: list[int] = field(default_factory=list)
+    adapters: list[dict[str, Any]] = field(default_factory=list)
+    demote: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+
+    def outcome(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+
+class RunState:
+    """The decisions of one root's run, batch after batch."""
+
+    def __init__(self, plan: RootPlan, conn: Connection | None = None) -> None:
+        self.plan = plan
+        self.vanished_keys = {s.key for s in plan.vanished}
+        self.todo_keys = {e.key for e in plan.todo}
+        self.claims: dict[repo.Identity, str] = {}  # identity -> entry key, decided this run
+        # With many entries to read, every row's owner is loaded once instead of per batch.
+        self.owner_map = repo.all_owners(conn) if conn is not None and len(self.todo_keys) >= PRELOAD_OWNERS else None
+
+    def apply(self, decided: BatchDecisions, report: ImportReport) -> None:
+        """Make a saved batch's decisions part of the run."""
+        self.claims.update(decided.claims)
+        if self.owner_map is not None:
+            self.owner_map.update(decided.owners)
+        report.counts.update(decided.counts)
+        report.problems.extend(decided.problems)
+        for outcome in decided.outcomes:
+            report.outcome(outcome)
+        statuses = self.plan.dir_statuses
+        for key, status in decided.statuses:
+            directory = key.rpartition(os.sep)[0]
+            if directory not in statuses:
+                statuses[directory] = Counter()
+            statuses[directory][status] += 1
+        self.plan.stale_dirs |= decided.stale_dirs
+
+    def decide(self, batch: list[EntryResult], conn: Connection) -> BatchDecisions:
+        """Decide the fate of each entry of ``batch`` (reads the database, writes nothing)."""
+        out = BatchDecisions()
+        claims: MutableMapping[repo.Identity, str] = ChainMap(out.claims, self.claims)
+        idents = {(r.row["name"], r.row["version_key"]) for r in batch if r.row}
+        if self.owner_map is not None:
+            owners = {i: o for i in idents if (o := out.owners.get(i) or self.owner_map.get(i))}
+        else:
+            owners = repo.owners(conn, idents)
+        stamp = now()
+        for r in batch:
+            row = self._decide_one(r, claims, owners, out, stamp)
+            out.entries.append(row)
+            out.statuses.append((r.key, str(row["status"])))
+            if r.model_path and r.model_size is not None:
+                out.models.append(
+                    {"path": r.model_path, "size": r.model_size, "mtime_ns": r.model_mtime_ns, "missing_since": None}
+                )
+        out.counts["failed"] += sum(1 for r in batch for p in r.problems if FailureKind(p.kind).is_failure)
+        out.counts["skipped"] += sum(1 for r in batch for p in r.problems if p.kind == FailureKind.NOT_METADATA)
+        return out
+
+    def write(self, decided: BatchDecisions, conn: Connection) -> None:
+        """Make the batch's decisions in the database (inside the caller's transaction)."""
+        for adapter_id, name, version in decided.renames:
+            repo.rename_adapter(conn, adapter_id, name, version)
+        if decided.drop:
+            repo.delete_adapters(conn, decided.drop)
+        ids = repo.upsert_adapters(conn, decided.adapters) if decided.adapters else {}
+        repo.replace_tags(conn, {ids[a["entry_key"]]: a["tags"] for a in decided.adapters})
+        if self.owner_map is not None:
+            for a in decided.adapters:
+                ident = (a["name"], a["version_key"])
+                decided.owners[ident] = repo.Owner(ids[a["entry_key"]], a["entry_key"], False, a["json_file_path"])
+        for row in decided.entries:
+            if row["status"] == "ok":
+                row["adapter_id"] = ids.get(row["key"])
+        if decided.demote:
+            repo.demote_to_duplicate(conn, decided.demote)
+        if decided.missing:
+            repo.mark_missing(conn, decided.missing, now())
+        repo.save_entries(conn, decided.entries)
+        repo.save_model_files(conn, decided.models)
+
+    def _verdict(
+        self,
+        ident: repo.Identity,
+        key: str,
+        claims: Mapping[repo.Identity, str],
+        owners: dict[repo.Identity, repo.Owner],
+    ) -> tuple[bool, str]:
+        """``(claims, other)``: whether ``key`` may hold ``ident``; ``other`` is the loser or winner."""
+        holder = claims.get(ident)
+        if holder is not None and holder != key:
+            return False, holder
+        owner = owners.get(ident)
+        if owner is None or owner.entry_key in (None, key) or owner.missing:
+            return True, ""
+        other = owner.entry_key
+        if other in self.vanished_keys or other in self.todo_keys:
+            return True, ""  # gone, or read this run (it let go, or it sorts after us and will lose)
+        return (False, other) if other < key else (True, other)
+
+    def _decide_one(
+        self,
+        r: EntryResult,
+        claims: MutableMapping[repo.Identity, str],
+        owners: dict[repo.Identity, repo.Owner],
+        out: BatchDecisions,
+        stamp: Any,
+    ) -> dict[str, Any]:
+        """The entry row for ``r``, with every decision about its identity recorded in ``out``."""
+        old = self.plan.stored.get(r.key)
+        old_id = old.adapter_id if old else None
+        old_ident = (old.name or "", old.version_key or "") if old and old.adapter_id is not None else None
+        mine_or_free = old_ident is not None and claims.get(old_ident) in (None, r.key)
+        out.problems.extend(r.problems)
+        row: dict[str, Any] = {
+            "key": r.key,
+            "signature": r.signature,
+            "status": r.status,
+            "name": None,
+            "version_key": None,
+            "adapter_id": None,
+            "model_path": r.model_path,
+            "problems": [p.model_dump() for p in r.problems],
+            "seen_at": stamp,
+        }
+        if r.row is None:
+            self._without_record(r, row, old_id, old_ident, mine_or_free, claims, out)
+            return row
+        rec = r.row
+        ident = (rec["name"], rec["version_key"])
+        row.update(name=ident[0], version_key=ident[1])
+        allowed, other = self._verdict(ident, r.key, claims, owners)
+        if not allowed:
+            row["status"] = "duplicate"
+            problem = FileProblem(
+                path=rec["json_file_path"] or r.key,
+                kind=FailureKind.DUPLICATE.value,
+                message=f"{_label(ident)} is already catalogued from {other}",
+            )
+            out.problems.append(problem)
+            row["problems"] = [*row["problems"], problem.model_dump()]
+            out.counts["duplicates"] += 1
+            out.outcome(Outcome(r.key, "duplicate", rec["name"], rec["version"], problem.message))
+            if old_id is not None and old_ident != ident and mine_or_free:
+                out.drop.append(old_id)  # its old identity must not linger
+            return row
+        owner = owners.get(ident)
+        renamed = False
+        if old_id is not None and old_ident != ident and mine_or_free:
+            if owner is None:  # the new identity is free: move the row, keeping the user's state on it
+                out.renames.append((old_id, rec["name"], rec["version"]))
+                owners[ident] = owner = repo.Owner(old_id, r.key, False)
+                renamed = True
+            else:
+                out.drop.append(old_id)
+        if other:  # an unchanged holder later in path order: it becomes the duplicate
+            message = f"{_label(ident)} is now catalogued from {r.key}, earlier in path order"
+            where = (owner.json_file_path if owner else None) or other
+            problem = FileProblem(path=where, kind=FailureKind.DUPLICATE.value, message=message)
+            out.demote[other] = [problem.model_dump()]
+            out.stale_dirs.add(os.path.dirname(other))
+            out.problems.append(problem)
+            out.counts["duplicates"] += 1
+            out.counts["unchanged"] -= 1
+            out.outcome(Outcome(other, "duplicate", rec["name"], rec["version"], message))
+        claims[ident] = r.key
+        action = "new" if owner is None else "updated"
+        out.counts[action] += 1
+        out.outcome(Outcome(r.key, action, rec["name"], rec["version"], "renamed" if renamed else ""))
+        out.adapters.append(repo.adapter_row(rec, r.key, stamp))
+        return row
+
+    @staticmethod
+    def _without_record(
+        r: EntryResult,
+        row: dict[str, Any],
+        old_id: int | None,
+        old_ident: repo.Identity | None,
+        mine_or_free: bool,
+        claims: MutableMapping[repo.Identity, str],
+        out: BatchDecisions,
+    ) -> None:
+        """An entry that gave no record (failed, orphan, noise): what becomes of its old row."""
+        model_gone = any(p.kind == FailureKind.MODEL_MISSING.value for p in r.problems)
+        if old_id is not None and old_ident is not None and mine_or_free:
+            row.update(name=old_ident[0], version_key=old_ident[1], adapter_id=old_id)
+            if r.status == "failed" and not model_gone:
+                claims[old_ident] = r.key  # a broken sidecar: the last good record stays as it was
+            else:
+                out.missing.append(old_id)  # the model or all its metadata is gone
+                out.counts["missing"] += 1
+        if r.status == "orphan":
+            out.counts["orphans"] += 1
+        detail = "; ".join(f"{p.kind}: {p.message}" for p in r.problems)
+        out.outcome(Outcome(r.key, r.status, None, None, detail))
+
+
+def _label(ident: repo.Identity) -> str:
+    return f"{ident[0]!r} version {ident[1]!r}" if ident[1] else f"{ident[0]!r} (no version)"
