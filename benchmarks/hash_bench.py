@@ -32,7 +32,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,53 +97,38 @@ def timed(argv: Sequence[str], env: dict[str, str], ok: Sequence[int] = (0,)) ->
     return seconds, done.stdout
 
 
-def median_of(runs: int, once: Callable[[], float]) -> float:
-    return statistics.median(once() for _ in range(runs))
-
-
 def measure(lib: Path, paths: list[Path], args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
-    """Floors and ``lora hash`` times for one library."""
+    """Floors and ``lora hash`` times for one library, interleaved run by run so a noisy machine hits all alike."""
     python = str(Path(args.lora).parent / "python")
     names = [str(p) for p in paths]
     for p in paths:  # warm the page cache, untimed
         with open(p, "rb", buffering=0) as f:
             while f.read(8 * CHUNK):
                 pass
-    figures: dict[str, float] = {}
-    for hashers in (1, 2):
-        argv = [python, __file__, "floor", "--threads", str(args.threads), "--hashers", str(hashers), *names]
-        inner: list[float] = []
+    lora = [args.lora, "--db", str(lib.parent / "catalog.db")]
+    samples: dict[str, list[float]] = {}
 
-        def once(argv: list[str] = argv, inner: list[float] = inner) -> float:
+    def note(key: str, seconds: float) -> None:
+        samples.setdefault(key, []).append(seconds)
+
+    for _ in range(args.runs):
+        for hashers in (1, 2):
+            argv = [python, __file__, "floor", "--threads", str(args.threads), "--hashers", str(hashers), *names]
             seconds, out = timed(argv, env)
-            inner.append(json.loads(out)["seconds"])
-            return seconds
-
-        figures[f"floor{hashers}"] = median_of(args.runs, once)
-        figures[f"floor{hashers}_in_process"] = statistics.median(inner)
-    db = lib.parent / "catalog.db"
-    lora = [args.lora, "--db", str(db)]
-    in_process: list[float] = []
-
-    def first() -> float:
+            note(f"floor{hashers}", seconds)
+            note(f"floor{hashers}_in_process", json.loads(out)["seconds"])
         for leftover in lib.parent.glob("catalog.db*"):
             leftover.unlink()
         timed([*lora, "import", str(lib), "--quiet"], env)
         seconds, out = timed([*lora, "hash", "--json", "--threads", str(args.threads)], env)
         report = json.loads(out)
         assert report["hashed"] == len(paths), report
-        in_process.append(report["duration_seconds"])
-        return seconds
-
-    def again() -> float:
+        note("lora", seconds)
+        note("lora_in_process", report["duration_seconds"])
         seconds, out = timed([*lora, "hash", "--json"], env)
-        assert json.loads(out)["hashed"] == 0, out
-        return seconds
-
-    figures["lora"] = median_of(args.runs, first)
-    figures["lora_in_process"] = statistics.median(in_process)
-    figures["second"] = median_of(args.runs, again)
-    return figures
+        assert json.loads(out)["hashed"] == 0, out  # the second run reads nothing
+        note("second", seconds)
+    return {key: statistics.median(values) for key, values in samples.items()}
 
 
 def mbps(total: int, seconds: float) -> float:

@@ -317,7 +317,7 @@ def save_model_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
         rows,
         key=("path",),
         update=("size", "mtime_ns", "missing_since"),
-        computed={c: kept(c) for c in ("sha256", "autov3", "autov3_source", "hashed_at")},
+        computed={c: kept(c) for c in ("sha256", "tensor_sha256", "autov3", "autov3_source", "hashed_at")},
     )
 
 
