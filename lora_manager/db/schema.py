@@ -16,8 +16,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, MetaData, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -95,153 +108,154 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {
-        dict[str, Any]: JsonType(),
-        list[str]: JsonType(),
-        list[dict[str, Any]]: JsonType(),
-        datetime: UtcDateTime(),
-        str: TextType(),
-        int: BigInteger().with_variant(Integer(), "sqlite"),
-    }
+metadata = MetaData(naming_convention=NAMING)
+# INTEGER PRIMARY KEY is SQLite's rowid (autoincrement); BIGINT elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class Adapter(Base):
-    __tablename__ = "adapter"
+def _text(name: str, nullable: bool = True, **kw: Any) -> Column[Any]:
+    return Column(name, TextType(), nullable=nullable, **kw)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str]
-    version: Mapped[str | None]
+
+def _json(name: str, nullable: bool = False, default: Any = None) -> Column[Any]:
+    return Column(name, JsonType(), nullable=nullable, default=default)
+
+
+def _time(name: str, nullable: bool = True) -> Column[Any]:
+    return Column(name, UtcDateTime(), nullable=nullable)
+
+
+def _int(name: str, nullable: bool = True, **kw: Any) -> Column[Any]:
+    return Column(name, BigId, nullable=nullable, **kw)
+
+
+# Core tables, not ORM classes: every access is SQLAlchemy Core, and the ORM's import and
+# class construction would cost each command ~75 ms of start-up.
+adapter = Table(
+    "adapter",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    _text("name", nullable=False),
+    _text("version"),
     # ``version or ''``: NULL never matches ON CONFLICT, so the unique key uses this instead.
-    version_key: Mapped[str] = mapped_column(default="")
-    canonical_version_name: Mapped[str | None]
-    description: Mapped[str | None]
-    author_username: Mapped[str | None] = mapped_column(index=True)
-    visibility: Mapped[str] = mapped_column(default="Public")
-    published_at: Mapped[datetime | None]
-    tags: Mapped[list[str]] = mapped_column(default=list)
-    trained_words: Mapped[list[str]] = mapped_column(default=list)
-    triggers: Mapped[list[str]] = mapped_column(default=list)
-    file_path: Mapped[str]
-    weight: Mapped[float] = mapped_column(Float, default=1.0)
-    weight_source: Mapped[str] = mapped_column(default="default")
-    active: Mapped[bool] = mapped_column(Boolean, default=False)
-    ordinal: Mapped[int | None]
-    archetype: Mapped[str | None]
-    archetype_confidence: Mapped[float | None] = mapped_column(Float)
-    primary_file_name: Mapped[str | None]
-    primary_file_size_kb: Mapped[float | None] = mapped_column(Float)
-    primary_file_sha256: Mapped[str | None] = mapped_column(index=True)
-    primary_file_autov2: Mapped[str | None]
-    primary_file_autov3: Mapped[str | None]
-    primary_file_download_url: Mapped[str | None]
-    primary_file_local_path: Mapped[str | None]
-    hash_sources: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    supports_generation: Mapped[bool] = mapped_column(Boolean, default=False)
-    sd_version: Mapped[str | None]
-    base_model: Mapped[str | None] = mapped_column(index=True)
-    nsfw_level: Mapped[int] = mapped_column(default=0)
-    activation_text: Mapped[str | None]
-    notes: Mapped[str | None]
-    negative_text: Mapped[str | None]
-    civitai_model_id: Mapped[int | None]
-    civitai_version_id: Mapped[int | None]
-    preview_path: Mapped[str | None]
-    stats: Mapped[dict[str, Any] | None]
-    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    header_metadata: Mapped[dict[str, Any] | None]
-    sidecars: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    _text("version_key", nullable=False, default=""),
+    _text("canonical_version_name"),
+    _text("description"),
+    _text("author_username", index=True),
+    _text("visibility", nullable=False, default="Public"),
+    _time("published_at"),
+    _json("tags", default=list),
+    _json("trained_words", default=list),
+    _json("triggers", default=list),
+    _text("file_path", nullable=False),
+    Column("weight", Float, nullable=False, default=1.0),
+    _text("weight_source", nullable=False, default="default"),  # default | sidecar | user
+    Column("active", Boolean, nullable=False, default=False),
+    _int("ordinal"),
+    _text("archetype"),
+    Column("archetype_confidence", Float),
+    _text("primary_file_name"),
+    Column("primary_file_size_kb", Float),
+    _text("primary_file_sha256", index=True),
+    _text("primary_file_autov2"),
+    _text("primary_file_autov3"),
+    _text("primary_file_download_url"),
+    _text("primary_file_local_path"),
+    _json("hash_sources", default=dict),
+    Column("supports_generation", Boolean, nullable=False, default=False),
+    _text("sd_version"),
+    _text("base_model", index=True),
+    _int("nsfw_level", nullable=False, default=0),
+    _text("activation_text"),
+    _text("notes"),
+    _text("negative_text"),
+    _int("civitai_model_id"),
+    _int("civitai_version_id"),
+    _text("preview_path"),
+    _json("stats", nullable=True),
+    _json("extra", default=dict),
+    _json("header_metadata", nullable=True),
+    _json("sidecars", default=list),
     # Lowercased name, version, author, file name, tags and trigger words: what --search matches.
-    search_text: Mapped[str] = mapped_column(default="")
-    json_file_path: Mapped[str | None]
-    json_file_mtime: Mapped[datetime | None]
-    json_file_size: Mapped[int | None]
-    entry_key: Mapped[str | None] = mapped_column(index=True)
-    missing_since: Mapped[datetime | None]
-    last_ingested_at: Mapped[datetime | None]
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    _text("search_text", nullable=False, default=""),
+    _text("json_file_path"),
+    _time("json_file_mtime"),
+    _int("json_file_size"),
+    _text("entry_key", index=True),
+    _time("missing_since"),
+    _time("last_ingested_at"),
+    _time("created_at", nullable=False),
+    _time("updated_at", nullable=False),
+    Index("uq_adapter_name_version_key", "name", "version_key", unique=True),
+)
 
-    __table_args__ = (Index("uq_adapter_name_version_key", "name", "version_key", unique=True),)
+adapter_tag = Table(
+    "adapter_tag",
+    metadata,
+    Column("adapter_id", BigId, ForeignKey("adapter.id", ondelete="CASCADE"), primary_key=True),
+    _text("tag", nullable=False, primary_key=True, index=True),
+)
 
+entry = Table(
+    "entry",
+    metadata,
+    _text("key", nullable=False, primary_key=True),
+    _text("signature", nullable=False),
+    _text("status", nullable=False),  # ok | failed | skipped | orphan | duplicate
+    _text("name"),
+    _text("version_key"),
+    Column("adapter_id", BigId, ForeignKey("adapter.id", ondelete="SET NULL"), nullable=True, index=True),
+    _text("model_path"),
+    _json("problems", default=list),
+    _time("seen_at", nullable=False),
+)
 
-class AdapterTag(Base):
-    __tablename__ = "adapter_tag"
+# A walked directory's fingerprint: while it matches, none of its entries is looked at.
+directory = Table(
+    "directory",
+    metadata,
+    _text("path", nullable=False, primary_key=True),
+    _text("fingerprint", nullable=False),  # '' forces a full look at the directory next time
+    _json("counts", default=dict),  # its entries' statuses -> how many
+)
 
-    adapter_id: Mapped[int] = mapped_column(ForeignKey("adapter.id", ondelete="CASCADE"), primary_key=True)
-    tag: Mapped[str] = mapped_column(primary_key=True, index=True)
-
-
-class LibraryEntry(Base):
-    __tablename__ = "entry"
-
-    key: Mapped[str] = mapped_column(primary_key=True)
-    signature: Mapped[str]
-    status: Mapped[str]  # ok | failed | skipped | orphan | duplicate
-    name: Mapped[str | None]
-    version_key: Mapped[str | None]
-    adapter_id: Mapped[int | None] = mapped_column(ForeignKey("adapter.id", ondelete="SET NULL"), index=True)
-    model_path: Mapped[str | None]
-    problems: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
-    seen_at: Mapped[datetime]
-
-
-class LibraryDirectory(Base):
-    """A walked directory's fingerprint: while it matches, none of its entries is looked at."""
-
-    __tablename__ = "directory"
-
-    path: Mapped[str] = mapped_column(primary_key=True)
-    fingerprint: Mapped[str]  # '' forces a full look at the directory next time
-    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # its entries' statuses -> how many
-
-
-class ModelFile(Base):
-    __tablename__ = "model_file"
-
-    path: Mapped[str] = mapped_column(primary_key=True)
-    size: Mapped[int]
-    mtime_ns: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str | None] = mapped_column(index=True)
-    autov3: Mapped[str | None] = mapped_column(index=True)
-    autov3_source: Mapped[str | None]
+model_file = Table(
+    "model_file",
+    metadata,
+    _text("path", nullable=False, primary_key=True),
+    _int("size", nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    _text("sha256", index=True),
+    _text("autov3", index=True),
+    _text("autov3_source"),
     # The full SHA256 of the tensor data (the bytes after the 8+N header), when we computed it;
     # ``autov3`` is then its first 12 hex. NULL when AutoV3 came from the header or the file is no safetensors.
-    tensor_sha256: Mapped[str | None] = mapped_column(index=True)
+    _text("tensor_sha256", index=True),
     # The size and mtime the hashes were computed at: a file replaced in place loses its hash.
-    hashed_size: Mapped[int | None]
-    hashed_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
-    hashed_at: Mapped[datetime | None]
-    missing_since: Mapped[datetime | None]
+    _int("hashed_size"),
+    Column("hashed_mtime_ns", BigInteger, nullable=True),
+    _time("hashed_at"),
+    _time("missing_since"),
+)
 
+import_run = Table(
+    "import_run",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    _time("started_at", nullable=False),
+    _time("finished_at"),
+    _json("roots", default=list),
+    _text("status", nullable=False, default="running"),  # running | completed | interrupted | failed
+    Column("dry_run", Boolean, nullable=False, default=False),
+    _json("counts", default=dict),
+)
 
-class ImportRun(Base):
-    __tablename__ = "import_run"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    started_at: Mapped[datetime]
-    finished_at: Mapped[datetime | None]
-    roots: Mapped[list[str]] = mapped_column(default=list)
-    status: Mapped[str] = mapped_column(default="running")  # running | completed | interrupted | failed
-    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
-
-class ImportFailure(Base):
-    __tablename__ = "import_failure"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("import_run.id", ondelete="CASCADE"), index=True)
-    path: Mapped[str]
-    category: Mapped[str]
-    message: Mapped[str]
-
-
-adapter = Adapter.__table__
-adapter_tag = AdapterTag.__table__
-entry = LibraryEntry.__table__
-directory = LibraryDirectory.__table__
-model_file = ModelFile.__table__
-import_run = ImportRun.__table__
-import_failure = ImportFailure.__table__
+import_failure = Table(
+    "import_failure",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("run_id", BigId, ForeignKey("import_run.id", ondelete="CASCADE"), nullable=False, index=True),
+    _text("path", nullable=False),
+    _text("category", nullable=False),
+    _text("message", nullable=False),
+)

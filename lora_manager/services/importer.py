@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
@@ -18,10 +19,12 @@ from lora_manager.db import repository as repo
 from lora_manager.db.retry import in_transaction
 from lora_manager.discovery import resolve_root
 from lora_manager.errors import FailureKind, LoraError
-from lora_manager.services.decisions import BatchDecisions, RunState
 from lora_manager.services.import_report import ImportOptions, ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan, plan_root
-from lora_manager.services.reading import EntryResult, read_batches
+
+if TYPE_CHECKING:
+    from lora_manager.services.decisions import BatchDecisions, RunState
+    from lora_manager.services.reading import EntryResult
 
 __all__ = ["ImportOptions", "ImportReport", "Outcome", "Progress", "run_import"]
 
@@ -77,6 +80,10 @@ def _run_root(
     for o in plan.unchanged_outcomes:
         report.outcome(o)
     _handle_vanished(engine, plan, report, options.dry_run)
+    # Reading and deciding import the parsers and pydantic models: only when there is something to read.
+    from lora_manager.services.decisions import RunState
+    from lora_manager.services.reading import read_batches
+
     with engine.connect() as conn:
         state = RunState(plan, conn)
     done, total = 0, len(plan.todo)

@@ -31,7 +31,7 @@ from lora_manager.db.migrate import (
     schema_state,
     script_head,
 )
-from lora_manager.db.schema import Base, adapter, adapter_tag, entry, import_failure, import_run, model_file
+from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run, metadata, model_file
 from tests.pgserver import PgServer
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -53,9 +53,7 @@ def _at(engine: Engine, revision: str) -> None:
 
 def _diff(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
-        return list(
-            compare_metadata(MigrationContext.configure(conn, opts={"compare_type": compare_type}), Base.metadata)
-        )
+        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": compare_type}), metadata))
 
 
 def _revision(engine: Engine) -> str | None:
@@ -176,7 +174,7 @@ def test_catalog_at_0001_with_data_upgrades_to_head_losing_nothing(engine: Engin
 
 def test_catalog_created_before_migrations_is_adopted_and_upgraded(engine: Engine) -> None:
     """A catalog made by create_all (no version table, an older model_file) keeps its rows."""
-    Base.metadata.create_all(engine)
+    metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE directory"))
         conn.execute(text("DROP INDEX ix_model_file_tensor_sha256"))

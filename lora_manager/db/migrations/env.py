@@ -21,7 +21,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from lora_manager.db.migrate import compare_type
-from lora_manager.db.schema import Base, JsonType, TextType, UtcDateTime
+from lora_manager.db.schema import JsonType, TextType, UtcDateTime, metadata
 
 
 def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
@@ -38,7 +38,7 @@ def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         render_item=_render_item,
         # SQLite alters most things by copying the table: batch mode does that for us.
         render_as_batch=connection.dialect.name == "sqlite",
