@@ -16,8 +16,9 @@ import os
 import stat as statmod
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lora_manager.errors import FailureKind, LoraError
 
@@ -105,6 +106,10 @@ class WalkResult:
     files_seen: int
     fingerprints: dict[str, str]  # every directory walked -> its fingerprint
     clean: list[str]  # directories whose fingerprint matched the one given: not grouped
+    # Directories looked at only in part -> the stems whose files changed (their entries alone are in ``entries``).
+    partial: dict[str, set[str]] = field(default_factory=dict)
+    # Every directory not clean -> its files as stored in the catalog (see :func:`listing_of`).
+    listings: dict[str, list[list[Any]]] = field(default_factory=dict)
 
 
 _MODEL_EXTS = frozenset(MODEL_EXTENSIONS)
@@ -174,30 +179,78 @@ def is_inside(path: str, root: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def walk(root: str, ignore: object | None = None, known: Mapping[str, str] | None = None, seed: str = "") -> WalkResult:
+def walk(
+    root: str,
+    ignore: object | None = None,
+    known: Mapping[str, str] | None = None,
+    seed: str = "",
+    previous: Callable[[str], list[list[Any]] | None] | None = None,
+) -> WalkResult:
     """Group the files under ``root`` (a :func:`resolve_root` result) into entries, sorted by key.
 
     With ``known`` (directory -> fingerprint from the last run), a directory whose files all
     have the names, sizes and mtimes they had is listed in ``clean`` and not grouped at all:
     that is what makes a re-import of an unchanged library cost little more than a stat of
-    each file. ``seed`` goes into every fingerprint (the ignore rules, say).
+    each file. ``seed`` goes into every fingerprint (the ignore rules, say). For a directory
+    that did change, ``previous`` may give its last listing: then only the stems whose files
+    changed are grouped (unless a model file changed: a sidecar may name any of them).
     """
-    entries: list[Entry] = []
-    problems: list[tuple[str, FailureKind, str]] = []
-    fingerprints: dict[str, str] = {}
-    clean: list[str] = []
-    files_seen = 0
+    result = WalkResult(root, [], [], 0, {}, [])
     match = getattr(ignore, "match_file", None)
-    for directory, listing in _directories(root, match, problems):
-        files_seen += len(listing)
+    for directory, listing in _directories(root, match, result.problems):
+        result.files_seen += len(listing)
         fp = fingerprint(seed, listing)
-        fingerprints[directory] = fp
+        result.fingerprints[directory] = fp
         if known is not None and known.get(directory) == fp:
-            clean.append(directory)
+            result.clean.append(directory)
             continue
-        entries.extend(_group(directory, root, listing, problems))
-    entries.sort(key=lambda e: e.key)
-    return WalkResult(root, entries, problems, files_seen, fingerprints, clean)
+        now = listing_of(listing)
+        result.listings[directory] = now
+        before = previous(directory) if previous is not None else None
+        stems = _changed_stems(before, now) if before is not None else None
+        entries = None
+        if stems is not None:
+            # Files of one entry start with its stem: test that first, classify only those.
+            prefixes = tuple(stems)
+            subset = [
+                item
+                for item in listing
+                if item[0].startswith(prefixes) and (c := classify(item[0])) is not None and c[1] in stems
+            ]
+            found: list[tuple[str, FailureKind, str]] = []
+            entries = _group(directory, root, subset, found)
+            if any(e.sidecars and not e.models for e in entries):
+                entries = None  # a sidecar without its model may name any file of the directory
+            else:
+                result.partial[directory] = stems
+                result.problems.extend(found)
+        if entries is None:
+            entries = _group(directory, root, listing, result.problems)
+        result.entries.extend(entries)
+    result.entries.sort(key=lambda e: e.key)
+    return result
+
+
+def listing_of(listing: list[Listed]) -> list[list[Any]]:
+    """A directory's files as the catalog stores them: ``[name, size, mtime_ns, is_link]``."""
+    return [[name, st.st_size, st.st_mtime_ns, link] if st else [name, -1, -1, link] for name, _, link, st in listing]
+
+
+def _changed_stems(before: list[list[Any]], now: list[list[Any]]) -> set[str] | None:
+    """The stems of the files added, removed or changed; None when a model file is among them."""
+    try:
+        changed = {row[0] for row in set(map(tuple, before)) ^ set(map(tuple, now))}
+    except TypeError:  # not the shape we write: look at the whole directory
+        return None
+    stems: set[str] = set()
+    for name in changed:
+        kind_stem = classify(str(name))
+        if kind_stem is None:
+            continue
+        if kind_stem[0] == "model":
+            return None
+        stems.add(kind_stem[1])
+    return stems
 
 
 def walk_directory(root: str, directory: str, ignore: object | None = None) -> list[Entry]:

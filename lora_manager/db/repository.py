@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, and_, case, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, tuple_, update
 
 from lora_manager.db.schema import adapter, adapter_tag, directory, entry, import_failure, import_run, model_file
 from lora_manager.db.upsert import upsert
@@ -88,7 +88,7 @@ def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[s
 
 def save_directories(conn: Connection, rows: list[dict[str, Any]]) -> None:
     for part in chunks(rows, 2000):
-        upsert(conn, directory, list(part), key=("path",), update=("fingerprint", "counts"))
+        upsert(conn, directory, list(part), key=("path",), update=("fingerprint", "counts", "listing"))
 
 
 def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
@@ -99,7 +99,25 @@ def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
 def stale_directories(conn: Connection, paths: Iterable[str]) -> None:
     """Make the next import look at these directories in full."""
     for part in chunks(sorted(set(paths))):
-        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint=""))
+        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", listing=None))
+
+
+_LISTING = select(directory.c.listing).where(directory.c.path == bindparam("path"))
+
+
+def load_listing(conn: Connection, path: str) -> list[list[Any]] | None:
+    """The files a directory held at the last import (None if unknown); one statement, built once."""
+    listing = conn.execute(_LISTING, {"path": path}).scalar()
+    return listing if isinstance(listing, list) else None
+
+
+def load_signature_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``key -> (signature, status)`` of these stored entries."""
+    out: dict[str, tuple[str, str]] = {}
+    for part in chunks(sorted(keys)):
+        stmt = select(entry.c.key, entry.c.signature, entry.c.status).where(entry.c.key.in_(part))
+        out.update((k, (sig, st)) for k, sig, st in conn.execute(stmt))
+    return out
 
 
 def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tuple[str, str]]:

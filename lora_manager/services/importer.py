@@ -113,6 +113,7 @@ def _run_root(
                 {
                     "path": d,
                     "fingerprint": "" if d in plan.stale_dirs else fp,
+                    "listing": None if d in plan.stale_dirs else plan.listings.get(d),
                     "counts": {k: v for k, v in plan.dir_statuses.get(d, Counter()).items() if v > 0},
                 }
                 for d, fp in plan.fingerprints.items()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -28,8 +29,9 @@ class RootPlan:
     vanished: list[repo.StoredEntry]
     unchanged: Counter[str]  # stored status -> entries not read
     unchanged_outcomes: list[Outcome]
-    # Directory -> fingerprint to record once the run is through, and the statuses of its entries.
+    # Directory -> fingerprint (and listing) to record once the run is through, and its entries' statuses.
     fingerprints: dict[str, str]
+    listings: dict[str, list[list[Any]]]
     dir_statuses: dict[str, Counter[str]]
     gone_dirs: list[str]  # known directories that are no more
     stale_dirs: set[str]  # directories to look at in full next time
@@ -57,15 +59,28 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
     known_dirs = repo.load_directories(conn, root)
     skip = not (options.force or options.list_unchanged)
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip else None
-    result = walk(root, load_ignore(root, options.ignore), known, ignore_seed(root, options.ignore))
+
+    def previous(directory: str) -> list[list[Any]] | None:
+        return repo.load_listing(conn, directory) if skip and directory in known_dirs else None
+
+    result = walk(root, load_ignore(root, options.ignore), known, ignore_seed(root, options.ignore), previous)
     clean = set(result.clean)
     gone_dirs = [d for d in known_dirs if d not in result.fingerprints]
     looked_at = {d for d in result.fingerprints if d not in clean}
-    signatures = repo.load_signatures(conn, root, looked_at | set(gone_dirs))
+    whole = (looked_at - result.partial.keys()) | set(gone_dirs)
+    signatures = repo.load_signatures(conn, root, whole)
+    considered = [d + os.sep + stem for d, stems in result.partial.items() for stem in stems]
+    signatures.update(repo.load_signature_keys(conn, considered))
     unchanged: Counter[str] = Counter()
     for d in clean:
         unchanged.update(known_dirs[d][1])
     dir_statuses: dict[str, Counter[str]] = {d: Counter() for d in looked_at}
+    for d in result.partial:  # a directory looked at in part: the rest of it is as counted last time
+        rest = Counter(known_dirs[d][1])
+        for key in (k for k in considered if k.rpartition(os.sep)[0] == d and k in signatures):
+            rest[signatures[key][1]] -= 1
+        unchanged.update(rest)
+        dir_statuses[d].update(rest)
     todo: list[Entry] = []
     unchanged_keys: set[str] = set()
     for e in result.entries:
@@ -113,6 +128,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
         unchanged=unchanged,
         unchanged_outcomes=outcomes,
         fingerprints={d: fp for d, fp in result.fingerprints.items() if d in looked_at},
+        listings=result.listings,
         dir_statuses=dir_statuses,
         gone_dirs=gone_dirs,
         stale_dirs=stale_dirs,

@@ -203,3 +203,47 @@ def test_dry_run_writes_nothing_but_reports_what_would_happen(engine: Engine, tm
     assert _rows(engine) == []
     with engine.connect() as conn:
         assert conn.execute(select(import_run)).all() == []
+
+
+def test_editing_adding_or_deleting_one_sidecar_changes_exactly_that_record(engine: Engine, tmp_path: Path) -> None:
+    """In a folder of many models, each change to one sidecar re-reads that model alone."""
+    lib = tmp_path / "lib"
+    for i in range(6):
+        write_model(lib, f"m{i}", civitai_model(f"Model {i}", file_name=f"m{i}.safetensors", tags=["a"]))
+    _import(engine, lib)
+    before = {r["name"]: r for r in _rows(engine)}
+
+    def changed() -> set[str]:
+        after = {r["name"]: r for r in _rows(engine)}
+        return {n for n in after if after[n] != before.get(n)} | (before.keys() - after.keys())
+
+    write_json(lib / "m2.json", civitai_model("Model 2", file_name="m2.safetensors", tags=["edited"]))
+    report = _import(engine, lib)
+    assert (report.counts["updated"], report.counts["unchanged"]) == (1, 5)
+    assert changed() == {"Model 2"}
+    before = {r["name"]: r for r in _rows(engine)}
+    write_json(lib / "m4.json", a1111(activation_text="added words", weight=0.6))
+    write_json(lib / "m4.civitai.info", civitai_version("Model 4", file_name="m4.safetensors"))
+    (lib / "m4.json").unlink()
+    write_json(lib / "m4.json", a1111(activation_text="added words", weight=0.6))
+    report = _import(engine, lib)
+    assert (report.counts["updated"], report.counts["unchanged"]) == (1, 5)
+    assert changed() == {"Model 4"} and _rows(engine)[4]["activation_text"] == "added words"
+    before = {r["name"]: r for r in _rows(engine)}
+    (lib / "m4.json").unlink()
+    report = _import(engine, lib)
+    assert (report.counts["updated"], report.counts["unchanged"]) == (1, 5)
+    assert changed() == {"Model 4"} and _rows(engine)[4]["activation_text"] is None
+
+
+def test_a_sidecar_naming_a_model_file_of_another_stem_finds_it_when_it_appears(engine: Engine, tmp_path: Path) -> None:
+    """A sidecar whose model is missing is read again when a model file it names arrives."""
+    lib = tmp_path / "lib"
+    write_model(lib, "other", civitai_model("Other", file_name="other.safetensors"))
+    write_json(lib / "named.json", civitai_model("Named", file_name="real-file.safetensors"))
+    first = _import(engine, lib)
+    assert [p.kind for p in first.problems] == ["model_missing"]
+    write_model(lib, "real-file", sidecar=None)
+    second = _import(engine, lib)
+    assert second.counts["new"] == 1 and not second.failed
+    assert sorted(r["name"] for r in _rows(engine)) == ["Named", "Other"]
