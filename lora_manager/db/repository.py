@@ -123,13 +123,13 @@ def load_signature_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tupl
 def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tuple[str, str]]:
     """``key -> (signature, status)`` of the stored entries directly in ``dirs`` (all under ``root``).
 
-    A few directories are read by key range each; many, by one pass over the root's entries.
+    Up to a few hundred directories are read by key range each; more, by one pass over the root's entries.
     """
     columns = (entry.c.key, entry.c.signature, entry.c.status)
     out: dict[str, tuple[str, str]] = {}
     if not dirs:
         return out
-    ranges = [_under(entry.c.key, d) for d in dirs] if len(dirs) <= 20 else [_under(entry.c.key, root)]
+    ranges = [_under(entry.c.key, d) for d in dirs] if len(dirs) <= 200 else [_under(entry.c.key, root)]
     for condition in ranges:
         for key, signature, status in conn.execute(select(*columns).where(condition)):
             if os.path.dirname(key) in dirs:

@@ -65,7 +65,9 @@ def merge(
     triggers = [w for w in _TRIGGER_SPLIT.split(activation_text) if w] if activation_text else list(trained_words)
     model_name = model_path.replace("\\", "/").rsplit("/", 1)[-1]
     primary = _primary_ref(refs, civitai)
-    return AdapterRecord(
+    # Every value below comes from validated SidecarInfo and HeaderInfo records: no second validation
+    # (it was a tenth of a cold import's reading time).
+    return AdapterRecord.model_construct(
         name=_first(civitai, "name") or stem,
         version=_first(civitai, "version"),
         canonical_version_name=_first(civitai, "version"),

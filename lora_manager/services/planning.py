@@ -69,16 +69,17 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
     looked_at = {d for d in result.fingerprints if d not in clean}
     whole = (looked_at - result.partial.keys()) | set(gone_dirs)
     signatures = repo.load_signatures(conn, root, whole)
-    considered = [d + os.sep + stem for d, stems in result.partial.items() for stem in stems]
-    signatures.update(repo.load_signature_keys(conn, considered))
+    considered = {d: [d + os.sep + stem for stem in stems] for d, stems in result.partial.items()}
+    signatures.update(repo.load_signature_keys(conn, [k for keys in considered.values() for k in keys]))
     unchanged: Counter[str] = Counter()
     for d in clean:
         unchanged.update(known_dirs[d][1])
     dir_statuses: dict[str, Counter[str]] = {d: Counter() for d in looked_at}
     for d in result.partial:  # a directory looked at in part: the rest of it is as counted last time
         rest = Counter(known_dirs[d][1])
-        for key in (k for k in considered if k.rpartition(os.sep)[0] == d and k in signatures):
-            rest[signatures[key][1]] -= 1
+        for key in considered[d]:
+            if key in signatures:
+                rest[signatures[key][1]] -= 1
         unchanged.update(rest)
         dir_statuses[d].update(rest)
     todo: list[Entry] = []

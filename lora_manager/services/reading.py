@@ -21,7 +21,7 @@ from lora_manager.parsing.registry import parse_sidecar
 from lora_manager.safetensors import read_header
 from lora_manager.services.import_report import DEFAULT_MAX_SIDECAR_BYTES
 
-PARALLEL_THRESHOLD = 2000  # fewer changed entries than this are read in this process
+PARALLEL_THRESHOLD = 500  # fewer changed entries than this are read in this process
 POOL_CHUNK = 200
 # A version pick by SHA256 needs the claims of the other sidecars first.
 _NEEDS_CLAIMS = ("civitai_model",)
