@@ -18,7 +18,8 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+import orjson
 
 from lora_manager.errors import FailureKind, LoraError
 
@@ -109,7 +110,7 @@ class WalkResult:
     # Directories looked at only in part -> the stems whose files changed (their entries alone are in ``entries``).
     partial: dict[str, set[str]] = field(default_factory=dict)
     # Every directory not clean -> its files as stored in the catalog (see :func:`listing_of`).
-    listings: dict[str, list[list[Any]]] = field(default_factory=dict)
+    listings: dict[str, str] = field(default_factory=dict)
 
 
 _MODEL_EXTS = frozenset(MODEL_EXTENSIONS)
@@ -184,7 +185,7 @@ def walk(
     ignore: object | None = None,
     known: Mapping[str, str] | None = None,
     seed: str = "",
-    previous: Callable[[str], list[list[Any]] | None] | None = None,
+    previous: Callable[[str], str | None] | None = None,
 ) -> WalkResult:
     """Group the files under ``root`` (a :func:`resolve_root` result) into entries, sorted by key.
 
@@ -207,7 +208,7 @@ def walk(
         now = listing_of(listing)
         result.listings[directory] = now
         before = previous(directory) if previous is not None else None
-        stems = _changed_stems(before, now) if before is not None else None
+        stems = _changed_stems(before, now) if before else None
         entries = None
         if stems is not None:
             # Files of one entry start with its stem: test that first, classify only those.
@@ -231,16 +232,17 @@ def walk(
     return result
 
 
-def listing_of(listing: list[Listed]) -> list[list[Any]]:
-    """A directory's files as the catalog stores them: ``[name, size, mtime_ns, is_link]``."""
-    return [[name, st.st_size, st.st_mtime_ns, link] if st else [name, -1, -1, link] for name, _, link, st in listing]
+def listing_of(listing: list[Listed]) -> str:
+    """A directory's files as the catalog stores them: JSON text of ``[[name, size, mtime_ns, is_link], ...]``."""
+    rows = [[name, st.st_size, st.st_mtime_ns, link] if st else [name, -1, -1, link] for name, _, link, st in listing]
+    return orjson.dumps(rows).decode()
 
 
-def _changed_stems(before: list[list[Any]], now: list[list[Any]]) -> set[str] | None:
+def _changed_stems(before: str, now: str) -> set[str] | None:
     """The stems of the files added, removed or changed; None when a model file is among them."""
     try:
-        changed = {row[0] for row in set(map(tuple, before)) ^ set(map(tuple, now))}
-    except TypeError:  # not the shape we write: look at the whole directory
+        changed = {row[0] for row in set(map(tuple, orjson.loads(before))) ^ set(map(tuple, orjson.loads(now)))}
+    except (orjson.JSONDecodeError, TypeError, IndexError, KeyError):  # not what we write: look at it all
         return None
     stems: set[str] = set()
     for name in changed:

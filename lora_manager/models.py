@@ -13,10 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Fields a user writes locally (A1111's user metadata, Lora-Manager's notes and usage tips).
-# They win over anything Civitai says; see parsing.merge for the whole precedence.
-USER_FIELDS = frozenset({"activation_text", "weight", "notes", "negative_text", "description"})
-
 
 class SidecarInfo(BaseModel):
     """What one sidecar says about its model. ``None`` means "this dialect does not say"."""
@@ -49,7 +45,8 @@ class SidecarInfo(BaseModel):
     primary_file_download_url: str | None = None
     # Hashes this sidecar claims for the model file, lowercase: sha256, autov2, autov3, blake3, crc32.
     hashes: dict[str, str] = Field(default_factory=dict)
-    # Fields of this sidecar that a user wrote (a subset of USER_FIELDS); they outrank Civitai data.
+    # Fields of this sidecar that a user wrote locally (activation_text, weight, notes, negative_text,
+    # description): they outrank Civitai data (see parsing.merge for the whole precedence).
     user_fields: frozenset[str] = frozenset()
     # What no column holds, kept as the dialect wrote it.
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -65,7 +62,6 @@ class HeaderInfo(BaseModel):
     output_name: str | None = None
     base_model: str | None = None
     autov3: str | None = None
-    sha256_claim: str | None = None
     tensor_data_offset: int = 0
 
 

@@ -105,10 +105,10 @@ def stale_directories(conn: Connection, paths: Iterable[str]) -> None:
 _LISTING = select(directory.c.listing).where(directory.c.path == bindparam("path"))
 
 
-def load_listing(conn: Connection, path: str) -> list[list[Any]] | None:
-    """The files a directory held at the last import (None if unknown); one statement, built once."""
+def load_listing(conn: Connection, path: str) -> str | None:
+    """The files a directory held at the last import, as JSON text (None if unknown)."""
     listing = conn.execute(_LISTING, {"path": path}).scalar()
-    return listing if isinstance(listing, list) else None
+    return listing if isinstance(listing, str) else None
 
 
 def load_signature_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:

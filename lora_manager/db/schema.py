@@ -217,8 +217,9 @@ directory = Table(
     _text("path", nullable=False, primary_key=True),
     _text("fingerprint", nullable=False),  # '' forces a full look at the directory next time
     _json("counts", default=dict),  # its entries' statuses -> how many
-    # Its files as [name, size, mtime_ns, is_link]: when the fingerprint changes, which files did.
-    _json("listing", nullable=True),
+    # Its files as JSON text of [[name, size, mtime_ns, is_link], ...]: when the fingerprint
+    # changes, which files did. Text, not JSON: held for every changed directory during an import.
+    _text("listing"),
 )
 
 model_file = Table(

@@ -28,7 +28,6 @@ class ImportOptions:
     batch_size: int = 1000
     workers: int | None = None  # None: decide by the amount of work
     list_unchanged: bool = False  # keep an Outcome for unchanged entries too (``lora scan --all``)
-    keep_outcomes: bool = False  # keep an Outcome per entry read (``lora scan``); off, memory stays flat
 
 
 @dataclass

@@ -38,7 +38,8 @@ def run_import(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> ImportReport:
     """Import every root; the caller holds the import lock (see ``db.lock``) unless ``dry_run``."""
-    report = ImportReport(keep_outcomes=options.keep_outcomes or options.dry_run or options.list_unchanged)
+    # An Outcome per entry only for ``scan``/``--dry-run``: a real import's memory stays flat.
+    report = ImportReport(keep_outcomes=options.dry_run or options.list_unchanged)
     roots = [resolve_root(r) for r in options.roots]
     if not options.dry_run:
         with engine.begin() as conn:

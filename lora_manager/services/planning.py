@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -31,7 +30,7 @@ class RootPlan:
     unchanged_outcomes: list[Outcome]
     # Directory -> fingerprint (and listing) to record once the run is through, and its entries' statuses.
     fingerprints: dict[str, str]
-    listings: dict[str, list[list[Any]]]
+    listings: dict[str, str]
     dir_statuses: dict[str, Counter[str]]
     gone_dirs: list[str]  # known directories that are no more
     stale_dirs: set[str]  # directories to look at in full next time
@@ -60,7 +59,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
     skip = not (options.force or options.list_unchanged)
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip else None
 
-    def previous(directory: str) -> list[list[Any]] | None:
+    def previous(directory: str) -> str | None:
         return repo.load_listing(conn, directory) if skip and directory in known_dirs else None
 
     result = walk(root, load_ignore(root, options.ignore), known, ignore_seed(root, options.ignore), previous)

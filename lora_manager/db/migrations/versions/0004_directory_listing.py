@@ -22,12 +22,15 @@ down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
+# Text compares bytewise (collation "C") on PostgreSQL, as on SQLite.
+TEXT = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 
 
 def upgrade() -> None:
+    # JSON text, not a JSON column: an import holds every changed directory's listing until it
+    # ends, and one compact string per directory is a fraction of the memory of decoded lists.
     with op.batch_alter_table("directory") as batch:
-        batch.add_column(sa.Column("listing", JSON, nullable=True))
+        batch.add_column(sa.Column("listing", TEXT, nullable=True))
 
 
 def downgrade() -> None:
