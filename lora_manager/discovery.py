@@ -129,6 +129,7 @@ def classify(name: str) -> tuple[str, str] | None:
     ext = name[dot:].lower()
     if ext in _MODEL_EXTS:
         return "model", name[:dot]
+    suffixes: tuple[str, ...]
     if ext in _SIDECAR_EXTS:
         suffixes = SIDECAR_SUFFIXES
     elif ext in _PREVIEW_EXTS:

@@ -262,8 +262,8 @@ def replace_tags(conn: Connection, tags_by_id: dict[int, list[str]]) -> None:
     for part in chunks(ids):
         conn.execute(delete(adapter_tag).where(adapter_tag.c.adapter_id.in_(part)))
     rows = [{"adapter_id": i, "tag": t} for i, tags in tags_by_id.items() for t in {t.lower() for t in tags}]
-    for part in chunks(rows, 5000):
-        conn.execute(insert(adapter_tag), list(part))
+    for rows_part in chunks(rows, 5000):
+        conn.execute(insert(adapter_tag), list(rows_part))
 
 
 def rename_adapter(conn: Connection, adapter_id: int, name: str, version: str | None) -> None:
@@ -358,7 +358,10 @@ def start_run(conn: Connection, roots: list[str], dry_run: bool, now: datetime) 
     result = conn.execute(
         insert(import_run).values(started_at=now, roots=roots, dry_run=dry_run, status="running", counts={})
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - both dialects return it
+        raise RuntimeError("the database gave no id for the new import run")
+    return int(key[0])
 
 
 def finish_run(conn: Connection, run_id: int, status: str, counts: dict[str, int], now: datetime) -> None:

@@ -16,12 +16,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 def _insert_for(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - guarded by the engine factory
-        raise NotImplementedError(f"no upsert for {conn.dialect.name}")
-    return insert(table)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise NotImplementedError(f"no upsert for {conn.dialect.name}")  # pragma: no cover - the engine guards
 
 
 def upsert(

@@ -177,7 +177,9 @@ def status(engine: Engine, runs: int = 5) -> dict[str, Any]:
         missing = conn.execute(
             select(func.count()).select_from(adapter).where(adapter.c.missing_since.is_not(None))
         ).scalar_one()
-        by_status = dict(conn.execute(select(entry.c.status, func.count()).group_by(entry.c.status)).all())
+        by_status: dict[str, int] = dict(
+            conn.execute(select(entry.c.status, func.count()).group_by(entry.c.status)).all()
+        )
         last = conn.execute(select(import_run).order_by(import_run.c.id.desc()).limit(runs)).all()
     return {"adapters": total, "missing": missing, "entries": by_status, "runs": [_record(r) for r in last]}
 

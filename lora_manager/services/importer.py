@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
@@ -95,9 +96,7 @@ def _run_root(
                 decided = state.decide(batch, conn)
         else:
             # A transient database error runs the whole batch again: decided anew, nothing to undo.
-            decided = in_transaction(
-                engine, lambda conn, b=batch: _write_batch(state, b, report, conn), "saving a batch"
-            )
+            decided = in_transaction(engine, partial(_write_batch, state, batch, report), "saving a batch")
         state.apply(decided, report)
         done += len(batch)
         if progress:

@@ -96,8 +96,10 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
     stored = repo.load_entries_by_key(conn, [e.key for e in todo] + vanished_keys)
     vanished = [stored[k] for k in vanished_keys if k in stored]
     # Identities that may be let go this run: duplicates waiting for them must be read again.
-    releasing = {(s.name, s.version_key) for s in vanished if s.status == "ok" and s.name is not None}
-    releasing |= {(s.name, s.version_key) for e in todo if (s := stored.get(e.key)) and s.status == "ok" and s.name}
+    releasing = {(s.name, s.version_key or "") for s in vanished if s.status == "ok" and s.name is not None}
+    releasing |= {
+        (s.name, s.version_key or "") for e in todo if (s := stored.get(e.key)) and s.status == "ok" and s.name
+    }
     stale_dirs: set[str] = set()
     if releasing:
         todo_keys = {e.key for e in todo}
