@@ -158,18 +158,8 @@ def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list
 
 
 def load_entries(conn: Connection, root: str) -> dict[str, StoredEntry]:
-    """Every stored entry under ``root``, in one query: the whole of change detection's reads."""
-    rows = conn.execute(
-        select(
-            entry.c.key,
-            entry.c.signature,
-            entry.c.status,
-            entry.c.name,
-            entry.c.version_key,
-            entry.c.adapter_id,
-            entry.c.model_path,
-        ).where(_under(entry.c.key, root))
-    )
+    """Every stored entry under ``root``, in one query (``lora orphans`` uses it as a cache)."""
+    rows = conn.execute(select(*_ENTRY_COLUMNS).where(_under(entry.c.key, root)))
     return {r[0]: StoredEntry(*r) for r in rows}
 
 

@@ -67,6 +67,12 @@ def as_int(value: Any) -> int | None:
     return None
 
 
+def as_id(value: Any) -> int | None:
+    """A Civitai id: a positive int, else None (``0``, ``""`` and ``"Model not found"`` are no ids)."""
+    number = as_int(value)
+    return number if number is not None and number > 0 else None
+
+
 def as_float(value: Any) -> float | None:
     """A finite float from a number or numeric string; else None."""
     if isinstance(value, bool):

@@ -18,6 +18,7 @@ from lora_manager.parsing.base import (
     as_datetime,
     as_dict,
     as_float,
+    as_id,
     as_int,
     as_str,
     as_str_list,
@@ -70,6 +71,8 @@ class CivitaiModel:
         versions = [v for v in data.get("modelVersions") or [] if isinstance(v, dict)]
         version = choose_version(versions, ctx)
         file = primary_file(as_list(version.get("files")), ctx.model_file_name)
+        # The model's own id first: a version object's modelId is absent in older responses.
+        model_id = as_id(data.get("id")) or as_id(version.get("modelId"))
         info = SidecarInfo(
             dialect=self.name,
             path=ctx.path,
@@ -77,20 +80,9 @@ class CivitaiModel:
             version=as_str(version.get("name")) or as_str(data.get("version")),
             description=as_str(data.get("description")),
             author_username=as_str(as_dict(data.get("creator")).get("username")),
-            published_at=as_datetime(version.get("publishedAt")),
             tags=as_str_list(data.get("tags")),
-            trained_words=as_str_list(version.get("trainedWords"), split_commas=True),
-            base_model=as_str(version.get("baseModel")),
-            nsfw_level=as_int(data.get("nsfwLevel")),
-            supports_generation=as_bool(data.get("supportsGeneration")),
-            visibility=as_str(data.get("availability")),
-            stats=as_dict(data.get("stats")) or None,
-            civitai_model_id=as_int(data.get("id")) or as_int(version.get("modelId")),
-            civitai_version_id=as_int(version.get("id")),
-            primary_file_name=safe_file_name(file.get("name")),
-            primary_file_size_kb=as_float(file.get("sizeKB")),
-            primary_file_download_url=as_str(file.get("downloadUrl")) or as_str(version.get("downloadUrl")),
-            hashes=hashes_from(file.get("hashes")),
+            **{**version_fields(version, file), "civitai_model_id": model_id},
+            **listing_fields(data),
             extra={
                 **pick_unmapped(data, _MAPPED),
                 "version": pick_unmapped(version, _VERSION_MAPPED),
@@ -138,3 +130,32 @@ def primary_file(files: list[dict[str, Any]], model_file_name: str | None) -> di
             return f
     models = [f for f in files if f.get("type") in (None, "Model")] or files
     return max(models, key=lambda f: as_float(f.get("sizeKB")) or 0.0)
+
+
+def version_fields(version: dict[str, Any], file: dict[str, Any]) -> dict[str, Any]:
+    """The SidecarInfo fields of a Civitai model-version object and its chosen file.
+
+    Civitai Helper saves a version object whole, the model response lists them, and
+    Lora-Manager embeds one: all three read it through here.
+    """
+    return {
+        "published_at": as_datetime(version.get("publishedAt")),
+        "trained_words": as_str_list(version.get("trainedWords"), split_commas=True),
+        "base_model": as_str(version.get("baseModel")),
+        "civitai_model_id": as_id(version.get("modelId")),
+        "civitai_version_id": as_id(version.get("id")),
+        "primary_file_name": safe_file_name(file.get("name")),
+        "primary_file_size_kb": as_float(file.get("sizeKB")),
+        "primary_file_download_url": as_str(file.get("downloadUrl")) or as_str(version.get("downloadUrl")),
+        "hashes": hashes_from(file.get("hashes")),
+    }
+
+
+def listing_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """Civitai's listing fields (NSFW level, on-site generation, availability, stats) of ``obj``."""
+    return {
+        "nsfw_level": as_int(obj.get("nsfwLevel")),
+        "supports_generation": as_bool(obj.get("supportsGeneration")),
+        "visibility": as_str(obj.get("availability")),
+        "stats": as_dict(obj.get("stats")) or None,
+    }

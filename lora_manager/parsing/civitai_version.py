@@ -18,18 +18,12 @@ from typing import Any
 from lora_manager.models import SidecarInfo
 from lora_manager.parsing.base import (
     ParseContext,
-    as_bool,
-    as_datetime,
     as_dict,
-    as_float,
-    as_int,
     as_str,
     as_str_list,
-    hashes_from,
     pick_unmapped,
-    safe_file_name,
 )
-from lora_manager.parsing.civitai_model import as_list, primary_file
+from lora_manager.parsing.civitai_model import as_list, listing_fields, primary_file, version_fields
 
 SUFFIX = ".civitai.info"
 _MAPPED = frozenset(
@@ -55,23 +49,6 @@ _MAPPED = frozenset(
 _MODEL_MAPPED = frozenset({"name", "description", "tags", "creator"})
 # What a "not on Civitai" file may say besides nothing at all.
 _NOT_FOUND_KEYS = frozenset({"error", "message"})
-
-
-def as_id(value: Any) -> int | None:
-    """A Civitai id: a positive int, else None (``0``, ``""`` and ``"Model not found"`` are no ids)."""
-    try:
-        number = as_int(value)
-    except ValueError:  # str.isdigit() accepts digits that int() refuses (e.g. "²")
-        return None
-    return number if number is not None and number > 0 else None
-
-
-def safe_int(value: Any) -> int | None:
-    """``as_int`` that never raises, for counts and levels."""
-    try:
-        return as_int(value)
-    except ValueError:
-        return None
 
 
 def has_suffix(file_name: str, suffix: str) -> bool:
@@ -118,19 +95,8 @@ class CivitaiVersion:
             # helper copied it in, else the version's own notes are the best there is.
             description=model_description or version_description,
             author_username=as_str(creator.get("username")),
-            published_at=as_datetime(data.get("publishedAt")),
             tags=as_str_list(model.get("tags")),
-            trained_words=as_str_list(data.get("trainedWords"), split_commas=True),
-            base_model=as_str(data.get("baseModel")),
-            nsfw_level=safe_int(data.get("nsfwLevel")),
-            supports_generation=as_bool(data.get("supportsGeneration")),
-            visibility=as_str(data.get("availability")),
-            stats=as_dict(data.get("stats")) or None,
-            civitai_model_id=as_id(data.get("modelId")),
-            civitai_version_id=as_id(data.get("id")),
-            primary_file_name=safe_file_name(file.get("name")),
-            primary_file_size_kb=as_float(file.get("sizeKB")),
-            primary_file_download_url=as_str(file.get("downloadUrl")) or as_str(data.get("downloadUrl")),
-            hashes=hashes_from(file.get("hashes")),
+            **version_fields(data, file),
+            **listing_fields(data),
             extra=extra,
         )

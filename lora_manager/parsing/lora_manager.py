@@ -22,8 +22,6 @@ from typing import Any
 from lora_manager.models import SidecarInfo
 from lora_manager.parsing.base import (
     ParseContext,
-    as_bool,
-    as_datetime,
     as_dict,
     as_float,
     as_hash,
@@ -31,10 +29,9 @@ from lora_manager.parsing.base import (
     as_str_list,
     hashes_from,
     pick_unmapped,
-    safe_file_name,
 )
-from lora_manager.parsing.civitai_model import as_list, primary_file
-from lora_manager.parsing.civitai_version import as_id, has_suffix, safe_int
+from lora_manager.parsing.civitai_model import as_list, listing_fields, primary_file, version_fields
+from lora_manager.parsing.civitai_version import has_suffix
 
 SUFFIX = ".metadata.json"
 # Keys only Lora-Manager writes; detection needs a few of them together.
@@ -159,25 +156,14 @@ class LoraManager:
             version=as_str(civitai.get("name")),
             description=as_str(data.get("modelDescription")) or as_str(model.get("description")),
             author_username=as_str(creator.get("username")) or as_str(creator.get("name")),
-            published_at=as_datetime(civitai.get("publishedAt")),
             # Lora-Manager copies the model's tags and lets the user edit them; an empty list
             # there is as likely "never filled" as "cleared", so Civitai's tags fill it, and
             # with neither it says nothing (None), leaving other sidecars' tags to the merge.
             tags=as_str_list(data.get("tags")) or as_str_list(model.get("tags")) or None,
-            trained_words=as_str_list(civitai.get("trainedWords"), split_commas=True),
             weight=weight or None,  # a strength of 0 would disable the LoRA: it means "not set"
             notes=notes,
-            base_model=base_model,
-            nsfw_level=safe_int(civitai.get("nsfwLevel")),
-            supports_generation=as_bool(civitai.get("supportsGeneration")),
-            visibility=as_str(civitai.get("availability")),
-            stats=as_dict(civitai.get("stats")) or None,
-            civitai_model_id=as_id(civitai.get("modelId")),
-            civitai_version_id=as_id(civitai.get("id")),
-            primary_file_name=safe_file_name(file.get("name")),
-            primary_file_size_kb=as_float(file.get("sizeKB")),
-            primary_file_download_url=as_str(file.get("downloadUrl")) or as_str(civitai.get("downloadUrl")),
-            hashes=hashes,
+            **{**version_fields(civitai, file), "base_model": base_model, "hashes": hashes},
+            **listing_fields(civitai),
             user_fields=frozenset(user_fields),
             extra=extra,
         )

@@ -18,13 +18,14 @@ from lora_manager.models import SidecarInfo
 from lora_manager.parsing.base import (
     ParseContext,
     as_dict,
+    as_id,
     as_str,
     as_str_list,
     hashes_from,
     pick_unmapped,
     safe_file_name,
 )
-from lora_manager.parsing.civitai_version import as_id, has_suffix
+from lora_manager.parsing.civitai_version import has_suffix
 
 SUFFIX = ".cm-info.json"
 _SIGNATURE = frozenset(
