@@ -151,6 +151,10 @@ def _model_rank(name: str) -> int:
 def resolve_root(path: str | os.PathLike[str]) -> str:
     """The absolute, link-resolved root, or a usage error naming what is wrong."""
     root = Path(path).expanduser()
+    if not _is_utf8(str(root)):
+        raise LoraError(
+            f"{printable(str(root))}: the folder's path is not valid UTF-8; rename it or import a folder below"
+        )
     if not root.exists():
         raise LoraError(f"{root}: no such directory (is the drive mounted?)")
     if not root.is_dir():
@@ -317,6 +321,11 @@ def _list(
     listing: list[Listed] = []
     subdirs: list[str] = []
     for item in items:
+        if not _is_utf8(item.name):
+            problems.append(
+                (printable(item.path), FailureKind.UNSAFE_PATH, "name is not valid UTF-8: rename it to import it")
+            )
+            continue
         try:
             is_dir = item.is_dir()
         except OSError:
@@ -335,6 +344,19 @@ def _list(
             st = None
         listing.append((item.name, item, item.is_symlink(), st))
     return listing, subdirs
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system gave that are no UTF-8 (surrogate escapes)
+        return False
+    return True
+
+
+def printable(path: str) -> str:
+    """``path`` with undecodable bytes shown as U+FFFD, so that it can be stored and printed."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _group(

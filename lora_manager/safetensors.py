@@ -15,6 +15,7 @@ import orjson
 
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import HeaderInfo
+from lora_manager.parsing.base import without_surrogates
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_VALUE_CHARS = 64 * 1024  # longer metadata values (embedded images, huge tag lists) are dropped
@@ -68,7 +69,7 @@ def parse_header(raw: bytes, tensor_data_offset: int) -> HeaderInfo:
         header = orjson.loads(raw)
     except orjson.JSONDecodeError:
         try:
-            header = json.loads(raw.decode("utf-8", errors="replace"))
+            header = without_surrogates(json.loads(raw.decode("utf-8", errors="replace")))
         except (ValueError, RecursionError):
             raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is not valid JSON") from None
     if not isinstance(header, dict):

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from lora_manager.models import SidecarInfo
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXT = 1_000_000  # characters kept of one text field; longer text is cut, not refused
 
 
@@ -38,6 +39,35 @@ class Dialect(Protocol):
     def detect(self, data: Any, file_name: str) -> bool: ...
 
     def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo: ...
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate in its strings replaced by U+FFFD.
+
+    Python's JSON decoder accepts escapes such as ``"\\ud800"`` that no database can store;
+    an iterative walk, so that deep nesting cannot exhaust the stack.
+    """
+
+    def fix(text: str) -> str:
+        return _SURROGATE.sub("\ufffd", text)
+
+    if isinstance(value, str):
+        return fix(value)
+    if not isinstance(value, (dict, list)):
+        return value
+    root: list[Any] = [value]
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, item in list(items):
+            if isinstance(item, str):
+                node[key] = fix(item)
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
+            if isinstance(node, dict) and isinstance(key, str) and fix(key) != key:
+                node[fix(key)] = node.pop(key)
+    return root[0]
 
 
 def as_str(value: Any) -> str | None:

@@ -15,7 +15,7 @@ import orjson
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import SidecarInfo
 from lora_manager.parsing.a1111 import A1111
-from lora_manager.parsing.base import Dialect, ParseContext
+from lora_manager.parsing.base import Dialect, ParseContext, without_surrogates
 from lora_manager.parsing.civitai_model import CivitaiModel
 from lora_manager.parsing.civitai_version import CivitaiVersion
 from lora_manager.parsing.lora_manager import LoraManager
@@ -46,7 +46,7 @@ def load_json(raw: bytes) -> Any:
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
     try:
-        return json.loads(text)
+        return without_surrogates(json.loads(text))
     except (ValueError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""

@@ -1,0 +1,63 @@
+"""Hostile libraries: whatever the files are named or hold, the run goes on and nothing hangs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from lora_manager.cli import app
+from tests.builders import civitai_model, write_model, write_safetensors
+
+
+def _import(runner: CliRunner, lib: Path) -> dict[str, object]:
+    result = runner.invoke(app, ["import", str(lib), "--json"])
+    assert result.exit_code in (0, 1), result.output
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def _names(runner: CliRunner) -> list[str]:
+    return [r["name"] for r in json.loads(runner.invoke(app, ["list", "--json"]).stdout)]
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_imported(runner: CliRunner, tmp_path: Path) -> None:
+    """Bytes the file system allows but no database stores: that file is skipped, named readably."""
+    lib = tmp_path / "lib"
+    write_model(lib, "good", civitai_model("Good", file_name="good.safetensors"))
+    bad = os.fsencode(lib) + b"/bad\xff"
+    write_safetensors(Path(os.fsdecode(bad + b".safetensors")), {})
+    Path(os.fsdecode(bad + b".json")).write_text(json.dumps(civitai_model("Bad")), encoding="utf-8")
+    data = _import(runner, lib)
+    problems = data["problems"]
+    assert isinstance(problems, list)
+    assert sorted(p["kind"] for p in problems) == ["unsafe_path", "unsafe_path"]
+    assert all("\ufffd" in p["path"] and "UTF-8" in p["message"] for p in problems)
+    assert _names(runner) == ["Good"]
+    errors = runner.invoke(app, ["errors", "--last-run", "--json"])
+    assert errors.exit_code == 0, errors.output
+    assert len(json.loads(errors.stdout)["failures"]) == 2
+
+
+def test_lone_surrogate_escapes_in_json_are_stored_as_replacement_characters(runner: CliRunner, tmp_path: Path) -> None:
+    """``"\\ud800"`` is valid to Python's decoder but storable nowhere: it becomes U+FFFD."""
+    lib = tmp_path / "lib"
+    write_model(lib, "odd", sidecar=None)
+    raw = '{"name": "Odd \\ud800", "tags": ["\\udfff"], "modelVersions": [{"name": "v1", "\\ud800k": NaN}]}'
+    (lib / "odd.json").write_text(raw, encoding="utf-8")
+    data = _import(runner, lib)
+    assert data["new"] == 1 and data["failed"] == 0
+    assert _names(runner) == ["Odd \ufffd"]
+
+
+def test_a_fifo_posing_as_a_sidecar_is_not_opened(runner: CliRunner, tmp_path: Path) -> None:
+    """Opening a FIFO would block forever: only regular files are read."""
+    lib = tmp_path / "lib"
+    write_model(lib, "m", civitai_model("M", file_name="m.safetensors"))
+    os.mkfifo(lib / "m.civitai.info")
+    os.mkfifo(lib / "x.safetensors")
+    data = _import(runner, lib)
+    assert data["new"] == 1
+    assert _names(runner) == ["M"]
