@@ -61,3 +61,15 @@ def test_a_fifo_posing_as_a_sidecar_is_not_opened(runner: CliRunner, tmp_path: P
     data = _import(runner, lib)
     assert data["new"] == 1
     assert _names(runner) == ["M"]
+
+
+def test_lora_errors_keeps_listing_walk_problems_after_a_quiet_rerun(runner: CliRunner, tmp_path: Path) -> None:
+    """A folder link out of the library belongs to no entry; `lora errors` still lists it."""
+    lib = tmp_path / "lib"
+    write_model(lib, "good", civitai_model("Good", file_name="good.safetensors"))
+    (tmp_path / "elsewhere").mkdir()
+    (lib / "linked").symlink_to(tmp_path / "elsewhere")
+    _import(runner, lib)
+    _import(runner, lib)
+    listed = json.loads(runner.invoke(app, ["errors", "--json"]).stdout)
+    assert [(p["path"], p["category"]) for p in listed] == [(str(lib / "linked"), "unsafe_path")]

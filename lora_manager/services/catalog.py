@@ -132,7 +132,8 @@ def suggest(conn: Any, name: str, limit: int = 5) -> list[str]:
 
 
 def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, Any]]:
-    """The problems of the library as last seen: each entry's unresolved failures and duplicates."""
+    """The problems of the library as last seen: each entry's unresolved failures and duplicates,
+    and the problems of the last import's walk."""
     stmt = select(entry.c.key, entry.c.status, entry.c.problems).where(
         entry.c.status.in_(("failed", "duplicate", "ok"))
     )
@@ -150,6 +151,18 @@ def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, An
                         "entry_status": status,
                     }
                 )
+        # Problems of the walk itself (a folder link out of the library, an unreadable folder, a
+        # name that is not UTF-8) belong to no entry; every run finds them again, so the last one's hold.
+        last = conn.execute(select(func.max(import_run.c.id)).where(import_run.c.status != "running")).scalar()
+        if last is not None:
+            seen = {p["path"] for p in out}
+            walk_kinds = ("unsafe_path", "unreadable")
+            stmt2 = select(import_failure.c.path, import_failure.c.category, import_failure.c.message).where(
+                import_failure.c.run_id == last, import_failure.c.category.in_(walk_kinds)
+            )
+            for fpath, category, message in conn.execute(stmt2.order_by(import_failure.c.path)):
+                if fpath not in seen and (not path or fpath.startswith(path.rstrip("/") + "/")):
+                    out.append({"path": fpath, "category": category, "message": message, "entry_status": None})
     return out
 
 
