@@ -18,6 +18,7 @@ def verify(
         typer.Argument(help="Folders or model files to check (default: the whole catalog).", show_default=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless a hash disagrees.")] = False,
 ) -> None:
     """Compare the SHA256 (or AutoV2, AutoV3) each sidecar claims with the one `lora hash` computed.
 
@@ -41,7 +42,7 @@ def verify(
             output.line(f"MISMATCH {m.path} ({m.name}{' ' + m.version if m.version else ''})")
             output.line(f"  {m.hash} claimed  {m.claimed}  by {m.sidecar or m.source}")
             output.line(f"  {m.hash} computed {m.computed}")
-    if not as_json:
+    if not as_json and not (quiet and not report.mismatches):
         output.warn(
             f"verified: {report.ok} match, {len(report.mismatches)} mismatched, {len(report.unverified)} unverified, "
             f"{report.no_claim} without a claimed hash, {len(report.missing)} missing"

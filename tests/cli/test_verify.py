@@ -136,3 +136,17 @@ def test_mismatches_in_a_pipe_are_tab_separated_lines(runner: CliRunner, tmp_pat
     fields = result.stdout.rstrip("\n").split("\t")
     assert fields[:4] == ["mismatch", str(bad), "sha256", "cd" * 32]
     assert "0 match, 1 mismatched" in result.stderr
+
+
+def test_quiet_verify_prints_nothing_unless_a_hash_disagrees(runner: CliRunner, tmp_path: Path) -> None:
+    """For cron: silent on success, the mismatch and exit 1 otherwise."""
+    lib = tmp_path / "lib"
+    claimed(lib, "one", "One")
+    prepare(runner, lib)
+    quiet = run(runner, "verify", "--quiet")
+    assert (quiet.exit_code, quiet.output) == (0, "")
+    claimed(lib, "two", "Two", sha256="cd" * 32)
+    prepare(runner, lib)
+    noisy = run(runner, "verify", "--quiet")
+    assert noisy.exit_code == 1
+    assert "two.safetensors" in noisy.stdout and "1 mismatched" in noisy.stderr
