@@ -132,6 +132,30 @@ def primary_file(files: list[dict[str, Any]], model_file_name: str | None) -> di
     return max(models, key=lambda f: as_float(f.get("sizeKB")) or 0.0)
 
 
+# The keys of a version object that :func:`version_fields` and :func:`listing_fields` map, plus
+# those no column keeps (images, the model and creator objects, read by each dialect itself).
+VERSION_OBJECT_KEYS = frozenset(
+    {
+        "id",
+        "modelId",
+        "name",
+        "description",
+        "publishedAt",
+        "trainedWords",
+        "baseModel",
+        "files",
+        "images",
+        "downloadUrl",
+        "model",
+        "creator",
+        "nsfwLevel",
+        "supportsGeneration",
+        "availability",
+        "stats",
+    }
+)
+
+
 def version_fields(version: dict[str, Any], file: dict[str, Any]) -> dict[str, Any]:
     """The SidecarInfo fields of a Civitai model-version object and its chosen file.
 

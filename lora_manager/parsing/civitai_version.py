@@ -23,29 +23,16 @@ from lora_manager.parsing.base import (
     as_str_list,
     pick_unmapped,
 )
-from lora_manager.parsing.civitai_model import as_list, listing_fields, primary_file, version_fields
+from lora_manager.parsing.civitai_model import (
+    VERSION_OBJECT_KEYS,
+    as_list,
+    listing_fields,
+    primary_file,
+    version_fields,
+)
 
 SUFFIX = ".civitai.info"
-_MAPPED = frozenset(
-    {
-        "id",
-        "modelId",
-        "name",
-        "description",
-        "publishedAt",
-        "trainedWords",
-        "baseModel",
-        "files",
-        "images",
-        "model",
-        "creator",
-        "stats",
-        "nsfwLevel",
-        "supportsGeneration",
-        "availability",
-        "downloadUrl",
-    }
-)
+_MAPPED = VERSION_OBJECT_KEYS
 _MODEL_MAPPED = frozenset({"name", "description", "tags", "creator"})
 # What a "not on Civitai" file may say besides nothing at all.
 _NOT_FOUND_KEYS = frozenset({"error", "message"})

@@ -30,7 +30,13 @@ from lora_manager.parsing.base import (
     hashes_from,
     pick_unmapped,
 )
-from lora_manager.parsing.civitai_model import as_list, listing_fields, primary_file, version_fields
+from lora_manager.parsing.civitai_model import (
+    VERSION_OBJECT_KEYS,
+    as_list,
+    listing_fields,
+    primary_file,
+    version_fields,
+)
 from lora_manager.parsing.civitai_version import has_suffix
 
 SUFFIX = ".metadata.json"
@@ -63,27 +69,7 @@ _MIN_SIGNATURE = 3
 _MAPPED = frozenset(
     {"model_name", "sha256", "base_model", "notes", "civitai", "tags", "modelDescription", "usage_tips"}
 )
-_CIVITAI_MAPPED = frozenset(
-    {
-        "id",
-        "modelId",
-        "name",
-        "description",
-        "publishedAt",
-        "trainedWords",
-        "baseModel",
-        "files",
-        "model",
-        "creator",
-        "stats",
-        "nsfwLevel",
-        "supportsGeneration",
-        "availability",
-        "downloadUrl",
-        "images",
-        "customImages",
-    }  # example images are no metadata and can be huge
-)
+_CIVITAI_MAPPED = VERSION_OBJECT_KEYS | {"customImages"}  # example images are no metadata and can be huge
 _MODEL_MAPPED = frozenset({"name", "description", "tags"})
 _UNKNOWN_BASE = frozenset({"unknown", ""})
 _MAX_TIPS_CHARS = 100_000  # usage tips are a few keys; anything longer is junk we do not decode
