@@ -1,0 +1,80 @@
+"""Property: whatever library Hypothesis draws, importing it twice changes nothing the second time,
+and a fresh catalog fed the same tree ends in the same records (order of runs does not matter)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lora_manager.db import open_catalog
+from lora_manager.services.catalog import ListQuery, list_adapters
+from lora_manager.services.importer import ImportOptions, run_import
+from tests.builders import a1111, civitai_model, civitai_version, write_json, write_model
+
+NAMES = st.sampled_from(["Alpha", "Beta", "Gamma", "Delta"])  # few names: duplicates happen
+VERSIONS = st.sampled_from(["v1", "v2", None])
+KINDS = st.sampled_from(["model_json", "version_info", "a1111_only", "broken", "no_model"])
+ENTRY = st.tuples(st.sampled_from(["a", "b", "c/d"]), KINDS, NAMES, VERSIONS)
+_counter = itertools.count()
+
+VOLATILE = ("id", "created_at", "updated_at", "last_ingested_at", "json_file_mtime")
+
+
+def _build(root: Path, entries: list[tuple[str, str, str, str | None]]) -> None:
+    for i, (folder, kind, name, version) in enumerate(entries):
+        stem = f"m{i}"
+        where = root / folder
+        if kind == "model_json":
+            write_model(where, stem, civitai_model(name, version=version or "v1", file_name=f"{stem}.safetensors"))
+        elif kind == "version_info":
+            write_model(where, stem, civitai_version(name, version=version or "v1"), suffix=".civitai.info")
+        elif kind == "a1111_only":
+            write_model(where, stem, a1111(activation_text=name))
+        elif kind == "broken":
+            write_model(where, stem, None)
+            where.joinpath(f"{stem}.json").write_text("{broken", encoding="utf-8")
+        else:
+            write_json(where / f"{stem}.json", civitai_model(name))
+
+
+def _records(url: str) -> list[dict[str, object]]:
+    engine = open_catalog(url)
+    try:
+        rows = list_adapters(engine, ListQuery())
+    finally:
+        engine.dispose()
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ENTRY, min_size=1, max_size=8))
+def test_import_is_idempotent_and_independent_of_history(entries: list[tuple[str, str, str, str | None]]) -> None:
+    """A second import writes nothing new; a fresh catalog of the same tree holds the same records."""
+    base = Path(tempfile.mkdtemp(prefix=f"prop{next(_counter)}-"))
+    try:
+        lib = base / "lib"
+        lib.mkdir()
+        _build(lib, entries)
+        first_url, second_url = str(base / "one.db"), str(base / "two.db")
+        engine = open_catalog(first_url)
+        try:
+            run_import(engine, ImportOptions(roots=[str(lib)]))
+            again = run_import(engine, ImportOptions(roots=[str(lib)]))
+        finally:
+            engine.dispose()
+        assert (again.counts["new"], again.counts["updated"], again.counts["failed"]) == (0, 0, 0)
+        engine = open_catalog(second_url)
+        try:
+            run_import(engine, ImportOptions(roots=[str(lib)], force=True))
+        finally:
+            engine.dispose()
+        assert _records(first_url) == _records(second_url)
+        names = [(r["name"], r["version"]) for r in _records(first_url)]
+        assert len(names) == len(set(names))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
