@@ -83,18 +83,6 @@ class Entry:
     def path(self, name: str) -> str:
         return self.directory + os.sep + name
 
-    def __reduce__(self) -> tuple[object, ...]:  # pickled to worker processes
-        return (
-            _rebuild_entry,
-            (self.directory, self.stem, self.models, self.sidecars, self.previews, self.unsafe, self.neighbours),
-        )
-
-
-def _rebuild_entry(directory: str, stem: str, *parts: object) -> Entry:
-    entry = Entry(directory, stem)
-    entry.models, entry.sidecars, entry.previews, entry.unsafe, entry.neighbours = parts  # type: ignore[assignment]
-    return entry
-
 
 @dataclass(slots=True)
 class WalkResult:
@@ -162,8 +150,16 @@ def resolve_root(path: str | os.PathLike[str]) -> str:
     return os.path.realpath(root)
 
 
-def load_ignore(root: str, patterns: Iterable[str] = ()) -> object | None:
-    """A gitignore-style matcher from ``patterns`` and the root's ``.loraignore``; None if neither."""
+@dataclass(frozen=True)
+class IgnoreRules:
+    """The gitignore-style rules in force for one root: ``--ignore`` patterns and its ``.loraignore``."""
+
+    match: Callable[[str], bool] | None = None  # relative path (a folder ends with "/") -> ignored?
+    text: str = ""  # the rules as read: part of every directory fingerprint, so new rules mean a fresh look
+
+
+def load_ignore(root: str, patterns: Iterable[str] = ()) -> IgnoreRules:
+    """The rules from ``patterns`` and the root's ``.loraignore`` (read once per run)."""
     lines = list(patterns)
     ignore_file = os.path.join(root, IGNORE_FILE)
     if os.path.isfile(ignore_file):
@@ -173,10 +169,14 @@ def load_ignore(root: str, patterns: Iterable[str] = ()) -> object | None:
         except OSError as exc:
             raise LoraError(f"{ignore_file}: cannot read: {exc.strerror}") from None
     if not lines:
-        return None
+        return IgnoreRules()
     import pathspec
 
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    try:
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    except Exception as exc:  # pathspec raises its own error types, and re.error from a bad range
+        raise LoraError(f"an ignore pattern (--ignore or {ignore_file}) is not valid: {exc}") from None
+    return IgnoreRules(spec.match_file, "\n".join(lines))
 
 
 def is_inside(path: str, root: str) -> bool:
@@ -187,9 +187,8 @@ def is_inside(path: str, root: str) -> bool:
 
 def walk(
     root: str,
-    ignore: object | None = None,
+    ignore: IgnoreRules | None = None,
     known: Mapping[str, str] | None = None,
-    seed: str = "",
     previous: Callable[[str], str | None] | None = None,
 ) -> WalkResult:
     """Group the files under ``root`` (a :func:`resolve_root` result) into entries, sorted by key.
@@ -197,15 +196,15 @@ def walk(
     With ``known`` (directory -> fingerprint from the last run), a directory whose files all
     have the names, sizes and mtimes they had is listed in ``clean`` and not grouped at all:
     that is what makes a re-import of an unchanged library cost little more than a stat of
-    each file. ``seed`` goes into every fingerprint (the ignore rules, say). For a directory
+    each file; the ignore rules go into every fingerprint. For a directory
     that did change, ``previous`` may give its last listing: then only the stems whose files
     changed are grouped (unless a model file changed: a sidecar may name any of them).
     """
     result = WalkResult(root, [], [], 0, {}, [])
-    match = getattr(ignore, "match_file", None)
-    for directory, listing in _directories(root, match, result.problems):
+    rules = ignore or IgnoreRules()
+    for directory, listing in _directories(root, rules.match, result.problems):
         result.files_seen += len(listing)
-        fp = fingerprint(seed, listing)
+        fp = fingerprint(rules.text, listing)
         result.fingerprints[directory] = fp
         if known is not None and known.get(directory) == fp:
             result.clean.append(directory)
@@ -260,10 +259,10 @@ def _changed_stems(before: str, now: str) -> set[str] | None:
     return stems
 
 
-def walk_directory(root: str, directory: str, ignore: object | None = None) -> list[Entry]:
+def walk_directory(root: str, directory: str, ignore: IgnoreRules | None = None) -> list[Entry]:
     """The entries of one directory of the library (no recursion), for a re-read of a clean one."""
     problems: list[tuple[str, FailureKind, str]] = []
-    listing, _ = _list(directory, root, getattr(ignore, "match_file", None), problems)
+    listing, _ = _list(directory, root, (ignore or IgnoreRules()).match, problems)
     return sorted(_group(directory, root, listing, problems), key=lambda e: e.key)
 
 

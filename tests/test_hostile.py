@@ -73,3 +73,16 @@ def test_lora_errors_keeps_listing_walk_problems_after_a_quiet_rerun(runner: Cli
     _import(runner, lib)
     listed = json.loads(runner.invoke(app, ["errors", "--json"]).stdout)
     assert [(p["path"], p["category"]) for p in listed] == [(str(lib / "linked"), "unsafe_path")]
+
+
+def test_an_invalid_ignore_pattern_is_a_usage_error_naming_it(runner: CliRunner, tmp_path: Path) -> None:
+    """A pattern pathspec cannot compile exits 2 with one line, not an "unexpected error"."""
+    lib = tmp_path / "lib"
+    write_model(lib, "good", civitai_model("Good", file_name="good.safetensors"))
+    result = runner.invoke(app, ["import", str(lib), "--ignore", "a/[z-a]"])
+    assert result.exit_code == 2
+    assert "ignore pattern" in result.stderr and "unexpected" not in result.stderr
+    (lib / ".loraignore").write_text("b/[z-a]\n", encoding="utf-8")
+    again = runner.invoke(app, ["import", str(lib)])
+    assert again.exit_code == 2 and ".loraignore" in again.stderr
+    assert json.loads(runner.invoke(app, ["list", "--json"]).stdout) == []

@@ -59,7 +59,7 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _under(column: Any, root: str) -> Any:
+def under(column: Any, root: str) -> Any:
     """Rows whose path-like ``column`` lies under ``root``: an index range, not a LIKE scan."""
     prefix = root.rstrip(os.sep) + os.sep
     return and_(column >= prefix, column < prefix[:-1] + chr(ord(os.sep) + 1))
@@ -80,7 +80,7 @@ def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[s
     """Every known directory under (and including) ``root``: its fingerprint and entry counts."""
     rows = conn.execute(
         select(directory.c.path, directory.c.fingerprint, directory.c.counts).where(
-            or_(directory.c.path == root, _under(directory.c.path, root))
+            or_(directory.c.path == root, under(directory.c.path, root))
         )
     )
     return {path: (fp, counts or {}) for path, fp, counts in rows}
@@ -129,7 +129,7 @@ def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tu
     out: dict[str, tuple[str, str]] = {}
     if not dirs:
         return out
-    ranges = [_under(entry.c.key, d) for d in dirs] if len(dirs) <= 200 else [_under(entry.c.key, root)]
+    ranges = [under(entry.c.key, d) for d in dirs] if len(dirs) <= 200 else [under(entry.c.key, root)]
     for condition in ranges:
         for key, signature, status in conn.execute(select(*columns).where(condition)):
             if os.path.dirname(key) in dirs:
@@ -159,7 +159,7 @@ def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list
 
 def load_entries(conn: Connection, root: str) -> dict[str, StoredEntry]:
     """Every stored entry under ``root``, in one query (``lora orphans`` uses it as a cache)."""
-    rows = conn.execute(select(*_ENTRY_COLUMNS).where(_under(entry.c.key, root)))
+    rows = conn.execute(select(*_ENTRY_COLUMNS).where(under(entry.c.key, root)))
     return {r[0]: StoredEntry(*r) for r in rows}
 
 
@@ -283,7 +283,7 @@ def prune_missing(conn: Connection, root: str) -> int:
     result = conn.execute(
         delete(adapter).where(
             adapter.c.missing_since.is_not(None),
-            or_(_under(adapter.c.entry_key, root), _under(adapter.c.file_path, root)),
+            or_(under(adapter.c.entry_key, root), under(adapter.c.file_path, root)),
         )
     )
     return result.rowcount

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
-from lora_manager.db.repository import stale_directories
+from lora_manager.db.repository import stale_directories, under
 from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run
 from lora_manager.errors import LoraError
 
@@ -137,8 +137,9 @@ def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, An
     stmt = select(entry.c.key, entry.c.status, entry.c.problems).where(
         entry.c.status.in_(("failed", "duplicate", "ok"))
     )
+    prefix = path.rstrip(os.sep) + os.sep if path else ""
     if path:
-        stmt = stmt.where(entry.c.key.startswith(path.rstrip("/") + "/", autoescape=True))
+        stmt = stmt.where(under(entry.c.key, path))  # an index range, as the importer's own queries
     out: list[dict[str, Any]] = []
     with engine.connect() as conn:
         for key, status, problems in conn.execute(stmt.order_by(entry.c.key)):
@@ -161,7 +162,7 @@ def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, An
                 import_failure.c.run_id == last, import_failure.c.category.in_(walk_kinds)
             )
             for fpath, category, message in conn.execute(stmt2.order_by(import_failure.c.path)):
-                if fpath not in seen and (not path or fpath.startswith(path.rstrip("/") + "/")):
+                if fpath not in seen and fpath.startswith(prefix):
                     out.append({"path": fpath, "category": category, "message": message, "entry_status": None})
     return out
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from lora_manager.db import repository as repo
-from lora_manager.discovery import IGNORE_FILE, Entry, load_ignore, walk, walk_directory
+from lora_manager.discovery import Entry, load_ignore, walk, walk_directory
 from lora_manager.models import FileProblem
 from lora_manager.services.import_report import ImportOptions, Outcome
 
@@ -39,17 +39,6 @@ class RootPlan:
     known_dirs: int  # directories the catalog knew under this root
 
 
-def ignore_seed(root: str, patterns: list[str]) -> str:
-    """What the fingerprints depend on besides the files: the ignore rules in force."""
-    loraignore = os.path.join(root, IGNORE_FILE)
-    try:
-        with open(loraignore, "rb") as f:
-            text = f.read(1_000_000).decode("utf-8", "replace")
-    except OSError:
-        text = ""
-    return "\n".join(patterns) + "\0" + text
-
-
 def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
     """Walk ``root`` and compare with what is stored: the entries that must be read again.
 
@@ -62,7 +51,8 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
     def previous(directory: str) -> str | None:
         return repo.load_listing(conn, directory) if skip and directory in known_dirs else None
 
-    result = walk(root, load_ignore(root, options.ignore), known, ignore_seed(root, options.ignore), previous)
+    rules = load_ignore(root, options.ignore)
+    result = walk(root, rules, known, previous)
     clean = set(result.clean)
     gone_dirs = [d for d in known_dirs if d not in result.fingerprints]
     looked_at = {d for d in result.fingerprints if d not in clean}
@@ -106,7 +96,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
         waiting = set(repo.waiting_duplicates(conn, releasing)) - todo_keys - set(vanished_keys)
         extra = [e for e in result.entries if e.key in waiting]
         for d in {os.path.dirname(k) for k in waiting} & clean:  # a clean directory is listed again
-            extra += [e for e in walk_directory(root, d, load_ignore(root, options.ignore)) if e.key in waiting]
+            extra += [e for e in walk_directory(root, d, rules) if e.key in waiting]
             stale_dirs.add(d)
         if extra:
             stored.update(repo.load_entries_by_key(conn, [e.key for e in extra]))
