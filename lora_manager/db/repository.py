@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, tuple_, update
 
 from lora_manager.db.schema import adapter, adapter_tag, directory, entry, import_failure, import_run, model_file
-from lora_manager.db.upsert import upsert
+from lora_manager.db.upsert import insert_many, upsert
 from lora_manager.models import AdapterRecord, FileProblem
 
 CHUNK = 500
@@ -253,7 +253,7 @@ def replace_tags(conn: Connection, tags_by_id: dict[int, list[str]]) -> None:
         conn.execute(delete(adapter_tag).where(adapter_tag.c.adapter_id.in_(part)))
     rows = [{"adapter_id": i, "tag": t} for i, tags in tags_by_id.items() for t in {t.lower() for t in tags}]
     for rows_part in chunks(rows, 5000):
-        conn.execute(insert(adapter_tag), list(rows_part))
+        insert_many(conn, adapter_tag, rows_part)
 
 
 def rename_adapter(conn: Connection, adapter_id: int, name: str, version: str | None) -> None:
