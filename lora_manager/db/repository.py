@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
 
 from lora_manager.db.schema import adapter, adapter_tag, directory, entry, import_failure, import_run, model_file
 from lora_manager.db.upsert import insert_many, upsert
@@ -146,14 +146,14 @@ def load_entries_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, Stor
 
 def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list[str]:
     """Keys of duplicate entries that claim one of ``identities``: they may take it over now."""
-    wanted = sorted(set(identities))
+    wanted = set(identities)
     keys: list[str] = []
-    for part in chunks(wanted):
-        keys += conn.execute(
-            select(entry.c.key).where(
-                entry.c.status == "duplicate", tuple_(entry.c.name, entry.c.version_key).in_(part)
-            )
-        ).scalars()
+    # ``name IN (...)`` on the partial index of duplicates (a row-value IN would scan the table).
+    for part in chunks(sorted({name for name, _ in wanted})):
+        stmt = select(entry.c.key, entry.c.name, entry.c.version_key).where(
+            entry.c.status == "duplicate", entry.c.name.in_(part)
+        )
+        keys += [key for key, name, version_key in conn.execute(stmt) if (name, version_key or "") in wanted]
     return keys
 
 

@@ -329,3 +329,22 @@ def _has_open(pid: int, path: Path) -> bool:
         return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return False
+
+
+def test_waiting_duplicates_are_found_through_a_partial_index(engine: Engine) -> None:
+    """Only duplicate entries are indexed by identity, and the lookup uses that index (SQLite's plan says so)."""
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            ddl = conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'ix_entry_duplicate_identity'")
+            ).scalar()
+            plan = conn.execute(
+                text("EXPLAIN QUERY PLAN SELECT key FROM entry WHERE status = 'duplicate' AND name IN ('a', 'b')")
+            ).all()
+            assert any("ix_entry_duplicate_identity" in str(row) for row in plan)
+        else:
+            ddl = conn.execute(
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_entry_duplicate_identity'")
+            ).scalar()
+    assert ddl is not None and "WHERE" in ddl.upper() and "duplicate" in ddl
