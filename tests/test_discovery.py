@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
-from lora_manager.discovery import classify, load_ignore, resolve_root, walk
+from lora_manager.discovery import WalkResult, _changed_stems, classify, load_ignore, resolve_root, walk
 from lora_manager.errors import LoraError
 from tests.builders import write_json, write_safetensors
 
@@ -95,3 +98,105 @@ def test_resolve_root_refuses_missing_paths_and_files(tmp_path: Path) -> None:
     file.write_text("{}")
     with pytest.raises(LoraError, match="not a directory"):
         resolve_root(file)
+
+
+def _rewalk_after(root: str, change: Callable[[], None]) -> WalkResult:
+    """Walk ``root``, apply ``change``, and walk again with the first walk's fingerprints and listings."""
+    first = walk(root)
+    change()
+    asked: list[str] = []
+
+    def previous(directory: str) -> str | None:
+        asked.append(directory)
+        return first.listings.get(directory)
+
+    second = walk(root, known=first.fingerprints, previous=previous)
+    assert sorted(asked) == sorted(set(first.fingerprints) - set(second.clean))  # every changed folder, once
+    return second
+
+
+def test_a_changed_sidecar_regroups_only_its_own_entry(tmp_path: Path) -> None:
+    """In a folder that changed, only the stems whose files changed are grouped again."""
+    for stem in ("alpha", "beta", "gamma"):
+        write_safetensors(tmp_path / "dir" / f"{stem}.safetensors", {})
+        write_json(tmp_path / "dir" / f"{stem}.civitai.info", {"name": stem})
+    write_safetensors(tmp_path / "other" / "delta.safetensors", {})
+    root = resolve_root(tmp_path)
+    second = _rewalk_after(root, lambda: write_json(tmp_path / "dir" / "beta.civitai.info", {"name": "beta, edited"}))
+    assert [e.stem for e in second.entries] == ["beta"]
+    assert second.partial == {str(tmp_path / "dir"): {"beta"}}
+    assert str(tmp_path / "other") in second.clean and str(tmp_path / "dir") not in second.clean
+
+
+def test_a_changed_model_file_regroups_the_whole_folder(tmp_path: Path) -> None:
+    """A sidecar may name any model file of its folder, so a model change means a full look."""
+    for stem in ("alpha", "beta"):
+        write_safetensors(tmp_path / f"{stem}.safetensors", {})
+        write_json(tmp_path / f"{stem}.civitai.info", {"name": stem})
+    root = resolve_root(tmp_path)
+    second = _rewalk_after(root, lambda: write_safetensors(tmp_path / "alpha.safetensors", {"x": "longer now"}))
+    assert [e.stem for e in second.entries] == ["alpha", "beta"] and second.partial == {}
+
+
+@pytest.mark.parametrize("odd", ["a],[b", 'q],[1,"z', "x],[1,2,3],[y", "x]", "[[", '"],["'])
+def test_names_that_look_like_listing_syntax_still_diff_right(tmp_path: Path, odd: str) -> None:
+    """Listings are compared as text split at ``],[``: a name holding it means a full look, never a wrong one."""
+    write_safetensors(tmp_path / f"{odd}.safetensors", {})
+    write_json(tmp_path / f"{odd}.civitai.info", {"name": "odd"})
+    write_safetensors(tmp_path / "plain.safetensors", {})
+    write_json(tmp_path / "plain.civitai.info", {"name": "plain"})
+    root = resolve_root(tmp_path)
+    second = _rewalk_after(root, lambda: write_json(tmp_path / f"{odd}.civitai.info", {"name": "odd, edited"}))
+    assert odd in [e.stem for e in second.entries]
+    third = _rewalk_after(root, lambda: write_json(tmp_path / "plain.civitai.info", {"name": "plain, edited"}))
+    assert "plain" in [e.stem for e in third.entries]
+
+
+def test_changed_stems_compares_rows_and_refuses_what_it_cannot_read() -> None:
+    """Unchanged text is no change; added, removed and resized rows name their stems; foreign text gives None."""
+    before = '[["a.json",1,5,false],["a.safetensors",9,5,false],["b.json",2,5,false]]'
+    assert _changed_stems(before, before) == set()
+    assert _changed_stems(before, before.replace('"b.json",2', '"b.json",3')) == {"b"}
+    assert _changed_stems(before, before.replace(',["b.json",2,5,false]', "")) == {"b"}
+    assert _changed_stems(before, before.replace('"a.safetensors",9', '"a.safetensors",8')) is None  # a model moved
+    assert _changed_stems("[]", '[["c.civitai.info",1,1,false]]') == {"c"}
+    assert _changed_stems("not json", before) is None
+    assert _changed_stems("[1,2]", before) is None
+
+
+def _reference_stems(before: str, now: str) -> set[str] | None:
+    """What changed, by decoding both listings whole (the slow, obviously right way)."""
+    rows = {tuple(r) for r in orjson.loads(before)} ^ {tuple(r) for r in orjson.loads(now)}
+    kinds = [k for r in rows if (k := classify(str(r[0]))) is not None]
+    return None if any(kind == "model" for kind, _ in kinds) else {stem for _, stem in kinds}
+
+
+def test_changed_stems_agrees_with_decoding_both_listings_whole() -> None:
+    """Random folders and random edits: the block-and-row comparison finds what a full decode finds."""
+    rng = random.Random(7)
+    odd_bits = ["],[", '"', "\\", "]", "["]
+    for _ in range(400):
+        odd = rng.random() < 0.2
+        names = set()
+        for _ in range(rng.randint(0, 120)):
+            stem = "".join(rng.choice("abcxyz_-0") for _ in range(rng.randint(1, 12)))
+            if odd and rng.random() < 0.1:
+                stem += rng.choice(odd_bits) + stem
+            names.add(stem + rng.choice([".civitai.info", ".json", ".png", ".txt", ".metadata.json", ".safetensors"]))
+        rows = {n: [n, rng.randint(1, 10**6), rng.randint(10**18, 2 * 10**18), False] for n in sorted(names)}
+        before = orjson.dumps([rows[n] for n in sorted(rows)]).decode()
+        for _ in range(rng.randint(1, 3)):
+            action = rng.random()
+            if action < 0.4 and rows:
+                rows[rng.choice(sorted(rows))][1] += 1
+            elif action < 0.7 and rows:
+                del rows[rng.choice(sorted(rows))]
+            else:
+                n = "new" + str(rng.randint(0, 999)) + rng.choice([".json", ".civitai.info", ".webp"])
+                rows[n] = [n, 1, 1, False]
+        now = orjson.dumps([rows[n] for n in sorted(rows)]).decode()
+        got, want = _changed_stems(before, now), _reference_stems(before, now)
+        if odd:
+            assert got is None or got == want
+        else:
+            assert got == want, (before, now)

@@ -7,7 +7,7 @@ are sent in chunks so no statement exceeds a driver's parameter limit.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -105,10 +105,28 @@ def stale_directories(conn: Connection, paths: Iterable[str]) -> None:
 _LISTING = select(directory.c.listing).where(directory.c.path == bindparam("path"))
 
 
-def load_listing(conn: Connection, path: str) -> str | None:
-    """The files a directory held at the last import, as JSON text (None if unknown)."""
-    listing = conn.execute(_LISTING, {"path": path}).scalar()
-    return listing if isinstance(listing, str) else None
+def listing_reader(conn: Connection) -> Callable[[str], str | None]:
+    """A function giving the files a directory held at the last import, as JSON text (None if unknown).
+
+    A re-import after scattered edits asks this for hundreds of directories, one at a time
+    (see ``discovery.walk``): on SQLite the question goes straight to the driver, a tenth
+    of the cost of a SQLAlchemy statement.
+    """
+    if conn.dialect.name == "sqlite":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        sql = "SELECT listing FROM directory WHERE path = ?"
+
+        def read_sqlite(path: str) -> str | None:
+            row = cursor.execute(sql, (path,)).fetchone()
+            return row[0] if row and isinstance(row[0], str) else None
+
+        return read_sqlite
+
+    def read(path: str) -> str | None:
+        listing = conn.execute(_LISTING, {"path": path}).scalar()
+        return listing if isinstance(listing, str) else None
+
+    return read
 
 
 def load_signature_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:

@@ -48,11 +48,8 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
     skip = not (options.force or options.list_unchanged)
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip else None
 
-    def previous(directory: str) -> str | None:
-        return repo.load_listing(conn, directory) if skip and directory in known_dirs else None
-
     rules = load_ignore(root, options.ignore)
-    result = walk(root, rules, known, previous)
+    result = walk(root, rules, known, repo.listing_reader(conn) if skip else None)
     clean = set(result.clean)
     gone_dirs = [d for d in known_dirs if d not in result.fingerprints]
     looked_at = {d for d in result.fingerprints if d not in clean}
