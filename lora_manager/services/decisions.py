@@ -92,7 +92,7 @@ class RunState:
             row = self._decide_one(r, claims, owners, out, stamp)
             out.entries.append(row)
             out.statuses.append((r.key, str(row["status"])))
-            if r.model_path and r.model_size is not None:
+            if r.model_path and r.model_size is not None and not _model_file_unchanged(self.plan.stored.get(r.key), r):
                 out.models.append(
                     {"path": r.model_path, "size": r.model_size, "mtime_ns": r.model_mtime_ns, "missing_since": None}
                 )
@@ -236,6 +236,19 @@ class RunState:
             out.counts["orphans"] += 1
         detail = "; ".join(f"{p.kind}: {p.message}" for p in r.problems)
         out.outcome(Outcome(r.key, r.status, None, None, detail))
+
+
+def _model_file_unchanged(old: repo.StoredEntry | None, r: EntryResult) -> bool:
+    """Whether the entry's model file is the one, same size and mtime, it had when last read.
+
+    Then its ``model_file`` row is already right, and rewriting it (with its three hash
+    indexes) would only add pages for the commit to flush: a re-import after sidecar edits
+    skips it. ``lora hash`` keeps that row's missing flag, as for an entry not read at all.
+    """
+    if old is None or r.model_path is None or old.model_path != r.model_path:
+        return False
+    token = f"{os.path.basename(r.model_path)}:{r.model_size}:{r.model_mtime_ns}"
+    return any(part[2:] == token for part in old.signature.split("|") if part[:2] in ("m:", "n:"))
 
 
 def _label(ident: repo.Identity) -> str:
