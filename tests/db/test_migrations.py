@@ -348,3 +348,38 @@ def test_waiting_duplicates_are_found_through_a_partial_index(engine: Engine) ->
                 text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_entry_duplicate_identity'")
             ).scalar()
     assert ddl is not None and "WHERE" in ddl.upper() and "duplicate" in ddl
+
+
+def _sqlite_schema(engine: Engine) -> dict[str, Any]:
+    """What SQLite knows of each table: columns, indexes (with their columns and conditions) and foreign keys."""
+    with engine.connect() as conn:
+        tables = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars().all()
+        out: dict[str, Any] = {}
+        for t in sorted(tables):
+            indexes = {}
+            for _, name, unique, origin, partial in conn.exec_driver_sql(f'PRAGMA index_list("{t}")').all():
+                columns = [r[2] for r in conn.exec_driver_sql(f'PRAGMA index_info("{name}")').all()]
+                where = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).scalar()
+                condition = " ".join(where.split(" WHERE ", 1)[1].split()) if where and " WHERE " in where else None
+                indexes[name if origin == "c" else f"{origin}:{columns}"] = (unique, partial, columns, condition)
+            out[t] = (
+                [tuple(r) for r in conn.exec_driver_sql(f'PRAGMA table_info("{t}")').all()],
+                indexes,
+                sorted(tuple(r[2:]) for r in conn.exec_driver_sql(f'PRAGMA foreign_key_list("{t}")').all()),
+            )
+        return out
+
+
+def test_a_blank_sqlite_catalog_is_made_exactly_as_the_migrations_make_it(tmp_path: Path) -> None:
+    """The first open of a new SQLite file builds HEAD's schema directly: the same tables, columns and indexes."""
+    direct = create_catalog_engine(f"sqlite:///{tmp_path / 'direct.db'}")
+    replayed = create_catalog_engine(f"sqlite:///{tmp_path / 'replayed.db'}")
+    try:
+        ensure_schema(direct)
+        _at(replayed, "head")
+        assert _revision(direct) == _revision(replayed) == HEAD
+        assert _sqlite_schema(direct) == _sqlite_schema(replayed)
+        assert _diff(direct) == []
+    finally:
+        direct.dispose()
+        replayed.dispose()
