@@ -205,14 +205,18 @@ def all_owners(conn: Connection) -> dict[Identity, Owner]:
 
 def search_text(record: AdapterRecord) -> str:
     """The lowercased text ``--search`` matches against."""
+    return _search_text(vars(record))
+
+
+def _search_text(fields: dict[str, Any]) -> str:
     words = [
-        record.name,
-        record.version or "",
-        record.author_username or "",
-        os.path.basename(record.file_path),
-        *record.tags,
-        *record.trained_words,
-        record.activation_text or "",
+        fields["name"],
+        fields["version"] or "",
+        fields["author_username"] or "",
+        os.path.basename(fields["file_path"]),
+        *fields["tags"],
+        *fields["trained_words"],
+        fields["activation_text"] or "",
     ]
     return " ".join(w for w in words if w).lower()
 
@@ -225,6 +229,19 @@ def record_row(record: AdapterRecord) -> dict[str, Any]:
     row = record.model_dump()
     row["version_key"] = record.version or ""
     row["search_text"] = search_text(record)
+    return row
+
+
+def fields_row(fields: dict[str, Any]) -> dict[str, Any]:
+    """:func:`record_row` of ``AdapterRecord.model_construct(**fields)``, without making the model.
+
+    ``fields`` is ``parsing.merge.merged_fields``: every field, from validated records. A
+    test checks that both give the same row.
+    """
+    row = dict(fields)
+    row["sidecars"] = [ref.model_dump() for ref in fields["sidecars"]]
+    row["version_key"] = fields["version"] or ""
+    row["search_text"] = _search_text(fields)
     return row
 
 

@@ -49,6 +49,24 @@ def merge(
     preview_path: str | None = None,
 ) -> AdapterRecord:
     """The record for ``model_path`` from its parsed sidecars (in any order) and header."""
+    # Every value comes from validated SidecarInfo and HeaderInfo records: no second validation
+    # (it was a tenth of a cold import's reading time).
+    return AdapterRecord.model_construct(**merged_fields(sidecars, refs, model_path, stem, header, preview_path))
+
+
+def merged_fields(
+    sidecars: list[SidecarInfo],
+    refs: list[SidecarRef],
+    model_path: str,
+    stem: str,
+    header: HeaderInfo | None = None,
+    preview_path: str | None = None,
+) -> dict[str, Any]:
+    """:func:`merge`'s record as a plain dict of every :class:`AdapterRecord` field, in their order.
+
+    The importer's readers build rows from this directly: making the model and dumping it
+    again cost a fifth of reading an entry.
+    """
     civitai = sorted((s for s in sidecars if not s.empty), key=lambda s: _rank(CIVITAI_ORDER, s.dialect))
     user = sorted((s for s in civitai if s.user_fields), key=lambda s: _rank(USER_ORDER, s.dialect))
 
@@ -65,9 +83,7 @@ def merge(
     triggers = [w for w in _TRIGGER_SPLIT.split(activation_text) if w] if activation_text else list(trained_words)
     model_name = model_path.replace("\\", "/").rsplit("/", 1)[-1]
     primary = _primary_ref(refs, civitai)
-    # Every value below comes from validated SidecarInfo and HeaderInfo records: no second validation
-    # (it was a tenth of a cold import's reading time).
-    return AdapterRecord.model_construct(
+    return dict(
         name=_first(civitai, "name") or stem,
         version=_first(civitai, "version"),
         canonical_version_name=_first(civitai, "version"),

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lora_manager.db.repository import record_row
+from lora_manager.db.repository import fields_row
 from lora_manager.discovery import Entry, FileStat, is_inside
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
 from lora_manager.parsing.base import ParseContext, safe_file_name
-from lora_manager.parsing.merge import merge
+from lora_manager.parsing.merge import merged_fields
 from lora_manager.parsing.registry import parse_sidecar
 from lora_manager.safetensors import read_header
 from lora_manager.services.import_report import DEFAULT_MAX_SIDECAR_BYTES
@@ -78,8 +78,9 @@ def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SID
     model_path = entry.path(model.name)
     header = _header(model_path, model.size, result.problems)
     preview = min(entry.previews, key=lambda n: (".preview." not in n.lower(), n)) if entry.previews else None
-    record = merge(parsed, refs, model_path, entry.stem, header, entry.path(preview) if preview else None)
-    result.row = record_row(record)
+    result.row = fields_row(
+        merged_fields(parsed, refs, model_path, entry.stem, header, entry.path(preview) if preview else None)
+    )
     result.status = "ok"
     return result
 

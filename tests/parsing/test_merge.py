@@ -80,3 +80,28 @@ def test_extra_is_kept_per_dialect() -> None:
     b = SidecarInfo(dialect="stability_matrix", name="A", extra={"ImportedAt": "2024"})
     record = merge([a, b], [], "/l/a.safetensors", "a")
     assert record.extra == {"civitai_model": {"poi": False}, "stability_matrix": {"ImportedAt": "2024"}}
+
+
+def test_the_readers_row_is_the_records_row_for_every_example_entry() -> None:
+    """The importer builds rows from the merged fields directly; they equal the rows of the merged records."""
+    from pathlib import Path
+
+    from lora_manager.db.repository import fields_row, record_row
+    from lora_manager.discovery import resolve_root, walk
+    from lora_manager.parsing.merge import merged_fields
+    from lora_manager.services.reading import _header, _parse_sidecars
+
+    root = resolve_root(Path(__file__).resolve().parents[2] / "examples" / "library")
+    compared = 0
+    for entry in walk(root).entries:
+        model = entry.model
+        if model is None or not entry.sidecars:
+            continue
+        parsed, refs = _parse_sidecars(entry, model.name, 1 << 20, [])
+        if not parsed:
+            continue
+        header = _header(entry.path(model.name), model.size, [])
+        args = (parsed, refs, entry.path(model.name), entry.stem, header, None)
+        assert fields_row(merged_fields(*args)) == record_row(merge(*args))
+        compared += 1
+    assert compared >= 5
