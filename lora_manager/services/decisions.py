@@ -40,6 +40,7 @@ class BatchDecisions:
     renames: list[tuple[int, str, str | None]] = field(default_factory=list)
     drop: list[int] = field(default_factory=list)
     adapters: list[dict[str, Any]] = field(default_factory=list)
+    fresh: set[str] = field(default_factory=set)  # entry keys whose adapter row is inserted, not updated
     demote: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     missing: list[int] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
@@ -127,7 +128,9 @@ class RunState:
         if decided.drop:
             repo.delete_adapters(conn, decided.drop)
         ids = repo.upsert_adapters(conn, decided.adapters) if decided.adapters else {}
-        repo.replace_tags(conn, {ids[a["entry_key"]]: a["tags"] for a in decided.adapters})
+        repo.replace_tags(
+            conn, {ids[a["entry_key"]]: a["tags"] for a in decided.adapters}, {ids[k] for k in decided.fresh}
+        )
         if self.owner_map is not None:
             for a in decided.adapters:
                 ident = (a["name"], a["version_key"])
@@ -228,6 +231,8 @@ class RunState:
             out.outcome(Outcome(other, "duplicate", rec["name"], rec["version"], message))
         claims[ident] = r.key
         action = "new" if owner is None else "updated"
+        if owner is None:
+            out.fresh.add(r.key)
         out.counts[action] += 1
         out.outcome(Outcome(r.key, action, rec["name"], rec["version"], "renamed" if renamed else ""))
         out.adapters.append(repo.adapter_row(rec, r.key, stamp))

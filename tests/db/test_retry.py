@@ -207,4 +207,5 @@ def test_import_whose_batches_keep_failing_exits_2_with_one_line(
     assert killed == 5
     assert "Traceback" not in err
     assert err.startswith("lora: error: saving a batch: the database failed 5 times in a row (")
-    assert "terminating connection due to administrator command" in err
+    # The driver's own reason, which depends on the statement the kill interrupts.
+    assert "terminating connection due to administrator command" in err or "closed the connection" in err
