@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
 
+from lora_manager.db.jsontext import json_text
 from lora_manager.db.schema import adapter, adapter_tag, directory, entry, import_failure, import_run, model_file
 from lora_manager.db.upsert import insert_many, upsert
 from lora_manager.models import AdapterRecord, FileProblem
@@ -232,16 +233,23 @@ def record_row(record: AdapterRecord) -> dict[str, Any]:
     return row
 
 
+# The JSON columns the writer never looks into: the readers serialise them (see ``db.jsontext``).
+PRESERIALISED = ("trained_words", "triggers", "hash_sources", "stats", "extra", "header_metadata", "sidecars")
+
+
 def fields_row(fields: dict[str, Any]) -> dict[str, Any]:
     """:func:`record_row` of ``AdapterRecord.model_construct(**fields)``, without making the model.
 
-    ``fields`` is ``parsing.merge.merged_fields``: every field, from validated records. A
-    test checks that both give the same row.
+    ``fields`` is ``parsing.merge.merged_fields``: every field, from validated records. The
+    :data:`PRESERIALISED` columns come as JSON text, stored exactly as their values would be.
+    A test checks that both give the same row.
     """
     row = dict(fields)
     row["sidecars"] = [ref.model_dump() for ref in fields["sidecars"]]
     row["version_key"] = fields["version"] or ""
     row["search_text"] = _search_text(fields)
+    for column in PRESERIALISED:
+        row[column] = json_text(row[column])
     return row
 
 
