@@ -176,10 +176,10 @@ def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list
     return keys
 
 
-def load_entries(conn: Connection, root: str) -> dict[str, StoredEntry]:
-    """Every stored entry under ``root``, in one query (``lora orphans`` uses it as a cache)."""
-    rows = conn.execute(select(*_ENTRY_COLUMNS).where(under(entry.c.key, root)))
-    return {r[0]: StoredEntry(*r) for r in rows}
+def load_entries_with_status(conn: Connection, root: str, statuses: Sequence[str]) -> list[StoredEntry]:
+    """The stored entries under ``root`` with one of ``statuses`` (``lora orphans`` asks for the orphaned ones)."""
+    rows = conn.execute(select(*_ENTRY_COLUMNS).where(under(entry.c.key, root), entry.c.status.in_(statuses)))
+    return [StoredEntry(*r) for r in rows]
 
 
 def owners(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, Owner]:

@@ -9,12 +9,13 @@ orphan model file to say what it is).
 from __future__ import annotations
 
 import os
+import stat as statmod
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from lora_manager.db import repository as repo
-from lora_manager.discovery import load_ignore, resolve_root, walk
+from lora_manager.discovery import Entry, load_ignore, resolve_root, walk, walk_directory
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.safetensors import read_header, top_tags
 from lora_manager.services.reading import read_entry
@@ -37,38 +38,105 @@ class Orphan:
 
 
 def find_orphans(engine: Engine | None, roots: list[str], ignore: list[str] | None = None) -> list[Orphan]:
-    """Every orphan under ``roots``, in path order."""
+    """Every orphan under ``roots``, in path order.
+
+    A folder whose fingerprint is the one the last import stored is not grouped at all: its
+    orphans are the entries that import found orphaned or without a model, taken from the
+    catalog (each path is checked on disk, and a folder where one does not match is looked
+    at in full). Other folders are grouped and compared entry by entry, as before.
+    """
     found: list[Orphan] = []
     for root in map(resolve_root, roots):
-        stored: dict[str, repo.StoredEntry] = {}
-        if engine is not None:
-            with engine.connect() as conn:
-                stored = repo.load_entries(conn, root)
-        for entry in walk(root, load_ignore(root, ignore or [])).entries:
-            known = stored.get(entry.key)
-            status = known.status if known and known.signature == entry.signature else None
-            missing_model = False
-            if status is None:
-                result = read_entry(entry, root)
-                status = result.status
-                missing_model = any(p.kind == FailureKind.MODEL_MISSING.value for p in result.problems)
-            elif status == "failed":
-                missing_model = entry.model is None
-            model = entry.model
-            if status == "orphan" and model is not None:
-                found.append(_model_orphan(entry.path(model.name), model.size))
-            elif missing_model:
-                for sidecar in entry.sidecars:
-                    found.append(
-                        Orphan(
-                            "sidecar",
-                            entry.path(sidecar.name),
-                            sidecar.size,
-                            detail=f"no model file named {entry.stem}.* beside it",
-                        )
-                    )
+        rules = load_ignore(root, ignore or [])
+        if engine is None:
+            found += _from_entries(root, walk(root, rules).entries, {})
+            continue
+        with engine.connect() as conn:
+            known = {path: fp for path, (fp, _) in repo.load_directories(conn, root).items() if fp}
+            result = walk(root, rules, known)
+            stored = repo.load_entries_by_key(conn, [e.key for e in result.entries])
+            clean = set(result.clean)
+            flagged = [s for s in repo.load_entries_with_status(conn, root, FLAGGED) if os.path.dirname(s.key) in clean]
+            recheck: set[str] = set()
+            for s in flagged:
+                from_catalog = _from_stored(s)
+                if from_catalog is None:
+                    recheck.add(os.path.dirname(s.key))
+                else:
+                    found += from_catalog
+            if recheck:  # a folder where the catalog could not be trusted is looked at itself
+                entries = [e for d in sorted(recheck) for e in walk_directory(root, d, rules)]
+                found = [o for o in found if os.path.dirname(o.path) not in recheck]
+                found += _from_entries(root, entries, repo.load_entries_by_key(conn, [e.key for e in entries]))
+        found += _from_entries(root, result.entries, stored)
     found.sort(key=lambda o: o.path)
     return found
+
+
+FLAGGED = ("orphan", "failed")  # the statuses an orphan entry is stored with
+
+
+def _from_entries(root: str, entries: list[Entry], stored: dict[str, repo.StoredEntry]) -> list[Orphan]:
+    """The orphans among grouped entries: a stored status is used while the entry's files are unchanged."""
+    found: list[Orphan] = []
+    for entry in entries:
+        known = stored.get(entry.key)
+        status = known.status if known and known.signature == entry.signature else None
+        missing_model = False
+        if status is None:
+            result = read_entry(entry, root)
+            status = result.status
+            missing_model = any(p.kind == FailureKind.MODEL_MISSING.value for p in result.problems)
+        elif status == "failed":
+            missing_model = entry.model is None
+        model = entry.model
+        if status == "orphan" and model is not None:
+            found.append(_model_orphan(entry.path(model.name), model.size))
+        elif missing_model:
+            found += [_sidecar_orphan(entry.path(f.name), f.size, entry.stem) for f in entry.sidecars]
+    return found
+
+
+def _from_stored(s: repo.StoredEntry) -> list[Orphan] | None:
+    """The orphans of an unchanged entry, from what the catalog stored; None if that cannot be trusted.
+
+    The files are read back from the stored signature (``m:name:size:mtime|s:...``). A name
+    holding ``|`` could make it read wrongly, so every file it names must be on disk with
+    that size, or the caller looks at the folder itself.
+    """
+    directory, _, stem = s.key.rpartition(os.sep)
+    files: dict[str, list[tuple[str, int]]] = {"m": [], "s": []}
+    for part in s.signature.split("|"):
+        kind, _, rest = part.partition(":")
+        if kind not in files:
+            continue
+        name, size_text, mtime_text = (rest.rsplit(":", 2) + ["", ""])[:3]
+        if not (size_text.isdigit() and mtime_text.lstrip("-").isdigit()):
+            return None
+        files[kind].append((name, int(size_text)))
+    if s.status == "orphan":
+        model = next(((n, size) for n, size in files["m"] if s.model_path == directory + os.sep + n), None)
+        if s.model_path is None or model is None or not _on_disk(s.model_path, model[1]):
+            return None
+        return [_model_orphan(s.model_path, model[1])]
+    if files["m"]:
+        return []  # failed for another reason than a missing model
+    sidecars = [(directory + os.sep + n, size) for n, size in files["s"]]
+    if not all(_on_disk(path, size) for path, size in sidecars):
+        return None
+    return [_sidecar_orphan(path, size, stem) for path, size in sidecars]
+
+
+def _on_disk(path: str, size: int) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return statmod.S_ISREG(st.st_mode) and st.st_size == size
+
+
+def _sidecar_orphan(path: str, size: int, stem: str) -> Orphan:
+    return Orphan("sidecar", path, size, detail=f"no model file named {stem}.* beside it")
 
 
 def _model_orphan(path: str, size: int) -> Orphan:

@@ -159,3 +159,53 @@ def test_orphans_of_a_missing_folder_exits_2(runner: CliRunner, tmp_path: Path) 
     assert result.exit_code == 2
     assert "no such directory" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def orphans_at(runner: CliRunner, db: Path, library: Path) -> list[dict[str, Any]]:
+    """``lora --db DB orphans --json LIBRARY``."""
+    result = run(runner, "--db", db, "orphans", "--json", library)
+    assert result.exit_code == 0, result.output
+    data: list[dict[str, Any]] = json.loads(result.stdout)
+    return data
+
+
+@pytest.fixture
+def odd_lib(lib: Path) -> Path:
+    """``lib`` plus names that look like the catalog's signature syntax, and a broken sidecar beside its model."""
+    write_safetensors(lib / "odd" / "a|s:b:1:2.safetensors", KOHYA)
+    write_json(lib / "odd" / "x:1:2|s:y.civitai.info", civitai_version("X", file_name="x.safetensors"))
+    write_json(lib / "odd" / "lonely.metadata.json", {"model_name": "Lonely", "file_name": "lonely"})
+    write_safetensors(lib / "odd" / "broken.safetensors", {})
+    (lib / "odd" / "broken.civitai.info").write_text("{not json")
+    return lib
+
+
+def test_after_an_import_orphans_come_from_the_catalog_and_match_a_full_look(
+    runner: CliRunner, odd_lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an unchanged library, unchanged folders are not grouped or read, and the findings are the same."""
+    fresh = orphans_at(runner, tmp_path / "empty.db", odd_lib)
+    assert run(runner, "--db", tmp_path / "full.db", "import", odd_lib).exit_code == 1  # the broken sidecar
+
+    import lora_manager.services.orphans as orphans_service
+
+    def no_reading(*args: Any) -> Any:
+        raise AssertionError(f"read {args[0].key}")
+
+    monkeypatch.setattr(orphans_service, "read_entry", no_reading)
+    assert orphans_at(runner, tmp_path / "full.db", odd_lib) == fresh
+    assert ("sidecar", str(odd_lib / "odd" / "x:1:2|s:y.civitai.info")) in [(o["kind"], o["path"]) for o in fresh]
+    assert ("model", str(odd_lib / "odd" / "a|s:b:1:2.safetensors")) in [(o["kind"], o["path"]) for o in fresh]
+
+
+def test_orphans_look_again_at_a_folder_that_changed_since_the_import(
+    runner: CliRunner, odd_lib: Path, tmp_path: Path
+) -> None:
+    """A new orphan and a sidecar that found its model are seen, without another import."""
+    assert run(runner, "--db", tmp_path / "full.db", "import", odd_lib).exit_code == 1
+    write_safetensors(odd_lib / "odd" / "newcomer.safetensors", {})
+    write_safetensors(odd_lib / "unsorted" / "ghost.safetensors", {})
+    paths = [o["path"] for o in orphans_at(runner, tmp_path / "full.db", odd_lib)]
+    assert str(odd_lib / "odd" / "newcomer.safetensors") in paths
+    assert str(odd_lib / "unsorted" / "ghost.json") not in paths
+    assert paths == [o["path"] for o in orphans_at(runner, tmp_path / "empty.db", odd_lib)]
