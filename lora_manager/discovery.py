@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import operator
 import os
 import stat as statmod
 from array import array
@@ -387,18 +388,26 @@ def _directories(
 def _list(
     directory: str, root: str, match: Callable[[str], bool] | None, problems: list[tuple[str, FailureKind, str]]
 ) -> tuple[list[Listed], list[str]]:
-    """The files (each stat'ed once) and the subdirectories of one directory, sorted by name."""
+    """The files (each stat'ed once) and the subdirectories of one directory, sorted by name.
+
+    Runs once per file of the library on every import: names are checked for UTF-8 all at
+    once (one at a time only in a directory where one fails), and the loop does no more
+    than it must.
+    """
     cut = len(root.rstrip(os.sep)) + 1
     try:
         with os.scandir(directory) as it:
-            items = sorted(it, key=lambda e: e.name)
+            items = sorted(it, key=_entry_name)
     except OSError as exc:
         problems.append((directory, FailureKind.UNREADABLE, f"cannot list directory: {exc.strerror}"))
         return [], []
+    all_utf8 = _is_utf8("".join([item.name for item in items]))
     listing: list[Listed] = []
     subdirs: list[str] = []
+    append = listing.append
     for item in items:
-        if not _is_utf8(item.name):
+        name = item.name
+        if not all_utf8 and not _is_utf8(name):
             problems.append(
                 (printable(item.path), FailureKind.UNSAFE_PATH, "name is not valid UTF-8: rename it to import it")
             )
@@ -419,8 +428,11 @@ def _list(
             st: os.stat_result | None = item.stat()
         except OSError:
             st = None
-        listing.append((item.name, item, item.is_symlink(), st))
+        append((name, item, item.is_symlink(), st))
     return listing, subdirs
+
+
+_entry_name = operator.attrgetter("name")
 
 
 def _is_utf8(name: str) -> bool:
