@@ -77,14 +77,26 @@ def fmt(value: float | None) -> str:
     return "error" if value is None else f"{value:.3f} s"
 
 
-def rss_row(fig: dict[str, Any], limit_mb: float) -> Row:
-    """Peak RSS of the cold import: the worst run, since this is a ceiling."""
-    if "error" in fig:
-        return Row("peak RSS (cold import)", "error", "—", "—", f"≤ {limit_mb:g} MB", "ERROR")
-    mb = max(fig["rss_kib"]) / 1024
-    return Row(
-        "peak RSS (cold import)", f"{mb:.0f} MB", "—", "—", f"≤ {limit_mb:g} MB", "PASS" if mb <= limit_mb else "FAIL"
-    )
+# Peak RSS must not grow with N: at a larger N it may exceed the smallest N's measured in the
+# same run by this factor at most (room for noise and for what grows with folders, not models).
+RSS_GROWTH = 1.25
+
+
+def peak_rss_mb(fig: dict[str, Any]) -> float | None:
+    """The worst run's peak RSS, since this is a ceiling."""
+    return None if "error" in fig else max(fig["rss_kib"]) / 1024
+
+
+def rss_row(fig: dict[str, Any], limit_mb: float, baseline: tuple[int, float] | None = None) -> Row:
+    """Peak RSS of the cold import against the ceiling and, given ``(N, MB)`` of a smaller N, against growth."""
+    target = f"≤ {limit_mb:g} MB" + (f", ≤ {RSS_GROWTH:g}{TIMES} the {baseline[0]:,}-model peak" if baseline else "")
+    mb = peak_rss_mb(fig)
+    if mb is None:
+        return Row("peak RSS (cold import)", "error", "—", "—", target, "ERROR")
+    flat = baseline is None or mb <= RSS_GROWTH * baseline[1]
+    ratio = f"{mb / baseline[1]:.1f}{TIMES} of {baseline[1]:.0f} MB" if baseline else "—"
+    verdict = "PASS" if mb <= limit_mb and flat else "FAIL"
+    return Row("peak RSS (cold import)", f"{mb:.0f} MB", "—", ratio, target, verdict)
 
 
 NOOP_TARGET_FROM = 100_000  # the no-op target holds at this many models (issue #4)
@@ -119,7 +131,7 @@ def evaluate(result: dict[str, Any]) -> list[Row]:
         absolute("show", cmd.get("show", err), 0.5),
         orphans,
         absolute("--help", cmd.get("help", err), 0.2),
-        rss_row(cmd.get("cold_import", err), 300),
+        rss_row(cmd.get("cold_import", err), 300, result.get("rss_baseline")),
     ]
 
 
