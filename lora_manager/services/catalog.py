@@ -99,6 +99,8 @@ def find_adapter(engine: Engine, name: str, version: str | None = None) -> dict[
         folded = select(adapter.c.name).where(func.lower(adapter.c.name) == name.lower()).distinct()
         for exact in (True, False):
             wanted = [name] if exact else list(conn.execute(folded).scalars())
+            if not wanted:
+                break
             stmt = select(*columns).where(adapter.c.name.in_(wanted))
             if version is not None:
                 stmt = stmt.where(adapter.c.version_key == version)
