@@ -78,3 +78,43 @@ def test_import_is_idempotent_and_independent_of_history(entries: list[tuple[str
         assert len(names) == len(set(names))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(ENTRY, min_size=1, max_size=8), st.lists(ENTRY, min_size=0, max_size=4))
+def test_small_batches_with_preloaded_owners_decide_as_one_batch_does(
+    entries: list[tuple[str, str, str, str | None]], more: list[tuple[str, str, str, str | None]]
+) -> None:
+    """Batches of two with every owner loaded up front (as big imports run) end where one batch ends,
+    on a first import and on a re-import after entries were added."""
+    import pytest
+
+    from lora_manager.services import decisions
+
+    base = Path(tempfile.mkdtemp(prefix=f"prop{next(_counter)}-"))
+    try:
+        lib = base / "lib"
+        lib.mkdir()
+        _build(lib, entries)
+        small, whole = str(base / "small.db"), str(base / "whole.db")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(decisions, "PRELOAD_OWNERS", 0)
+            for url, size in ((small, 2), (whole, 1000)):
+                engine = open_catalog(url)
+                try:
+                    run_import(engine, ImportOptions(roots=[str(lib)], batch_size=size))
+                finally:
+                    engine.dispose()
+            assert _records(small) == _records(whole)
+            extra = lib / "later"
+            extra.mkdir()
+            _build(extra, more)
+            for url, size in ((small, 2), (whole, 1000)):
+                engine = open_catalog(url)
+                try:
+                    run_import(engine, ImportOptions(roots=[str(lib)], batch_size=size))
+                finally:
+                    engine.dispose()
+        assert _records(small) == _records(whole)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
