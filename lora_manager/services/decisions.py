@@ -76,13 +76,12 @@ class RunState:
     def __init__(self, plan: RootPlan, conn: Connection | None = None) -> None:
         self.plan = plan
         self.vanished_keys = {s.key for s in plan.vanished}
-        self.todo_keys = {e.key for e in plan.todo}
         self.claims: dict[repo.Identity, str] = {}  # identity -> entry key, decided this run
         # With many entries to read, every row's owner is loaded once instead of per batch. It is
         # not kept up to date with this run's writes: an identity claimed this run is answered by
         # ``claims`` before its owner is asked for, so a second map of the run's rows (a quarter
         # of a 100,000-model cold import's memory) would add nothing.
-        self.owner_map = repo.all_owners(conn) if conn is not None and len(self.todo_keys) >= PRELOAD_OWNERS else None
+        self.owner_map = repo.all_owners(conn) if conn is not None and plan.todo_count >= PRELOAD_OWNERS else None
 
     def apply(self, decided: BatchDecisions, report: ImportReport) -> None:
         """Make a saved batch's decisions part of the run."""
@@ -156,7 +155,7 @@ class RunState:
         if owner is None or owner.entry_key in (None, key) or owner.missing:
             return True, ""
         other = owner.entry_key
-        if other in self.vanished_keys or other in self.todo_keys:
+        if other in self.vanished_keys or self.plan.in_todo(other):
             return True, ""  # gone, or read this run (it let go, or it sorts after us and will lose)
         return (False, other) if other < key else (True, other)
 

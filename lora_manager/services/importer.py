@@ -88,8 +88,10 @@ def _run_root(
 
     with engine.connect() as conn:
         state = RunState(plan, conn)
-    done, total = 0, len(plan.todo)
-    batches = read_batches(plan.todo, plan.root, options.batch_size, options.max_sidecar_bytes, options.workers)
+    done, total = 0, plan.todo_count
+    batches = read_batches(
+        plan.todo_in_key_order(), total, plan.root, options.batch_size, options.max_sidecar_bytes, options.workers
+    )
     for batch in batches:
         if options.dry_run:
             with engine.connect() as conn:

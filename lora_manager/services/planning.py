@@ -8,14 +8,17 @@ that changed or vanished is loaded in full.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
 from lora_manager.db import repository as repo
-from lora_manager.discovery import Entry, load_ignore, walk, walk_directory
+from lora_manager.discovery import Entry, IgnoreRules, load_ignore, regroup, walk, walk_directory
 from lora_manager.models import FileProblem
 from lora_manager.services.import_report import ImportOptions, Outcome
 
@@ -23,7 +26,7 @@ from lora_manager.services.import_report import ImportOptions, Outcome
 @dataclass
 class RootPlan:
     root: str
-    todo: list[Entry]  # entries to read, in key order
+    todo: list[Entry]  # entries to read, in key order (besides those of ``lazy_dirs``)
     stored: dict[str, repo.StoredEntry]  # the stored state of the todo and vanished entries
     vanished: list[repo.StoredEntry]
     unchanged: Counter[str]  # stored status -> entries not read
@@ -37,6 +40,61 @@ class RootPlan:
     walk_problems: list[FileProblem]
     files_seen: int
     known_dirs: int  # directories the catalog knew under this root
+    # New directories whose entries are all read, grouped only when their turn comes (see
+    # ``todo_in_key_order``), and how many entries they hold; the rules to group them by.
+    lazy_dirs: dict[str, int] = field(default_factory=dict)
+    rules: IgnoreRules = field(default_factory=IgnoreRules)
+
+    @property
+    def todo_count(self) -> int:
+        return len(self.todo) + sum(self.lazy_dirs.values())
+
+    def __post_init__(self) -> None:
+        self._todo_keys = frozenset(e.key for e in self.todo)
+
+    def in_todo(self, key: str) -> bool:
+        """Whether the entry ``key`` is read this run (a set of every key would cost memory per model)."""
+        return key in self._todo_keys or key.rpartition(os.sep)[0] in self.lazy_dirs
+
+    def todo_in_key_order(self) -> Iterator[Entry]:
+        """Every entry to read, in key order: ``todo`` merged with the lazy directories' entries.
+
+        A lazy directory is grouped once the merge reaches its path (its keys all sort after
+        ``directory + "/"``), and let go once its entries are read: only the directories on
+        the current path are held at a time. One that changed since the walk is marked
+        stale, so the next run looks at it in full.
+        """
+        lazy = sorted(self.lazy_dirs, key=lambda d: d + os.sep)
+        heap: list[tuple[str, int, Entry, Iterator[Entry]]] = []
+        order = itertools.count()
+
+        def push(entries: Iterator[Entry]) -> None:
+            first = next(entries, None)
+            if first is not None:
+                heapq.heappush(heap, (first.key, next(order), first, entries))
+
+        push(_drain(self.todo))
+        opened = 0
+        while heap or opened < len(lazy):
+            while opened < len(lazy) and (not heap or lazy[opened] + os.sep <= heap[0][0]):
+                directory = lazy[opened]
+                entries, fp = regroup(self.root, directory, self.rules)
+                if fp != self.fingerprints.get(directory):
+                    self.stale_dirs.add(directory)
+                push(iter(entries))
+                opened += 1
+            if heap:
+                _, _, entry, rest = heapq.heappop(heap)
+                yield entry
+                push(rest)
+
+
+def _drain(entries: list[Entry]) -> Iterator[Entry]:
+    """``entries`` in order, each let go of once it is handed out."""
+    queue = deque(entries)
+    entries.clear()
+    while queue:
+        yield queue.popleft()
 
 
 def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
@@ -49,12 +107,20 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip else None
 
     rules = load_ignore(root, options.ignore)
-    result = walk(root, rules, known, repo.listing_reader(conn) if skip else None)
+    result = walk(root, rules, known, repo.listing_reader(conn) if skip else None, defer_new=skip)
     clean = set(result.clean)
     gone_dirs = [d for d in known_dirs if d not in result.fingerprints]
     looked_at = {d for d in result.fingerprints if d not in clean}
     whole = (looked_at - result.partial.keys()) | set(gone_dirs)
     signatures = repo.load_signatures(conn, root, whole)
+    # A new directory with stored entries after all (an import killed before it saved its
+    # directories): its entries are compared with them, so it is grouped now.
+    held = {os.path.dirname(k) for k in signatures} & result.deferred.keys()
+    for d in sorted(held):
+        result.entries += walk_directory(root, d, rules)
+        del result.deferred[d]
+    if held:
+        result.entries.sort(key=lambda e: e.key)
     considered = {d: [d + os.sep + stem for stem in stems] for d, stems in result.partial.items()}
     signatures.update(repo.load_signature_keys(conn, [k for keys in considered.values() for k in keys]))
     unchanged: Counter[str] = Counter()
@@ -124,4 +190,6 @@ def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
         walk_problems=[FileProblem(path=p, kind=k.value, message=m) for p, k, m in result.problems],
         files_seen=result.files_seen,
         known_dirs=len(known_dirs),
+        lazy_dirs=result.deferred,
+        rules=rules,
     )

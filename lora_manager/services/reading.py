@@ -7,8 +7,9 @@ worker process. Every failure becomes a :class:`FileProblem`; nothing here raise
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from lora_manager.db.repository import fields_row
@@ -182,41 +183,51 @@ def _header(model_path: str, size: int, problems: list[FileProblem]) -> HeaderIn
 
 
 def read_batches(
-    entries: list[Entry], root: str, batch_size: int, max_sidecar_bytes: int, workers: int | None = None
+    entries: Iterable[Entry],
+    count: int,
+    root: str,
+    batch_size: int,
+    max_sidecar_bytes: int,
+    workers: int | None = None,
 ) -> Iterator[list[EntryResult]]:
-    """Read the changed entries, in order, one batch at a time (in worker processes when it pays).
+    """Read the ``count`` changed entries, in order, one batch at a time (in worker processes when it pays).
 
-    Entries leave the queue as they are read, and at most a few chunks are in flight per
-    worker, so memory stays flat however large the library is.
+    Entries are taken from ``entries`` only as they are read, and at most a few chunks are in
+    flight per worker, so memory stays flat however large the library is.
     """
     from collections import deque
 
-    queue = deque(entries)
-    entries.clear()  # the queue owns them now: read ones can be freed
+    source = iter(entries)
     if workers is None:
-        workers = min(os.cpu_count() or 1, 4) if len(queue) >= PARALLEL_THRESHOLD else 1
+        workers = min(os.cpu_count() or 1, 4) if count >= PARALLEL_THRESHOLD else 1
 
     def take(n: int) -> list[Entry]:
-        return [queue.popleft() for _ in range(min(n, len(queue)))]
+        return list(islice(source, n))
 
     if workers <= 1:
-        while queue:
-            yield _read_chunk(take(batch_size), root, max_sidecar_bytes)
+        while chunk := take(batch_size):
+            yield _read_chunk(chunk, root, max_sidecar_bytes)
         return
     from concurrent.futures import Future, ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent) as pool:
         pending: deque[Future[list[EntryResult]]] = deque()
+        exhausted = False
 
         def submit() -> None:
-            pending.append(pool.submit(_read_chunk, take(POOL_CHUNK), root, max_sidecar_bytes))
+            nonlocal exhausted
+            chunk = take(POOL_CHUNK)
+            if chunk:
+                pending.append(pool.submit(_read_chunk, chunk, root, max_sidecar_bytes))
+            else:
+                exhausted = True
 
-        while queue and len(pending) < 2 * workers:
+        while not exhausted and len(pending) < 2 * workers:
             submit()
         batch: list[EntryResult] = []
         while pending:
             batch.extend(pending.popleft().result())
-            if queue:
+            if not exhausted:
                 submit()
             if len(batch) >= batch_size:
                 yield batch

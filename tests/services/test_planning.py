@@ -1,0 +1,70 @@
+"""The import plan: which entries are read, and in which order, without holding them all at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lora_manager.db import open_catalog
+from lora_manager.discovery import resolve_root, walk
+from lora_manager.services.import_report import ImportOptions
+from lora_manager.services.importer import run_import
+from lora_manager.services.planning import plan_root
+from tests.builders import civitai_model, write_model
+
+# Folders and stems whose keys interleave: "a/b/x" sorts between "a/a" and "a/c", "a-b" before "a/".
+LAYOUT = {
+    "a": ["a", "c", "zz"],
+    "a/b": ["x", "y"],
+    "a/b/c": ["q"],
+    "a-b": ["m"],
+    "a/bb": ["n"],
+    "a/b-": ["o"],
+    "z": ["k"],
+}
+
+
+def _library(root: Path, layout: dict[str, list[str]]) -> None:
+    for folder, stems in layout.items():
+        for stem in stems:
+            write_model(root / folder, stem, civitai_model(f"{folder}/{stem}", file_name=f"{stem}.safetensors"))
+
+
+def test_new_folders_are_grouped_lazily_yet_read_in_key_order(tmp_path: Path) -> None:
+    """A first import groups no new folder up front, and hands out every entry in the order of their keys."""
+    _library(tmp_path / "lib", LAYOUT)
+    root = resolve_root(tmp_path / "lib")
+    engine = open_catalog(str(tmp_path / "catalog.db"))
+    try:
+        with engine.connect() as conn:
+            plan = plan_root(conn, root, ImportOptions(roots=[root]))
+    finally:
+        engine.dispose()
+    assert plan.todo == [] and len(plan.lazy_dirs) == len(LAYOUT)
+    assert plan.todo_count == sum(len(stems) for stems in LAYOUT.values())
+    expected = sorted(e.key for e in walk(root).entries)
+    assert [e.key for e in plan.todo_in_key_order()] == expected
+    assert plan.stale_dirs == set()
+    assert all(plan.in_todo(key) for key in expected)
+
+
+def test_known_and_new_folders_merge_in_key_order_and_a_folder_changed_meanwhile_goes_stale(tmp_path: Path) -> None:
+    """Entries of changed known folders and of new folders interleave by key; a new folder that changes
+    between the walk and its reading is looked at in full next time."""
+    lib = tmp_path / "lib"
+    _library(lib, {"a": ["a", "c"], "z": ["k"]})
+    engine = open_catalog(str(tmp_path / "catalog.db"))
+    try:
+        run_import(engine, ImportOptions(roots=[str(lib)]))
+        _library(lib, {"a": ["b"], "a/b": ["x"], "a/d": ["y"], "y": ["j"]})  # known "a" changed, three new folders
+        root = resolve_root(lib)
+        with engine.connect() as conn:
+            plan = plan_root(conn, root, ImportOptions(roots=[root]))
+    finally:
+        engine.dispose()
+    assert [e.key for e in plan.todo] == [str(lib / "a" / "b")]
+    assert set(plan.lazy_dirs) == {str(lib / "a" / "b"), str(lib / "a" / "d"), str(lib / "y")}
+    _library(lib, {"a/d": ["late"]})  # after the walk, before the reading
+    keys = [e.key for e in plan.todo_in_key_order()]
+    assert keys == sorted(keys)
+    assert keys[:2] == [str(lib / "a" / "b"), str(lib / "a" / "b" / "x")]
+    assert plan.stale_dirs == {str(lib / "a" / "d")}
