@@ -126,6 +126,8 @@ class RunState:
             repo.rename_adapter(conn, adapter_id, name, version)
         if decided.drop:
             repo.delete_adapters(conn, decided.drop)
+        if decided.missing:  # before the upserts: an entry later in the batch may take the row over
+            repo.mark_missing(conn, decided.missing, now())
         ids = repo.upsert_adapters(conn, decided.adapters) if decided.adapters else {}
         repo.replace_tags(
             conn, {ids[a["entry_key"]]: a["tags"] for a in decided.adapters}, {ids[k] for k in decided.fresh}
@@ -135,8 +137,6 @@ class RunState:
                 row["adapter_id"] = ids.get(row["key"])
         if decided.demote:
             repo.demote_to_duplicate(conn, decided.demote)
-        if decided.missing:
-            repo.mark_missing(conn, decided.missing, now())
         repo.save_entries(conn, decided.entries)
         repo.save_model_files(conn, decided.models)
 

@@ -116,6 +116,20 @@ def test_when_the_winner_vanishes_the_duplicate_takes_over(engine: Engine, tmp_p
     assert row["file_path"].endswith("b/copy.safetensors") and row["missing_since"] is None
 
 
+def test_a_row_let_go_and_taken_over_in_one_batch_is_not_left_missing(engine: Engine, tmp_path: Path) -> None:
+    """The holder loses its model file while a new entry later in the same batch claims its identity:
+    the row goes to the newcomer and is not marked missing (the marking used to run after the take-over)."""
+    lib = tmp_path / "lib"
+    write_model(lib / "a", "holder", civitai_model("Same", file_name="holder.safetensors"))
+    _import(engine, lib)
+    (lib / "a" / "holder.safetensors").unlink()
+    write_model(lib / "b", "newcomer", civitai_model("Same", file_name="newcomer.safetensors"))
+    second = _import(engine, lib)
+    assert second.counts["missing"] == 1
+    (row,) = _rows(engine)
+    assert row["file_path"].endswith("b/newcomer.safetensors") and row["missing_since"] is None
+
+
 def test_renamed_identity_leaves_no_old_row_and_keeps_user_state(engine: Engine, tmp_path: Path) -> None:
     """A sidecar edited to name another (name, version) moves its row; nothing lingers."""
     lib = tmp_path / "lib"
