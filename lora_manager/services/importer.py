@@ -87,7 +87,7 @@ def _run_root(
     from lora_manager.services.reading import read_batches
 
     with engine.connect() as conn:
-        state = RunState(plan, conn)
+        state = RunState(plan, conn, saved=not options.dry_run)
     done, total = 0, plan.todo_count
     batches = read_batches(
         plan.todo_in_key_order(), total, plan.root, options.batch_size, options.max_sidecar_bytes, options.workers

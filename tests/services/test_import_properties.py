@@ -48,7 +48,10 @@ def _records(url: str) -> list[dict[str, object]]:
         rows = list_adapters(engine, ListQuery())
     finally:
         engine.dispose()
-    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
+    # When a row went missing is a clock time; whether it did is what must agree.
+    return [
+        {k: (v is not None if k == "missing_since" else v) for k, v in r.items() if k not in VOLATILE} for r in rows
+    ]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -80,13 +83,21 @@ def test_import_is_idempotent_and_independent_of_history(entries: list[tuple[str
         shutil.rmtree(base, ignore_errors=True)
 
 
+class _EveryHash(set[int]):
+    """A set of claimed identities' hashes in which every identity seems to be: every hash collides."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(ENTRY, min_size=1, max_size=8), st.lists(ENTRY, min_size=0, max_size=4))
 def test_small_batches_with_preloaded_owners_decide_as_one_batch_does(
     entries: list[tuple[str, str, str, str | None]], more: list[tuple[str, str, str, str | None]]
 ) -> None:
     """Batches of two with every owner loaded up front (as big imports run) end where one batch ends,
-    on a first import and on a re-import after entries were added."""
+    on a first import and on a re-import after entries were added and renamed, even if every claim's hash
+    collides."""
     import pytest
 
     from lora_manager.services import decisions
@@ -96,25 +107,42 @@ def test_small_batches_with_preloaded_owners_decide_as_one_batch_does(
         lib = base / "lib"
         lib.mkdir()
         _build(lib, entries)
-        small, whole = str(base / "small.db"), str(base / "whole.db")
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(decisions, "PRELOAD_OWNERS", 0)
-            for url, size in ((small, 2), (whole, 1000)):
-                engine = open_catalog(url)
-                try:
-                    run_import(engine, ImportOptions(roots=[str(lib)], batch_size=size))
-                finally:
-                    engine.dispose()
-            assert _records(small) == _records(whole)
-            extra = lib / "later"
-            extra.mkdir()
-            _build(extra, more)
-            for url, size in ((small, 2), (whole, 1000)):
-                engine = open_catalog(url)
-                try:
-                    run_import(engine, ImportOptions(roots=[str(lib)], batch_size=size))
-                finally:
-                    engine.dispose()
-        assert _records(small) == _records(whole)
+        small, whole, colliding = str(base / "small.db"), str(base / "whole.db"), str(base / "colliding.db")
+
+        original = decisions.RunState.__init__
+
+        def import_all() -> None:
+            for url, size in ((small, 2), (whole, 1000), (colliding, 2)):
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setattr(decisions, "PRELOAD_OWNERS", 0)
+                    if url == colliding:  # every identity looks claimed: the catalog must tell the truth
+
+                        def init(self: decisions.RunState, *args: object, **kwargs: object) -> None:
+                            original(self, *args, **kwargs)  # type: ignore[arg-type]
+                            self.claimed = _EveryHash()
+
+                        patch.setattr(decisions.RunState, "__init__", init)
+                    engine = open_catalog(url)
+                    try:
+                        run_import(engine, ImportOptions(roots=[str(lib)], batch_size=size))
+                    finally:
+                        engine.dispose()
+            expected = _records(whole)
+            for url in (small, colliding):
+                got = _records(url)
+                pairs = zip(got, expected, strict=False)
+                diffs = [{k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)} for a, b in pairs]
+                assert got == expected, (Path(url).name, [d for d in diffs if d])
+
+        import_all()
+        extra = lib / "later"
+        extra.mkdir()
+        _build(extra, more)
+        rotate = {"Alpha": "Beta", "Beta": "Gamma", "Gamma": "Delta", "Delta": "Alpha"}
+        _build(lib, [(f, k, rotate[n], v) if i % 2 == 0 else (f, k, n, v) for i, (f, k, n, v) in enumerate(entries)])
+        for i, (folder, *_) in enumerate(entries):
+            if i % 3 == 1:  # a model file gone: its row is left missing, a claim let go of
+                (lib / folder / f"m{i}.safetensors").unlink(missing_ok=True)
+        import_all()
     finally:
         shutil.rmtree(base, ignore_errors=True)
