@@ -16,6 +16,7 @@ import hashlib
 import operator
 import os
 import stat as statmod
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -99,8 +100,9 @@ class WalkResult:
     clean: list[str]  # directories whose fingerprint matched the one given: not grouped
     # Directories looked at only in part -> the stems whose files changed (their entries alone are in ``entries``).
     partial: dict[str, set[str]] = field(default_factory=dict)
-    # Every directory not clean -> its files as stored in the catalog (see :func:`listing_of`).
-    listings: dict[str, str] = field(default_factory=dict)
+    # Every directory not clean -> its files as stored in the catalog (see :func:`listing_of`);
+    # a deferred directory's is zlib-compressed (see :func:`listing_text`).
+    listings: dict[str, str | bytes] = field(default_factory=dict)
     # New directories left ungrouped (``defer_new``) -> how many entries they hold; see :func:`regroup`.
     deferred: dict[str, int] = field(default_factory=dict)
 
@@ -227,6 +229,8 @@ def walk(
             count = _count_entries(listing)
             if count:
                 result.deferred[directory] = count
+                # Kept until the run ends, for every new directory: a quarter of the size compressed.
+                result.listings[directory] = zlib.compress(now.encode("utf-8", "surrogateescape"), 1)
                 continue
         before = previous(directory) if previous is not None and known is not None and directory in known else None
         _look_at(result, directory, listing, now, before)
@@ -349,6 +353,11 @@ def _split_rows(text: str) -> set[str]:
     if not (text.startswith("[[") and text.endswith("]]")):
         return {text} if text != "[]" else set()  # empty, or not ours: a piece that never decodes as a row
     return set(text[2:-2].split(_SEP))
+
+
+def listing_text(listing: str | bytes) -> str:
+    """A :attr:`WalkResult.listings` value as the text the catalog stores."""
+    return listing if isinstance(listing, str) else zlib.decompress(listing).decode("utf-8", "surrogateescape")
 
 
 def _count_entries(listing: list[Listed]) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from lora_manager.discovery import WalkResult, _changed_stems, classify, load_ignore, resolve_root, walk
+from lora_manager.discovery import WalkResult, _changed_stems, classify, listing_text, load_ignore, resolve_root, walk
 from lora_manager.errors import LoraError
 from tests.builders import write_json, write_safetensors
 
@@ -108,7 +108,8 @@ def _rewalk_after(root: str, change: Callable[[], None]) -> WalkResult:
 
     def previous(directory: str) -> str | None:
         asked.append(directory)
-        return first.listings.get(directory)
+        listing = first.listings.get(directory)
+        return None if listing is None else listing_text(listing)
 
     second = walk(root, known=first.fingerprints, previous=previous)
     assert sorted(asked) == sorted(set(first.fingerprints) - set(second.clean))  # every changed folder, once

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 
 from lora_manager.db import repository as repo
 from lora_manager.db.retry import in_transaction
-from lora_manager.discovery import resolve_root
+from lora_manager.discovery import listing_text, resolve_root
 from lora_manager.errors import FailureKind, LoraError
 from lora_manager.services.import_report import ImportOptions, ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan, plan_root
@@ -109,21 +109,24 @@ def _run_root(
     if options.dry_run:
         return
     with engine.begin() as conn:
-        repo.save_directories(
-            conn,
-            [
-                {
-                    "path": d,
-                    "fingerprint": "" if d in plan.stale_dirs else fp,
-                    "listing": None if d in plan.stale_dirs else plan.listings.get(d),
-                    "counts": {k: v for k, v in plan.dir_statuses.get(d, Counter()).items() if v > 0},
-                }
-                for d, fp in plan.fingerprints.items()
-            ],
-        )
+        # A few hundred directories at a time: the listings are held compressed until here.
+        for part in repo.chunks(list(plan.fingerprints.items()), 200):
+            repo.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
         repo.stale_directories(conn, plan.stale_dirs)
         if options.prune:
             report.counts["pruned"] += repo.prune_missing(conn, plan.root)
+
+
+def _directory_row(plan: RootPlan, directory: str, fp: str) -> dict[str, object]:
+    """What the catalog keeps of a directory looked at: a stale one is looked at in full next time."""
+    stale = directory in plan.stale_dirs
+    listing = plan.listings.get(directory)
+    return {
+        "path": directory,
+        "fingerprint": "" if stale else fp,
+        "listing": None if stale or listing is None else listing_text(listing),
+        "counts": {k: v for k, v in plan.dir_statuses.get(directory, Counter()).items() if v > 0},
+    }
 
 
 def _write_batch(state: RunState, batch: list[EntryResult], report: ImportReport, conn: Connection) -> BatchDecisions:

@@ -33,7 +33,7 @@ class RootPlan:
     unchanged_outcomes: list[Outcome]
     # Directory -> fingerprint (and listing) to record once the run is through, and its entries' statuses.
     fingerprints: dict[str, str]
-    listings: dict[str, str]
+    listings: dict[str, str | bytes]  # see discovery.listing_text
     dir_statuses: dict[str, Counter[str]]
     gone_dirs: list[str]  # known directories that are no more
     stale_dirs: set[str]  # directories to look at in full next time

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lora_manager.db import open_catalog
 from lora_manager.services.catalog import ListQuery, list_adapters
+from lora_manager.services.decisions import ClaimFilter
 from lora_manager.services.importer import ImportOptions, run_import
 from tests.builders import a1111, civitai_model, civitai_version, write_json, write_model
 
@@ -83,8 +84,8 @@ def test_import_is_idempotent_and_independent_of_history(entries: list[tuple[str
         shutil.rmtree(base, ignore_errors=True)
 
 
-class _EveryHash(set[int]):
-    """A set of claimed identities' hashes in which every identity seems to be: every hash collides."""
+class _EveryHash(ClaimFilter):
+    """A filter of claimed identities that answers "maybe" for every identity: every hash collides."""
 
     def __contains__(self, item: object) -> bool:
         return True
