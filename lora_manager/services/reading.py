@@ -192,8 +192,8 @@ def read_batches(
 ) -> Iterator[list[EntryResult]]:
     """Read the ``count`` changed entries, in order, one batch at a time (in worker processes when it pays).
 
-    Entries are taken from ``entries`` only as they are read, and at most a few chunks are in
-    flight per worker, so memory stays flat however large the library is.
+    Entries are taken from ``entries`` only as they are read, and at most two batches are in
+    flight, so memory stays flat however large the library is.
     """
     from collections import deque
 
@@ -222,7 +222,9 @@ def read_batches(
             else:
                 exhausted = True
 
-        while not exhausted and len(pending) < 2 * workers:
+        # Read ahead up to two batches, so the readers keep going while this process writes one.
+        ahead = max(2 * workers, 2 * batch_size // POOL_CHUNK)
+        while not exhausted and len(pending) < ahead:
             submit()
         batch: list[EntryResult] = []
         while pending:

@@ -1,0 +1,51 @@
+"""Reading changed entries: in this process or in reader processes, the same results in the same order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lora_manager.db import open_catalog
+from lora_manager.discovery import resolve_root, walk
+from lora_manager.services.catalog import ListQuery, list_adapters
+from lora_manager.services.importer import ImportOptions, run_import
+from lora_manager.services.reading import POOL_CHUNK, read_batches
+from tests.builders import civitai_model, write_json, write_model
+
+
+def _library(root: Path, count: int) -> Path:
+    for i in range(count):
+        write_model(root / f"f{i % 3}", f"m{i:03}", civitai_model(f"Model {i}", file_name=f"m{i:03}.safetensors"))
+    write_json(root / "f0" / "lonely.json", civitai_model("Lonely"))  # a sidecar without its model
+    return root
+
+
+def test_reader_processes_give_what_this_process_gives_in_order_and_in_batches(tmp_path: Path) -> None:
+    """Two reader processes, read ahead two batches deep: the same results, in key order, batch by batch."""
+    root = resolve_root(_library(tmp_path / "lib", 2 * POOL_CHUNK + 7))
+    entries = walk(root).entries
+    alone = list(read_batches(list(entries), len(entries), root, 150, 1 << 20, workers=1))
+    pooled = list(read_batches(list(entries), len(entries), root, 150, 1 << 20, workers=2))
+    assert [len(b) for b in alone] == [150, 150, 108]
+    assert [len(b) for b in pooled] == [200, 200, 8]  # whole chunks of POOL_CHUNK make up a batch
+    flat = [r for b in pooled for r in b]
+    assert [(r.key, r.status, r.row, r.problems) for r in flat] == [
+        (r.key, r.status, r.row, r.problems) for b in alone for r in b
+    ]
+    assert [r.key for r in flat] == sorted(e.key for e in entries)
+
+
+def test_an_import_read_by_reader_processes_equals_one_read_here(tmp_path: Path) -> None:
+    """The catalog does not depend on where entries were read or how batches fell."""
+    lib = _library(tmp_path / "lib", 40)
+    records = []
+    for name, workers, batch in (("here.db", 1, 1000), ("pooled.db", 2, 7)):
+        engine = open_catalog(str(tmp_path / name))
+        try:
+            report = run_import(engine, ImportOptions(roots=[str(lib)], workers=workers, batch_size=batch))
+            assert report.counts["new"] == 40 and report.counts["failed"] == 1
+            rows = list_adapters(engine, ListQuery())
+            volatile = ("id", "created_at", "updated_at", "last_ingested_at")
+            records.append([{k: v for k, v in r.items() if k not in volatile} for r in rows])
+        finally:
+            engine.dispose()
+    assert records[0] == records[1]
