@@ -16,7 +16,6 @@ import hashlib
 import operator
 import os
 import stat as statmod
-import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from lora_manager.errors import FailureKind, LoraError
+from lora_manager.listings import changed_names, pack
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 # Longest first: ``foo.metadata.json`` is a Lora-Manager sidecar of ``foo``, not a ``.json`` of ``foo.metadata``.
@@ -101,7 +101,7 @@ class WalkResult:
     # Directories looked at only in part -> the stems whose files changed (their entries alone are in ``entries``).
     partial: dict[str, set[str]] = field(default_factory=dict)
     # Every directory not clean -> its files as stored in the catalog (see :func:`listing_of`);
-    # a deferred directory's is zlib-compressed (see :func:`listing_text`).
+    # a deferred directory's is compressed (see ``listings.listing_text``).
     listings: dict[str, str | bytes] = field(default_factory=dict)
     # New directories left ungrouped (``defer_new``) -> how many entries they hold; see :func:`regroup`.
     deferred: dict[str, int] = field(default_factory=dict)
@@ -230,7 +230,7 @@ def walk(
             if count:
                 result.deferred[directory] = count
                 # Kept until the run ends, for every new directory: a quarter of the size compressed.
-                result.listings[directory] = zlib.compress(now.encode("utf-8", "surrogateescape"), 1)
+                result.listings[directory] = pack(now)
                 continue
         before = previous(directory) if previous is not None and known is not None and directory in known else None
         _look_at(result, directory, listing, now, before)
@@ -282,82 +282,20 @@ def listing_of(listing: list[Listed]) -> str:
 
 
 def _changed_stems(before: str, now: str) -> set[str] | None:
-    """The stems of the files added, removed or changed; None when a model file is among them.
-
-    Both texts come from :func:`listing_of`, so an unchanged file is the same run of text in
-    both: the rows are compared as text split at ``],[``, and only the rows that differ are
-    decoded. A name that itself holds ``],[`` splits into pieces that are never a whole row
-    (each has an unterminated string, or no string at all): such a piece that differs makes
-    the caller look at the whole directory, as does anything else unexpected.
-    """
-    if before == now:
-        return set()
-    changed = _rows(*_middles(before, now))
+    """The stems of the files added, removed or changed; None when a model file is among them
+    (a sidecar may name any model file of the directory), or when the listings cannot tell."""
+    names = changed_names(before, now)
+    if names is None:
+        return None
     stems: set[str] = set()
-    for piece in changed:
-        try:
-            row = orjson.loads("[" + piece + "]")
-        except orjson.JSONDecodeError:
-            return None
-        if len(row) != 4 or not isinstance(row[0], str):
-            return None
-        kind_stem = classify(row[0])
+    for name in names:
+        kind_stem = classify(name)
         if kind_stem is None:
             continue
         if kind_stem[0] == "model":
             return None
         stems.add(kind_stem[1])
     return stems
-
-
-_SEP = "],["  # between two rows of a listing_of text
-_BLOCK = 512
-
-
-def _middles(before: str, now: str) -> tuple[str, str]:
-    """The parts of two listing texts that differ, widened to whole rows (the rest is the same rows).
-
-    A directory where one file changed differs in one short stretch: comparing blocks from
-    either end (C-level compares) spares splitting and hashing every unchanged row. Both
-    cuts fall on a separator inside text that is identical in both, and a separator is
-    always a split point (it cannot overlap itself), so the middles split into exactly the
-    rows the whole texts would split into, less the identical rows on either side.
-    """
-    if not (before.startswith("[[") and before.endswith("]]") and now.startswith("[[") and now.endswith("]]")):
-        return before, now
-    shortest = min(len(before), len(now))
-    head = 0
-    while head + _BLOCK <= shortest and before[head : head + _BLOCK] == now[head : head + _BLOCK]:
-        head += _BLOCK
-    tail = 0
-    while (
-        tail + _BLOCK <= shortest - head
-        and before[-tail - _BLOCK : len(before) - tail] == now[-tail - _BLOCK : len(now) - tail]
-    ):
-        tail += _BLOCK
-    cut = before.rfind(_SEP, 0, head)
-    start = cut + len(_SEP) if cut >= 0 else 2
-    end_before = before.find(_SEP, len(before) - tail) if tail else -1
-    end_now = end_before - len(before) + len(now) if end_before >= 0 else -1
-    if end_before < start or end_now < start:
-        end_before, end_now = len(before) - 2, len(now) - 2
-    return "[[" + before[start:end_before] + "]]", "[[" + now[start:end_now] + "]]"
-
-
-def _rows(before: str, now: str) -> set[str]:
-    """The rows in one :func:`listing_of` text or the other but not both (see :func:`_changed_stems`)."""
-    return _split_rows(before) ^ _split_rows(now)
-
-
-def _split_rows(text: str) -> set[str]:
-    if not (text.startswith("[[") and text.endswith("]]")):
-        return {text} if text != "[]" else set()  # empty, or not ours: a piece that never decodes as a row
-    return set(text[2:-2].split(_SEP))
-
-
-def listing_text(listing: str | bytes) -> str:
-    """A :attr:`WalkResult.listings` value as the text the catalog stores."""
-    return listing if isinstance(listing, str) else zlib.decompress(listing).decode("utf-8", "surrogateescape")
 
 
 def _count_entries(listing: list[Listed]) -> int:

@@ -10,8 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from lora_manager.discovery import WalkResult, _changed_stems, classify, listing_text, load_ignore, resolve_root, walk
+from lora_manager.discovery import WalkResult, _changed_stems, classify, load_ignore, resolve_root, walk
 from lora_manager.errors import LoraError
+from lora_manager.listings import listing_text
 from tests.builders import write_json, write_safetensors
 
 
