@@ -7,6 +7,7 @@ shared catalog). The default is ``catalog.db`` in the user's data directory.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,16 @@ def _json_dumps(value: Any) -> str:
     return dumps(value)
 
 
+# Every engine this process made and still uses, so that a command can close them on its way out.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def dispose_all() -> None:
+    """Close every catalog connection this process opened (a SQLite file is checkpointed on its last close)."""
+    for engine in list(_ENGINES):
+        engine.dispose()
+
+
 def create_catalog_engine(url: str) -> Engine:
     """An engine for ``url``; for SQLite the file's directory is created on first use."""
     path = sqlite_path(url)
@@ -102,4 +113,5 @@ def create_catalog_engine(url: str) -> Engine:
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         hint = " (install the extra: pip install 'lora-manager[postgres]')" if isinstance(exc, ImportError) else ""
         raise LoraError(f"cannot open database {make_url(url)!r}: {exc}{hint}") from None
+    _ENGINES.add(engine)
     return engine

@@ -286,9 +286,9 @@ def test_help_loads_no_database_or_model_library() -> None:
     code = (
         "import contextlib, io, sys\n"
         "sys.argv = ['lora', '--help']\n"
-        "from lora_manager.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-        "    main()"
+        "from lora_manager.cli import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert run() == 0"
     )
     assert loaded_after(code) == ["rich"]
 
@@ -315,3 +315,16 @@ def test_no_command_writes_to_the_library(runner: CliRunner, tmp_path: Path, cas
     result = run(runner, *(a.replace("{lib}", str(lib)) for a in args))
     assert result.exit_code in (0, 1), result.output
     assert snapshot(lib) == before
+
+
+def test_a_real_process_flushes_its_output_closes_the_catalog_and_keeps_its_exit_codes(tmp_path: Path) -> None:
+    """The console script leaves without Python's teardown: output, exit codes and a closed catalog remain."""
+    lib, db = library(tmp_path / "lib"), tmp_path / "catalog.db"
+    imported = lora("--db", db, "import", lib, "--json")
+    assert imported.returncode == 1, imported.stderr  # the library's broken files
+    assert json.loads(imported.stdout)["new"] == 4
+    assert not Path(f"{db}-wal").exists()  # the last connection closed: the WAL was checkpointed away
+    listed = lora("--db", db, "list", "--json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 4
+    missing = lora("--db", db, "show", "Nope")
+    assert missing.returncode == 2 and missing.stderr.startswith("lora: error: no LoRA named 'Nope'")
