@@ -245,7 +245,8 @@ def machine_info(lora: str, python: str) -> dict[str, Any]:
     """What a reader needs to compare two BENCHMARKS.md sections: CPUs, Python, OS, date, code version."""
     repo = Path(__file__).resolve().parent.parent
     commit = run_text(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"]) or "unknown"
-    if run_text(["git", "--no-optional-locks", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"]):
+    status = run_text(["git", "--no-optional-locks", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"])
+    if any(line.split(maxsplit=1)[-1] != "BENCHMARKS.md" for line in status.splitlines() if line.strip()):
         commit += " (+ uncommitted changes)"
     return {
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
