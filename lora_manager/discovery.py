@@ -310,6 +310,8 @@ def regroup(root: str, directory: str, ignore: IgnoreRules | None = None) -> tup
     A fingerprint that differs from the walk's means the directory changed in between: the
     caller has it looked at in full next time.
     """
+    if not is_inside(directory, root):  # replaced by a link out of the library since the walk
+        return [], ""
     rules = ignore or IgnoreRules()
     problems: list[tuple[str, FailureKind, str]] = []
     listing, _ = _list(directory, root, rules.match, problems)

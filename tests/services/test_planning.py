@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from lora_manager.db import open_catalog
@@ -68,3 +69,21 @@ def test_known_and_new_folders_merge_in_key_order_and_a_folder_changed_meanwhile
     assert keys == sorted(keys)
     assert keys[:2] == [str(lib / "a" / "b"), str(lib / "a" / "b" / "x")]
     assert plan.stale_dirs == {str(lib / "a" / "d")}
+
+
+def test_a_new_folder_swapped_for_a_link_out_of_the_library_before_its_turn_gives_nothing(tmp_path: Path) -> None:
+    """Grouped late, a new folder is checked again: a link leading out of the library is not followed."""
+    lib, outside = tmp_path / "lib", tmp_path / "outside"
+    _library(lib, {"a": ["x"], "b": ["y"]})
+    _library(outside, {"b": ["secret"]})
+    root = resolve_root(lib)
+    engine = open_catalog(str(tmp_path / "catalog.db"))
+    try:
+        with engine.connect() as conn:
+            plan = plan_root(conn, root, ImportOptions(roots=[root]))
+    finally:
+        engine.dispose()
+    shutil.rmtree(lib / "b")
+    (lib / "b").symlink_to(outside / "b")
+    assert [e.key for e in plan.todo_in_key_order()] == [str(lib / "a" / "x")]
+    assert plan.stale_dirs == {str(lib / "b")}
