@@ -9,7 +9,7 @@ from lora_manager.db import open_catalog
 from lora_manager.discovery import resolve_root, walk
 from lora_manager.services.import_report import ImportOptions
 from lora_manager.services.importer import run_import
-from lora_manager.services.planning import plan_root
+from lora_manager.services.planning import RootPlan, plan_root
 from tests.builders import civitai_model, write_model
 
 # Folders and stems whose keys interleave: "a/b/x" sorts between "a/a" and "a/c", "a-b" before "a/".
@@ -30,16 +30,21 @@ def _library(root: Path, layout: dict[str, list[str]]) -> None:
             write_model(root / folder, stem, civitai_model(f"{folder}/{stem}", file_name=f"{stem}.safetensors"))
 
 
+def _plan(db: Path, root: str) -> RootPlan:
+    """The plan of an import of ``root`` into the catalog ``db``, as it stands."""
+    engine = open_catalog(str(db))
+    try:
+        with engine.connect() as conn:
+            return plan_root(conn, root, ImportOptions(roots=[root]))
+    finally:
+        engine.dispose()
+
+
 def test_new_folders_are_grouped_lazily_yet_read_in_key_order(tmp_path: Path) -> None:
     """A first import groups no new folder up front, and hands out every entry in the order of their keys."""
     _library(tmp_path / "lib", LAYOUT)
     root = resolve_root(tmp_path / "lib")
-    engine = open_catalog(str(tmp_path / "catalog.db"))
-    try:
-        with engine.connect() as conn:
-            plan = plan_root(conn, root, ImportOptions(roots=[root]))
-    finally:
-        engine.dispose()
+    plan = _plan(tmp_path / "catalog.db", root)
     assert plan.todo == [] and len(plan.lazy_dirs) == len(LAYOUT)
     assert plan.todo_count == sum(len(stems) for stems in LAYOUT.values())
     expected = sorted(e.key for e in walk(root).entries)
@@ -77,12 +82,7 @@ def test_a_new_folder_swapped_for_a_link_out_of_the_library_before_its_turn_give
     _library(lib, {"a": ["x"], "b": ["y"]})
     _library(outside, {"b": ["secret"]})
     root = resolve_root(lib)
-    engine = open_catalog(str(tmp_path / "catalog.db"))
-    try:
-        with engine.connect() as conn:
-            plan = plan_root(conn, root, ImportOptions(roots=[root]))
-    finally:
-        engine.dispose()
+    plan = _plan(tmp_path / "catalog.db", root)
     shutil.rmtree(lib / "b")
     (lib / "b").symlink_to(outside / "b")
     assert [e.key for e in plan.todo_in_key_order()] == [str(lib / "a" / "x")]
