@@ -305,7 +305,7 @@ def _count_entries(listing: list[Listed]) -> int:
 
 
 def regroup(root: str, directory: str, ignore: IgnoreRules | None = None) -> tuple[list[Entry], str]:
-    """A deferred directory's entries (sorted by key) as it is now, and its fingerprint now.
+    """A directory's entries (sorted by key) as it is now, and its fingerprint now (no recursion).
 
     A fingerprint that differs from the walk's means the directory changed in between: the
     caller has it looked at in full next time.
@@ -321,9 +321,7 @@ def regroup(root: str, directory: str, ignore: IgnoreRules | None = None) -> tup
 
 def walk_directory(root: str, directory: str, ignore: IgnoreRules | None = None) -> list[Entry]:
     """The entries of one directory of the library (no recursion), for a re-read of a clean one."""
-    problems: list[tuple[str, FailureKind, str]] = []
-    listing, _ = _list(directory, root, (ignore or IgnoreRules()).match, problems)
-    return sorted(_group(directory, root, listing, problems), key=lambda e: e.key)
+    return regroup(root, directory, ignore)[0]
 
 
 def fingerprint(seed: str, listing: list[Listed]) -> str:

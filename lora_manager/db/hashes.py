@@ -81,15 +81,6 @@ def adapter_files(conn: Connection, query: str) -> list[str]:
     return sorted({path for name, path in rows if needle in name.casefold()})
 
 
-def mark_missing(conn: Connection, paths: Sequence[str], now: datetime) -> None:
-    for part in chunks(paths):
-        conn.execute(
-            update(model_file)
-            .where(model_file.c.path.in_(part), model_file.c.missing_since.is_(None))
-            .values(missing_since=now)
-        )
-
-
 def mark_present(conn: Connection, paths: Sequence[str]) -> None:
     for part in chunks(paths):
         conn.execute(update(model_file).where(model_file.c.path.in_(part)).values(missing_since=None))

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 
 from lora_manager.db import hashes as db
+from lora_manager.db import repository as repo
 from lora_manager.discovery import resolve_root
 from lora_manager.errors import FailureKind, LoraError, SidecarError
 from lora_manager.models import FileProblem
@@ -287,7 +288,7 @@ def _plan(engine: Engine, rows: list[db.FileRow], options: HashOptions, report: 
         jobs.append(_Job(row.path, st.st_size, (st.st_size, st.st_mtime_ns) if current else None))
     if gone or back or any(moved.values()):
         with engine.begin() as conn:
-            db.mark_missing(conn, gone, datetime.now(UTC))
+            repo.mark_model_files_missing(conn, gone, datetime.now(UTC))
             db.mark_present(conn, back)
             db.record_stats(conn, moved[True], drop_hashes=True)  # replaced in place: the old hash is no evidence
             db.record_stats(conn, moved[False], drop_hashes=False)
