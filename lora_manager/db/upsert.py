@@ -13,16 +13,24 @@ driver's ``executemany`` through :meth:`Connection.exec_driver_sql`: same SQL, s
 values, same transaction, and errors still wrapped as ``DBAPIError`` (which the retry logic
 reads). Anything the fast path does not model falls back to ``conn.execute``. PostgreSQL
 always takes SQLAlchemy's path.
+
+SQLite also rewrites every index whose column is in the ``DO UPDATE SET`` list, whether or not
+the value changed (its change analysis is by SET list, not by value): a re-import that refreshed
+descriptions rewrote the sha256, entry-key and author indexes of every row it touched, 40% of
+the pages its commit wrote. So there the indexed columns leave the SET list: their stored values
+are read first, and only those that change are written, by an ``UPDATE`` per set of changed columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from functools import lru_cache
 from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Column, Connection, Dialect, Table, insert
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -59,6 +67,7 @@ class _Plan(NamedTuple):
     sql: str
     sources: tuple[_Source, ...]  # one per distinct parameter name
     order: tuple[int, ...]  # the statement's parameters in order, as indexes into ``sources``
+    values: Mapping[str, int]  # column key -> where its inserted value is in a row's parameters
 
 
 # (dialect, statement cache key, its literal values, columns) -> plan, or None when the
@@ -98,16 +107,27 @@ def upsert(
         return
     row_key = itemgetter(*key)
     unique = list({row_key(r): r for r in rows}.values())
+    if _fast(conn):
+        deferred = _deferrable(table, tuple(key), tuple(update), frozenset(computed or ()))
+        if deferred and _upsert_deferring(conn, table, unique, key, update, computed, deferred):
+            return
+    _execute_many(conn, _statement(conn, table, key, update, computed), unique)
+
+
+def _statement(
+    conn: Connection, table: Table, key: Sequence[str], update: Sequence[str], computed: Mapping[str, Any] | None
+) -> Insert:
     stmt = _insert_for(conn, table)
     set_: dict[str, ColumnElement[Any] | Any] = {c: stmt.excluded[c] for c in update}
     if computed:
         set_.update({c: (fn(stmt.excluded) if callable(fn) else fn) for c, fn in computed.items()})
-    stmt = (
-        stmt.on_conflict_do_update(index_elements=list(key), set_=set_)
+    index_elements = list(key)
+    done: Insert = (
+        stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
         if set_
-        else (stmt.on_conflict_do_nothing(index_elements=list(key)))
+        else stmt.on_conflict_do_nothing(index_elements=index_elements)
     )
-    _execute_many(conn, stmt, unique)
+    return done
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -116,8 +136,12 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         _execute_many(conn, insert(table), rows)
 
 
+def _fast(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite" and not conn.get_execution_options().get("schema_translate_map")
+
+
 def _execute_many(conn: Connection, stmt: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
-    if conn.dialect.name == "sqlite" and not conn.get_execution_options().get("schema_translate_map"):
+    if _fast(conn):
         plan = _plan(conn, stmt, rows[0])
         if plan is not None:
             try:
@@ -178,7 +202,11 @@ def _compile_plan(conn: Connection, stmt: Insert, columns: tuple[str, ...]) -> _
     row_keys = set(columns)
     sources: list[_Source] = []
     index: dict[str, int] = {}
-    for name in compiled.positiontup:
+    values: dict[str, int] = {}
+    for position, name in enumerate(compiled.positiontup):
+        bind = compiled.binds[name]
+        if getattr(bind, "_is_crud", False):  # a column's inserted value (ON CONFLICT's SET has none)
+            values.setdefault(bind.key, position)
         if name in index:
             continue
         process = processors.get(name)
@@ -202,7 +230,6 @@ def _compile_plan(conn: Connection, stmt: Insert, columns: tuple[str, ...]) -> _
             else:
                 return None  # pragma: no cover - a Sequence, a server-side default
         else:
-            bind = compiled.binds[name]
             if bind.key in row_keys:
                 source = _FromRow(bind.key, process)
             elif name in row_keys:
@@ -214,7 +241,8 @@ def _compile_plan(conn: Connection, stmt: Insert, columns: tuple[str, ...]) -> _
                 source = _Constant(process(value) if process else value)
         index[name] = len(sources)
         sources.append(source)
-    return _Plan(compiled.string, tuple(sources), tuple(index[name] for name in compiled.positiontup))
+    order = tuple(index[name] for name in compiled.positiontup)
+    return _Plan(compiled.string, tuple(sources), order, values)
 
 
 def _parameters(plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
@@ -238,3 +266,157 @@ def _parameters(plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[An
         else:
             values.append(list(map(source.process, raw)))
     return list(zip(*(values[i] for i in plan.order), strict=True))
+
+
+# Indexed columns out of the SET list (SQLite).
+
+
+@lru_cache(maxsize=64)
+def _deferrable(
+    table: Table, key: tuple[str, ...], update: tuple[str, ...], computed: frozenset[str]
+) -> tuple[str, ...]:
+    """The ``update`` columns SQLite would rewrite an index for: in a (partial) index's columns or condition.
+
+    Never a key column, a ``computed`` one (its expression stays in the SET list), or one in a
+    unique index: an ``UPDATE`` after the upsert would check uniqueness in another order.
+    """
+
+    def columns(element: Any) -> set[str]:
+        return {c.key for c in visitors.iterate(element) if isinstance(c, Column) and c.table is table}
+
+    indexed: set[str] = set()
+    unique: set[str] = set()
+    for index in table.indexes:
+        found = set().union(*(columns(e) for e in index.expressions))
+        where = index.dialect_options["sqlite"]["where"]
+        if where is not None:
+            found |= columns(where)
+        (unique if index.unique else indexed).update(found)
+    skip = unique | set(key) | computed
+    return tuple(c for c in dict.fromkeys(update) if c in indexed and c not in skip)
+
+
+@lru_cache(maxsize=64)
+def _key_types(dialect: Dialect, table: Table, key: tuple[str, ...]) -> tuple[type, ...] | None:
+    """The one Python type per key column whose values SQLite stores as given (None: not so simple).
+
+    A batch's rows are told apart in Python by their keys, and matched to the stored rows by the
+    database; the two agree only when no conversion can make two keys one: ``str`` in a TEXT
+    column of the binary collation, ``int`` in an INTEGER one (SQLite's affinity rules, applied to
+    the declared type).
+    """
+    types: list[type] = []
+    for name in key:
+        declared = dialect.type_compiler_instance.process(table.c[name].type).upper()
+        if "COLLATE" in declared:
+            return None
+        if "INT" in declared:
+            types.append(int)
+        elif any(word in declared for word in ("CHAR", "CLOB", "TEXT")):
+            types.append(str)
+        else:
+            return None
+    return tuple(types)
+
+
+def _upsert_deferring(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    key: Sequence[str],
+    update: Sequence[str],
+    computed: Mapping[str, Any] | None,
+    deferred: tuple[str, ...],
+) -> bool:
+    """The upsert without the ``deferred`` columns in its SET list, then an ``UPDATE`` of those that change.
+
+    Reads the stored values of the rows that exist (a new row is inserted whole), runs the upsert,
+    then writes each changed value, so the rows end as the full upsert would leave them. False,
+    with nothing sent, when the batch is not one the fast path models.
+    """
+    stmt = _statement(conn, table, key, [c for c in update if c not in deferred], computed)
+    plan = _plan(conn, stmt, rows[0])
+    types = _key_types(conn.dialect, table, tuple(key))
+    if plan is None or types is None or not all(c in plan.values for c in (*key, *deferred)):
+        return False  # a column left to the database's default: its value is not in the parameters
+    try:
+        parameters = _parameters(plan, rows)
+    except Exception:
+        return False  # SQLAlchemy's path raises its own error for it
+    keys = list(zip(*([p[plan.values[c]] for p in parameters] for c in key), strict=True))
+    for column, kind in enumerate(types):
+        if not all(type(k[column]) is kind for k in keys):
+            return False
+    new_at = [plan.values[c] for c in deferred]
+    stored = _stored(conn, table, key, deferred, keys)
+    conn.exec_driver_sql(plan.sql, parameters)
+    changes: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+    for row, old in stored.items():
+        new = parameters[row]
+        changed = tuple(i for i, (at, was) in enumerate(zip(new_at, old, strict=True)) if not _same(new[at], was))
+        if changed:
+            changes.setdefault(changed, []).append((*(new[new_at[i]] for i in changed), *keys[row]))
+    quote = conn.dialect.identifier_preparer.quote
+    where = " AND ".join(f"{quote(table.c[c].name)} = ?" for c in key)
+    for changed, params in changes.items():
+        assign = ", ".join(f"{quote(table.c[deferred[i]].name)} = ?" for i in changed)
+        conn.exec_driver_sql(f"UPDATE {_table_name(conn, table)} SET {assign} WHERE {where}", params)
+    return True
+
+
+def _same(new: Any, stored: Any) -> bool:
+    """Whether binding ``new`` would store exactly ``stored`` (a value read back from the driver).
+
+    In Python, not SQL: NULL equals nothing there. Only the plain types whose stored form is the
+    value itself count; anything else is taken as changed, which costs an ``UPDATE``, never a wrong value.
+    """
+    if new is None or stored is None:
+        return new is stored
+    return type(new) is type(stored) and type(new) in _PLAIN and bool(new == stored)
+
+
+_PLAIN = frozenset({str, int, float, bytes})
+
+
+def _stored(
+    conn: Connection, table: Table, key: Sequence[str], columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
+) -> dict[int, tuple[Any, ...]]:
+    """The stored ``columns`` of the rows with these ``keys``, by index into ``keys`` (absent: no such row).
+
+    One query per chunk, a ``VALUES`` list joined on the key's index (a row-value ``IN`` would scan
+    the table), chunked under the driver's limit of parameters.
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    width = len(key) + 1
+    names = ", ".join(f"k{i}" for i in range(len(key)))
+    select = ", ".join(f"t.{quote(table.c[c].name)}" for c in columns)
+    on = " AND ".join(f"t.{quote(table.c[c].name)} = b.k{i}" for i, c in enumerate(key))
+    size = max(1, min(_MAX_VALUES_ROWS, _variable_limit(conn) // width))
+    row = "(" + ", ".join("?" * width) + ")"
+    found: dict[int, tuple[Any, ...]] = {}
+    for start in range(0, len(keys), size):
+        part = keys[start : start + size]
+        sql = (
+            f"WITH b(i, {names}) AS (VALUES {', '.join([row] * len(part))}) "
+            f"SELECT b.i, {select} FROM b CROSS JOIN {_table_name(conn, table)} AS t ON {on}"
+        )
+        params = tuple(v for i, k in enumerate(part, start) for v in (i, *k))
+        found.update((r[0], tuple(r[1:])) for r in conn.exec_driver_sql(sql, params))
+    return found
+
+
+_MAX_VALUES_ROWS = 500
+
+
+def _variable_limit(conn: Connection) -> int:
+    """How many parameters one statement may have (999 before SQLite 3.32, 32766 since)."""
+    import sqlite3
+
+    try:
+        return int(conn.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # type: ignore[union-attr]
+    except (AttributeError, sqlite3.Error):  # pragma: no cover - another driver
+        return 999
+
+
+def _table_name(conn: Connection, table: Table) -> str:
+    return conn.dialect.identifier_preparer.format_table(table)

@@ -177,17 +177,22 @@ def _run_recorded(path: Path) -> tuple[Statements, dict[str, list[dict[str, Any]
 
 
 def test_the_fast_path_sends_and_stores_what_sqlalchemy_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast_sent, fast = _run_recorded(tmp_path / "fast.db")
+    """Same statements and parameters with the full SET list; the same stored rows with indexed columns deferred."""
+    with monkeypatch.context() as m:
+        m.setattr(upsert_module, "_deferrable", lambda *_args: ())  # see test_upsert_indexes.py
+        fast_sent, fast = _run_recorded(tmp_path / "fast.db")
     with monkeypatch.context() as m:
         m.setattr(upsert_module, "_plan", lambda *_args: None)
         slow_sent, slow = _run_recorded(tmp_path / "slow.db")
+    deferring_sent, deferring = _run_recorded(tmp_path / "deferring.db")
 
     assert [(s, p) for s, p, _ in fast_sent] == [(s, p) for s, p, _ in slow_sent]
     inserts = [compiled for s, _, compiled in fast_sent if s.startswith("INSERT")]
     assert inserts and not any(inserts)  # every insert took the fast path...
     assert all(compiled for s, _, compiled in slow_sent if s.startswith("INSERT"))  # ...and none here
-    assert fast == slow
-    assert _raw(tmp_path / "fast.db") == _raw(tmp_path / "slow.db")
+    assert [s for s, _, _ in deferring_sent] != [s for s, _, _ in fast_sent]  # shorter SET lists
+    assert fast == slow == deferring
+    assert _raw(tmp_path / "fast.db") == _raw(tmp_path / "slow.db") == _raw(tmp_path / "deferring.db")
     _check_values(fast)
 
 
