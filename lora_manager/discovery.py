@@ -197,6 +197,7 @@ def walk(
     known: Mapping[str, str] | None = None,
     previous: Callable[[str], str | None] | None = None,
     defer_new: bool = False,
+    on_partial: Callable[[list[Entry]], None] | None = None,
 ) -> WalkResult:
     """Group the files under ``root`` (a :func:`resolve_root` result) into entries, sorted by key.
 
@@ -213,6 +214,10 @@ def walk(
     ``deferred``: every entry of a new directory must be read anyway, and grouping all of
     them up front held about 1 KB per model until it was read (110 MB at 100,000 models).
     The caller groups such a directory again when its entries' turn comes (:func:`regroup`).
+
+    ``on_partial`` is given the entries of each directory looked at in part as soon as they
+    are grouped: they almost surely changed, so the importer starts reading them while the
+    walk goes on.
     """
     result = WalkResult(root, [], [], 0, {}, [])
     rules = ignore or IgnoreRules()
@@ -233,12 +238,19 @@ def walk(
                 result.listings[directory] = pack(now)
                 continue
         before = previous(directory) if previous is not None and known is not None and directory in known else None
-        _look_at(result, directory, listing, now, before)
+        _look_at(result, directory, listing, now, before, on_partial)
     result.entries.sort(key=lambda e: e.key)
     return result
 
 
-def _look_at(result: WalkResult, directory: str, listing: list[Listed], now: str, before: str | None) -> None:
+def _look_at(
+    result: WalkResult,
+    directory: str,
+    listing: list[Listed],
+    now: str,
+    before: str | None,
+    on_partial: Callable[[list[Entry]], None] | None,
+) -> None:
     """Group a changed directory: only the stems whose files changed when ``before`` tells which."""
     stems = _changed_stems(before, now) if before else None
     if stems is not None:
@@ -249,6 +261,8 @@ def _look_at(result: WalkResult, directory: str, listing: list[Listed], now: str
             result.partial[directory] = stems
             result.problems.extend(found)
             result.entries.extend(entries)
+            if on_partial is not None and entries:
+                on_partial(entries)
             return
         # A sidecar without its model may name any file of the directory: look at all of it.
     result.entries.extend(_group(directory, result.root, listing, result.problems))

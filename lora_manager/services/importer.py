@@ -23,6 +23,7 @@ from lora_manager.errors import FailureKind, LoraError
 from lora_manager.listings import listing_text
 from lora_manager.services.import_report import ImportOptions, ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan, plan_root
+from lora_manager.services.prefetch import Prefetcher, prefetcher_for
 
 if TYPE_CHECKING:
     from lora_manager.services.decisions import BatchDecisions, RunState
@@ -49,11 +50,16 @@ def run_import(
     status = "failed"
     try:
         for root in roots:
-            with engine.connect() as conn:
-                plan = plan_root(conn, root, options)
-            if plan.files_seen == 0 and (plan.known_dirs or options.prune):
-                raise LoraError(f"{root}: the folder is empty; is the drive mounted? Nothing was changed.")
-            _run_root(engine, plan, options, report, progress, should_stop)
+            prefetch = prefetcher_for(root, options.max_sidecar_bytes, options.workers)
+            try:
+                with engine.connect() as conn:
+                    plan = plan_root(conn, root, options, prefetch)
+                if plan.files_seen == 0 and (plan.known_dirs or options.prune):
+                    raise LoraError(f"{root}: the folder is empty; is the drive mounted? Nothing was changed.")
+                _run_root(engine, plan, options, report, progress, should_stop, prefetch)
+            finally:
+                if prefetch:
+                    prefetch.close()
             if report.interrupted:
                 break
         status = "interrupted" if report.interrupted else "completed"
@@ -72,6 +78,7 @@ def _run_root(
     report: ImportReport,
     progress: Progress | None,
     should_stop: Callable[[], bool],
+    prefetch: Prefetcher | None = None,
 ) -> None:
     report.counts["unchanged"] += plan.unchanged["ok"]
     report.counts["orphans"] += plan.unchanged["orphan"]
@@ -91,7 +98,13 @@ def _run_root(
         state = RunState(plan, conn, saved=not options.dry_run)
     done, total = 0, plan.todo_count
     batches = read_batches(
-        plan.todo_in_key_order(), total, plan.root, options.batch_size, options.max_sidecar_bytes, options.workers
+        plan.todo_in_key_order(),
+        total,
+        plan.root,
+        options.batch_size,
+        options.max_sidecar_bytes,
+        options.workers,
+        prefetch.take if prefetch else None,
     )
     for batch in batches:
         if options.dry_run:

@@ -21,6 +21,7 @@ from lora_manager.db import repository as repo
 from lora_manager.discovery import Entry, IgnoreRules, load_ignore, regroup, walk, walk_directory
 from lora_manager.models import FileProblem
 from lora_manager.services.import_report import ImportOptions, Outcome
+from lora_manager.services.prefetch import Prefetcher
 
 
 @dataclass
@@ -97,17 +98,21 @@ def _drain(entries: list[Entry]) -> Iterator[Entry]:
         yield queue.popleft()
 
 
-def plan_root(conn: Connection, root: str, options: ImportOptions) -> RootPlan:
+def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Prefetcher | None = None) -> RootPlan:
     """Walk ``root`` and compare with what is stored: the entries that must be read again.
 
-    See the module's docstring for what is looked at and what is not.
+    See the module's docstring for what is looked at and what is not. ``prefetch`` is given
+    the entries of the directories looked at in part during the walk.
     """
     known_dirs = repo.load_directories(conn, root)
     skip = not (options.force or options.list_unchanged)
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip else None
 
     rules = load_ignore(root, options.ignore)
-    result = walk(root, rules, known, repo.listing_reader(conn) if skip else None, defer_new=skip)
+    previous = repo.listing_reader(conn) if skip else None
+    result = walk(root, rules, known, previous, defer_new=skip, on_partial=prefetch.add if prefetch else None)
+    if prefetch:
+        prefetch.walk_done()
     clean = set(result.clean)
     gone_dirs = [d for d in known_dirs if d not in result.fingerprints]
     looked_at = {d for d in result.fingerprints if d not in clean}

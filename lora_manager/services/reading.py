@@ -7,7 +7,7 @@ worker process. Every failure becomes a :class:`FileProblem`; nothing here raise
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -189,11 +189,13 @@ def read_batches(
     batch_size: int,
     max_sidecar_bytes: int,
     workers: int | None = None,
+    ready: Callable[[Entry], EntryResult | None] | None = None,
 ) -> Iterator[list[EntryResult]]:
     """Read the ``count`` changed entries, in order, one batch at a time (in worker processes when it pays).
 
     Entries are taken from ``entries`` only as they are read, and at most two batches are in
-    flight, so memory stays flat however large the library is.
+    flight, so memory stays flat however large the library is. ``ready`` gives the result of
+    an entry already read (see ``services.prefetch``), or None.
     """
     from collections import deque
 
@@ -204,23 +206,32 @@ def read_batches(
     def take(n: int) -> list[Entry]:
         return list(islice(source, n))
 
+    def known(chunk: list[Entry]) -> list[EntryResult | None]:
+        return [ready(e) for e in chunk] if ready else [None] * len(chunk)
+
     if workers <= 1:
         while chunk := take(batch_size):
-            yield _read_chunk(chunk, root, max_sidecar_bytes)
+            yield [
+                r if r is not None else read_entry(e, root, max_sidecar_bytes)
+                for e, r in zip(chunk, known(chunk), strict=True)
+            ]
         return
     from concurrent.futures import Future, ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent) as pool:
-        pending: deque[Future[list[EntryResult]]] = deque()
+        pending: deque[tuple[list[EntryResult | None], Future[list[EntryResult]] | None]] = deque()
         exhausted = False
 
         def submit() -> None:
             nonlocal exhausted
             chunk = take(POOL_CHUNK)
-            if chunk:
-                pending.append(pool.submit(_read_chunk, chunk, root, max_sidecar_bytes))
-            else:
+            if not chunk:
                 exhausted = True
+                return
+            have = known(chunk)
+            missing = [e for e, r in zip(chunk, have, strict=True) if r is None]
+            future = pool.submit(_read_chunk, missing, root, max_sidecar_bytes) if missing else None
+            pending.append((have, future))
 
         # Read ahead up to two batches, so the readers keep going while this process writes one.
         ahead = max(2 * workers, 2 * batch_size // POOL_CHUNK)
@@ -228,7 +239,9 @@ def read_batches(
             submit()
         batch: list[EntryResult] = []
         while pending:
-            batch.extend(pending.popleft().result())
+            have, future = pending.popleft()
+            read = iter(future.result() if future else ())
+            batch.extend(r if r is not None else next(read) for r in have)
             if not exhausted:
                 submit()
             if len(batch) >= batch_size:

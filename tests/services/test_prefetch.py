@@ -1,0 +1,156 @@
+"""Reading changed entries during the walk: the results are those of reading them later, or none at all."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from lora_manager.db import open_catalog
+from lora_manager.discovery import Entry, resolve_root, walk
+from lora_manager.services import prefetch as prefetch_module
+from lora_manager.services.catalog import ListQuery, list_adapters
+from lora_manager.services.importer import ImportOptions, run_import
+from lora_manager.services.prefetch import Prefetcher
+from lora_manager.services.reading import read_entry
+from tests.builders import civitai_model, write_model
+
+MAX = 1 << 20
+
+
+def _library(root: Path, count: int, folders: int = 4) -> Path:
+    for i in range(count):
+        folder = root / f"f{i % folders}"
+        write_model(folder, f"m{i:03}", civitai_model(f"Model {i}", file_name=f"m{i:03}.safetensors"))
+    return root
+
+
+def _edit(root: Path, every: int) -> list[Path]:
+    """Rewrite every ``every``-th sidecar with a new description (size and mtime change)."""
+    edited = sorted(root.rglob("*.json"))[::every]
+    for path in edited:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps({**doc, "description": "edited"}), encoding="utf-8")
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    return edited
+
+
+def test_prefetched_results_equal_reading_the_same_entries_here(tmp_path: Path) -> None:
+    """Every entry handed to the reader comes back as read_entry would make it, once, for that very entry."""
+    root = resolve_root(_library(tmp_path / "lib", 30))
+    entries = walk(root).entries
+    pf = Prefetcher(root, MAX, start_at=4)
+    try:
+        pf.add(entries[:2])  # below start_at: held back
+        assert pf.sent == 0
+        pf.add(entries[2:])
+        pf.walk_done()
+        assert pf.sent == 30
+        for e in entries:
+            got = pf.take(e)
+            want = read_entry(e, root, MAX)
+            assert got is not None
+            assert (got.key, got.status, got.row, got.problems) == (want.key, want.status, want.row, want.problems)
+        assert pf.take(entries[0]) is None  # handed out once
+        assert pf.used == 30
+    finally:
+        pf.close()
+
+
+def test_a_result_is_not_used_for_another_grouping_of_the_same_key(tmp_path: Path) -> None:
+    """A directory grouped again after the walk makes new Entry objects: the reader's results are not theirs."""
+    root = resolve_root(_library(tmp_path / "lib", 8, folders=1))
+    first = walk(root).entries
+    again = {e.key: e for e in walk(root).entries}
+    pf = Prefetcher(root, MAX, start_at=1)
+    try:
+        pf.add(first)
+        pf.walk_done()
+        assert all(pf.take(again[e.key]) is None for e in first)
+    finally:
+        pf.close()
+
+
+def test_too_few_entries_start_no_reader_and_past_the_limit_none_are_sent(tmp_path: Path) -> None:
+    """Fewer than start_at entries are left to the importer; past ``limit`` nothing more is held."""
+    root = resolve_root(_library(tmp_path / "lib", 12, folders=1))
+    entries = walk(root).entries
+    few = Prefetcher(root, MAX, start_at=20)
+    few.add(entries)
+    few.walk_done()
+    assert few.sent == 0 and few.take(entries[0]) is None
+    few.close()
+    capped = Prefetcher(root, MAX, start_at=1, limit=5)
+    try:
+        capped.add(entries)
+        capped.walk_done()
+        assert capped.sent == 5
+        assert [capped.take(e) is not None for e in entries] == [True] * 5 + [False] * 7
+    finally:
+        capped.close()
+
+
+@pytest.fixture
+def closed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """``(sent, used)`` of every prefetcher an import closed; readers start from the first entry."""
+    monkeypatch.setattr(prefetch_module, "START_AT", 1)
+    monkeypatch.setattr(prefetch_module.os, "cpu_count", lambda: 2)  # a reader even on a one-core machine
+    seen: list[tuple[int, int]] = []
+    close = Prefetcher.close
+
+    def recording_close(self: Prefetcher) -> None:
+        seen.append((self.sent, self.used))
+        close(self)
+
+    monkeypatch.setattr(Prefetcher, "close", recording_close)
+    return seen
+
+
+def _reader_that_dies(entries: list[Entry], root: str, max_sidecar_bytes: int) -> list[object]:
+    os._exit(3)
+
+
+def test_a_reader_that_dies_leaves_every_entry_to_the_importer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
+) -> None:
+    """A dead reader process is no error: take() answers None and the import reads the entries itself."""
+    lib = _library(tmp_path / "lib", 40)
+    engine = open_catalog(str(tmp_path / "c.db"))
+    try:
+        run_import(engine, ImportOptions(roots=[str(lib)]))
+        edited = _edit(lib, 2)
+        monkeypatch.setattr(prefetch_module, "_read", _reader_that_dies)
+        report = run_import(engine, ImportOptions(roots=[str(lib)]))
+        assert closed[-1] == (len(edited), 0)  # all sent, none came back
+        assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
+        assert sum(1 for r in list_adapters(engine, ListQuery()) if r["description"] == "edited") == len(edited)
+    finally:
+        engine.dispose()
+
+
+def test_an_import_with_a_reader_during_the_walk_equals_one_without(
+    tmp_path: Path, closed: list[tuple[int, int]]
+) -> None:
+    """Edits in known folders are read during the walk, and the catalog is what reading them later gives."""
+    records = []
+    for name, workers in (("during.db", None), ("after.db", 1)):
+        lib = _library(tmp_path / name / "lib", 40)
+        engine = open_catalog(str(tmp_path / name / "c.db"))
+        try:
+            run_import(engine, ImportOptions(roots=[str(lib)], workers=workers))
+            edited = _edit(lib, 3)
+            report = run_import(engine, ImportOptions(roots=[str(lib)], workers=workers))
+            assert report.counts["updated"] == len(edited)
+            volatile = ("id", "created_at", "updated_at", "last_ingested_at", "file_path", "json_file_path")
+            volatile += ("primary_file_local_path", "preview_path", "json_file_mtime", "sidecars", "entry_key")
+            records.append(
+                [{k: v for k, v in r.items() if k not in volatile} for r in list_adapters(engine, ListQuery())]
+            )
+        finally:
+            engine.dispose()
+    # "during": nothing to read ahead on the first import, every edit on the second; "after" has no reader.
+    assert closed == [(0, 0), (len(edited), len(edited))]
+    assert records[0] == records[1]
