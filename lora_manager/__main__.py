@@ -1,5 +1,5 @@
 """Allow ``python -m lora_manager``."""
 
-from lora_manager.cli import main
+from lora_manager.console import main
 
 main()

@@ -26,8 +26,11 @@ def duplicates(
     from rich.filesize import decimal
 
     from lora_manager.cli import output
+    from lora_manager.console import loaded
     from lora_manager.db import open_catalog
     from lora_manager.services.hashing import find_duplicates
+
+    loaded()
 
     report = find_duplicates(open_catalog(settings(ctx).db))
     if as_json:

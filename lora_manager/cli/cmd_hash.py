@@ -48,8 +48,11 @@ def hash_(
 
     Example: lora hash ~/models/Lora --threads 4
     """
+    from lora_manager.console import loaded
     from lora_manager.db import open_catalog
     from lora_manager.services.hashing import HashOptions
+
+    loaded()
 
     options = HashOptions(tensor="always" if tensor_hash else "auto")
     if threads:

@@ -49,9 +49,12 @@ def import_(
     Example: lora import ~/models/Lora --quiet
     """
     from lora_manager.cli import output
+    from lora_manager.console import loaded
     from lora_manager.db import open_catalog
     from lora_manager.db.lock import import_lock
     from lora_manager.services.importer import ImportOptions, run_import
+
+    loaded()
 
     engine = open_catalog(settings(ctx).db)
     options = ImportOptions(

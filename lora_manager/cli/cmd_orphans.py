@@ -24,8 +24,11 @@ def orphans(
     Example: lora orphans ~/models/Lora
     """
     from lora_manager.cli import output
+    from lora_manager.console import loaded
     from lora_manager.db import open_catalog
     from lora_manager.services.orphans import find_orphans
+
+    loaded()
 
     found = find_orphans(open_catalog(settings(ctx).db), [str(p) for p in paths], list(ignore or []))
     if as_json:

@@ -24,8 +24,11 @@ def scan(
     Example: lora scan ~/models/Lora
     """
     from lora_manager.cli import output
+    from lora_manager.console import loaded
     from lora_manager.db import open_catalog
     from lora_manager.services.importer import ImportOptions, run_import
+
+    loaded()
 
     engine = open_catalog(settings(ctx).db)
     options = ImportOptions(

@@ -28,8 +28,11 @@ def verify(
     Example: lora verify ~/models/Lora
     """
     from lora_manager.cli import output
+    from lora_manager.console import loaded
     from lora_manager.db import open_catalog
     from lora_manager.services.hashing import verify as verify_hashes
+
+    loaded()
 
     report = verify_hashes(open_catalog(settings(ctx).db), [str(p) for p in paths or []])
     if as_json:

@@ -328,3 +328,34 @@ def test_a_real_process_flushes_its_output_closes_the_catalog_and_keeps_its_exit
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 4
     missing = lora("--db", db, "show", "Nope")
     assert missing.returncode == 2 and missing.stderr.startswith("lora: error: no LoRA named 'Nope'")
+
+
+def test_the_console_script_loads_without_the_collector_and_a_long_command_turns_it_back_on(tmp_path: Path) -> None:
+    """Start-up runs with the cyclic collector off; an import has it on again, with the loaded modules frozen."""
+    lib, db = library(tmp_path / "lib"), tmp_path / "catalog.db"
+    probe = (
+        "import gc, sys\n"
+        "import lora_manager.services.importer as importer\n"
+        "real = importer.run_import\n"
+        "def run_import(*args, **kwargs):\n"
+        "    print('collector', gc.isenabled(), gc.get_freeze_count() > 10_000, file=sys.stderr)\n"
+        "    return real(*args, **kwargs)\n"
+        "importer.run_import = run_import\n"
+        "print('at start', gc.isenabled(), file=sys.stderr)\n"
+        "sys.argv = ['lora', *sys.argv[1:]]\n"
+        "from lora_manager.console import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "--db", str(db), "import", str(lib)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr  # the library's broken files
+    assert "at start True" in done.stderr  # a program that imports the package keeps its collector
+    assert "collector True True" in done.stderr
+    import gc
+
+    from lora_manager.console import loaded
+
+    frozen = gc.get_freeze_count()
+    loaded()  # the collector is on here (pytest): nothing to do
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
