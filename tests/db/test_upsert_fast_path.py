@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from lora_manager.db import open_catalog
+from lora_manager.db import open_catalog, sqlite_plans
 from lora_manager.db import repository as repo
 from lora_manager.db import upsert as upsert_module
 from lora_manager.db.schema import adapter, adapter_tag, directory, entry, model_file
@@ -182,7 +182,7 @@ def test_the_fast_path_sends_and_stores_what_sqlalchemy_did(tmp_path: Path, monk
         m.setattr(upsert_module, "_deferrable", lambda *_args: ())  # see test_upsert_indexes.py
         fast_sent, fast = _run_recorded(tmp_path / "fast.db")
     with monkeypatch.context() as m:
-        m.setattr(upsert_module, "_plan", lambda *_args: None)
+        m.setattr(sqlite_plans, "plan_for", lambda *_args: None)
         slow_sent, slow = _run_recorded(tmp_path / "slow.db")
     deferring_sent, deferring = _run_recorded(tmp_path / "deferring.db")
 
@@ -281,6 +281,6 @@ def _failures(path: Path) -> list[tuple[type[BaseException], str]]:
 def test_errors_are_sqlalchemys_on_the_fast_path_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Callers and the retry logic (which reads ``DBAPIError``) see the same exceptions either way."""
     fast = _failures(tmp_path / "fast.db")
-    monkeypatch.setattr(upsert_module, "_plan", lambda *_args: None)
+    monkeypatch.setattr(sqlite_plans, "plan_for", lambda *_args: None)
     assert fast == _failures(tmp_path / "slow.db")
     assert [t for t, _ in fast] == [StatementError, StatementError, IntegrityError]

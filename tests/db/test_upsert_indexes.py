@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from lora_manager.db import open_catalog
+from lora_manager.db import open_catalog, sqlite_plans
 from lora_manager.db import repository as repo
 from lora_manager.db import upsert as upsert_module
 from lora_manager.db.schema import adapter, entry
@@ -145,7 +145,7 @@ def test_upserts_store_what_sqlalchemys_full_set_list_stored(tmp_path: Path, mon
     """Inserts, unchanged and changed indexed values, NULLs both ways, duplicates in and out: row for row the same."""
     updates = _run(tmp_path / "fast.db")
     with monkeypatch.context() as m:
-        m.setattr(upsert_module, "_plan", lambda *_args: None)
+        m.setattr(sqlite_plans, "plan_for", lambda *_args: None)
         _run(tmp_path / "slow.db")
     with monkeypatch.context() as m:
         m.setattr(upsert_module, "_deferrable", lambda *_args: ())
@@ -252,7 +252,7 @@ def _errors(path: Path) -> list[tuple[type[BaseException], str]]:
 def test_a_refused_value_raises_the_same_error_either_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A NOT NULL status fails the batch as with the full SET list (callers and the retry logic read the type)."""
     fast = _errors(tmp_path / "fast.db")
-    monkeypatch.setattr(upsert_module, "_plan", lambda *_args: None)
+    monkeypatch.setattr(sqlite_plans, "plan_for", lambda *_args: None)
     assert fast == _errors(tmp_path / "slow.db")
     assert [t for t, _ in fast] == [IntegrityError, IntegrityError, StatementError]
 
@@ -273,6 +273,6 @@ def test_keys_the_database_would_merge_take_the_full_set_list(tmp_path: Path, mo
         return _tables(path)["entry"]
 
     fast = run(tmp_path / "fast.db")
-    monkeypatch.setattr(upsert_module, "_plan", lambda *_args: None)
+    monkeypatch.setattr(sqlite_plans, "plan_for", lambda *_args: None)
     assert fast == run(tmp_path / "slow.db")
     assert [(row[0][1], row[2][1], row[3][1]) for row in fast] == [("5", "ok", "c"), ("6", "failed", "e")]
