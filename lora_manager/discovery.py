@@ -12,19 +12,15 @@ never enters a directory twice (so symlink loops cannot hang it).
 from __future__ import annotations
 
 import bisect
-import hashlib
 import operator
 import os
 import stat as statmod
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from lora_manager.errors import FailureKind, LoraError
-from lora_manager.listings import changed_names, pack
+from lora_manager.listings import Listed, changed_names, fingerprint, listing_of, pack
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 # Longest first: ``foo.metadata.json`` is a Lora-Manager sidecar of ``foo``, not a ``.json`` of ``foo.metadata``.
@@ -289,12 +285,6 @@ def _name_of(item: Listed) -> str:
     return item[0]
 
 
-def listing_of(listing: list[Listed]) -> str:
-    """A directory's files as the catalog stores them: JSON text of ``[[name, size, mtime_ns, is_link], ...]``."""
-    rows = [[name, st.st_size, st.st_mtime_ns, link] if st else [name, -1, -1, link] for name, _, link, st in listing]
-    return orjson.dumps(rows).decode()
-
-
 def _changed_stems(before: str, now: str) -> set[str] | None:
     """The stems of the files added, removed or changed; None when a model file is among them
     (a sidecar may name any model file of the directory), or when the listings cannot tell."""
@@ -336,25 +326,6 @@ def regroup(root: str, directory: str, ignore: IgnoreRules | None = None) -> tup
 def walk_directory(root: str, directory: str, ignore: IgnoreRules | None = None) -> list[Entry]:
     """The entries of one directory of the library (no recursion), for a re-read of a clean one."""
     return regroup(root, directory, ignore)[0]
-
-
-def fingerprint(seed: str, listing: list[Listed]) -> str:
-    """A digest of a directory's files: names, sizes, mtimes and which are links.
-
-    Called for every directory of the library on every import, so the numbers go into an
-    array of machine integers rather than through string formatting.
-    """
-    names = "\0".join([name for name, _, _, _ in listing])
-    numbers = array(
-        "q", [v for _, _, link, st in listing for v in ((st.st_size, st.st_mtime_ns, link) if st else (-1, -1, link))]
-    )
-    digest = hashlib.blake2b((seed + "\0" + names).encode("utf-8", "surrogateescape"), digest_size=16)
-    digest.update(numbers.tobytes())
-    return digest.hexdigest()
-
-
-# A file of a directory: (name, its DirEntry, whether it is a link, its stat or None if stat failed).
-Listed = tuple[str, "os.DirEntry[str]", bool, "os.stat_result | None"]
 
 
 def _directories(
