@@ -130,15 +130,6 @@ def listing_reader(conn: Connection) -> Callable[[str], str | None]:
     return read
 
 
-def load_signature_keys(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """``key -> (signature, status)`` of these stored entries."""
-    out: dict[str, tuple[str, str]] = {}
-    for part in chunks(sorted(keys)):
-        stmt = select(entry.c.key, entry.c.signature, entry.c.status).where(entry.c.key.in_(part))
-        out.update((k, (sig, st)) for k, sig, st in conn.execute(stmt))
-    return out
-
-
 def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tuple[str, str]]:
     """``key -> (signature, status)`` of the stored entries directly in ``dirs`` (all under ``root``).
 

@@ -127,7 +127,9 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     if held:
         result.entries.sort(key=lambda e: e.key)
     considered = {d: [d + os.sep + stem for stem in stems] for d, stems in result.partial.items()}
-    signatures.update(repo.load_signature_keys(conn, [k for keys in considered.values() for k in keys]))
+    # The changed stems' entries are read almost surely: their stored state is loaded in full at once.
+    changed = repo.load_entries_by_key(conn, [k for keys in considered.values() for k in keys])
+    signatures.update((k, (s.signature, s.status)) for k, s in changed.items())
     unchanged: Counter[str] = Counter()
     for d in clean:
         unchanged.update(known_dirs[d][1])
@@ -151,7 +153,10 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
             unchanged_keys.add(e.key)
     present = {e.key for e in result.entries}
     vanished_keys = [k for k in signatures if k not in present]
-    stored = repo.load_entries_by_key(conn, [e.key for e in todo] + vanished_keys)
+    wanted = [e.key for e in todo] + vanished_keys
+    stored = {k: changed[k] for k in wanted if k in changed}
+    stored.update(repo.load_entries_by_key(conn, [k for k in wanted if k not in changed]))
+    del changed
     vanished = [stored[k] for k in vanished_keys if k in stored]
     # Identities that may be let go this run: duplicates waiting for them must be read again.
     releasing = {(s.name, s.version_key or "") for s in vanished if s.status == "ok" and s.name is not None}
