@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lora_manager.db import open_catalog
-from lora_manager.discovery import resolve_root, walk
+from lora_manager.discovery import Entry, resolve_root, walk
 from lora_manager.services.catalog import ListQuery, list_adapters
 from lora_manager.services.importer import ImportOptions, run_import
-from lora_manager.services.reading import POOL_CHUNK, read_batches
+from lora_manager.services.reading import POOL_CHUNK, EntryResult, read_batches
 from tests.builders import civitai_model, write_json, write_model
 
 
@@ -49,3 +49,23 @@ def test_an_import_read_by_reader_processes_equals_one_read_here(tmp_path: Path)
         finally:
             engine.dispose()
     assert records[0] == records[1]
+
+
+def test_results_already_read_take_their_place_among_the_readers_results(tmp_path: Path) -> None:
+    """Entries read ahead (``ready``) are not read again, here or by reader processes, and keep their place."""
+    root = resolve_root(_library(tmp_path / "lib", POOL_CHUNK + 50))
+    entries = walk(root).entries
+    alone = [r for b in read_batches(list(entries), len(entries), root, 150, 1 << 20, workers=1) for r in b]
+    ahead = {r.key: r for r in alone[::3]}
+    asked: list[str] = []
+
+    def ready(entry: Entry) -> EntryResult | None:
+        asked.append(entry.key)
+        return ahead.get(entry.key)
+
+    for workers in (1, 2):
+        asked.clear()
+        flat = [r for b in read_batches(list(entries), len(entries), root, 150, 1 << 20, workers, ready) for r in b]
+        assert [(r.key, r.status, r.row) for r in flat] == [(r.key, r.status, r.row) for r in alone]
+        assert all(flat[i] is ahead[alone[i].key] for i in range(0, len(alone), 3))  # taken, not read again
+        assert asked == [e.key for e in entries]
