@@ -15,12 +15,13 @@ import bisect
 import operator
 import os
 import stat as statmod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from lora_manager.errors import FailureKind, LoraError
+from lora_manager.errors import FailureKind
+from lora_manager.ignore import IgnoreRules
 from lora_manager.listings import Listed, changed_names, fingerprint, listing_of, pack
+from lora_manager.paths import is_inside, is_utf8, printable
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 # Longest first: ``foo.metadata.json`` is a Lora-Manager sidecar of ``foo``, not a ``.json`` of ``foo.metadata``.
@@ -28,7 +29,6 @@ SIDECAR_SUFFIXES = (".civitai.info", ".metadata.json", ".cm-info.json", ".json")
 PREVIEW_SUFFIXES = tuple(
     f"{prefix}.{ext}" for prefix in (".preview", "") for ext in ("png", "jpg", "jpeg", "webp", "gif", "mp4", "webm")
 )
-IGNORE_FILE = ".loraignore"
 
 
 @dataclass(slots=True, frozen=True)
@@ -136,55 +136,6 @@ def classify(name: str) -> tuple[str, str] | None:
 def _model_rank(name: str) -> int:
     lower = name.lower()
     return next((i for i, ext in enumerate(MODEL_EXTENSIONS) if lower.endswith(ext)), len(MODEL_EXTENSIONS))
-
-
-def resolve_root(path: str | os.PathLike[str]) -> str:
-    """The absolute, link-resolved root, or a usage error naming what is wrong."""
-    root = Path(path).expanduser()
-    if not _is_utf8(str(root)):
-        raise LoraError(
-            f"{printable(str(root))}: the folder's path is not valid UTF-8; rename it or import a folder below"
-        )
-    if not root.exists():
-        raise LoraError(f"{root}: no such directory (is the drive mounted?)")
-    if not root.is_dir():
-        raise LoraError(f"{root}: not a directory")
-    return os.path.realpath(root)
-
-
-@dataclass(frozen=True)
-class IgnoreRules:
-    """The gitignore-style rules in force for one root: ``--ignore`` patterns and its ``.loraignore``."""
-
-    match: Callable[[str], bool] | None = None  # relative path (a folder ends with "/") -> ignored?
-    text: str = ""  # the rules as read: part of every directory fingerprint, so new rules mean a fresh look
-
-
-def load_ignore(root: str, patterns: Iterable[str] = ()) -> IgnoreRules:
-    """The rules from ``patterns`` and the root's ``.loraignore`` (read once per run)."""
-    lines = list(patterns)
-    ignore_file = os.path.join(root, IGNORE_FILE)
-    if os.path.isfile(ignore_file):
-        try:
-            with open(ignore_file, encoding="utf-8", errors="replace") as f:
-                lines += f.read(1_000_000).splitlines()
-        except OSError as exc:
-            raise LoraError(f"{ignore_file}: cannot read: {exc.strerror}") from None
-    if not lines:
-        return IgnoreRules()
-    import pathspec
-
-    try:
-        spec = pathspec.GitIgnoreSpec.from_lines(lines)
-    except Exception as exc:  # pathspec raises its own error types, and re.error from a bad range
-        raise LoraError(f"an ignore pattern (--ignore or {ignore_file}) is not valid: {exc}") from None
-    return IgnoreRules(spec.match_file, "\n".join(lines))
-
-
-def is_inside(path: str, root: str) -> bool:
-    """True when the real path of ``path`` lies under ``root`` (itself a real path)."""
-    real = os.path.realpath(path)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def walk(
@@ -365,13 +316,13 @@ def _list(
     except OSError as exc:
         problems.append((directory, FailureKind.UNREADABLE, f"cannot list directory: {exc.strerror}"))
         return [], []
-    all_utf8 = _is_utf8("".join([item.name for item in items]))
+    all_utf8 = is_utf8("".join([item.name for item in items]))
     listing: list[Listed] = []
     subdirs: list[str] = []
     append = listing.append
     for item in items:
         name = item.name
-        if not all_utf8 and not _is_utf8(name):
+        if not all_utf8 and not is_utf8(name):
             problems.append(
                 (printable(item.path), FailureKind.UNSAFE_PATH, "name is not valid UTF-8: rename it to import it")
             )
@@ -397,19 +348,6 @@ def _list(
 
 
 _entry_name = operator.attrgetter("name")
-
-
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # bytes the file system gave that are no UTF-8 (surrogate escapes)
-        return False
-    return True
-
-
-def printable(path: str) -> str:
-    """``path`` with undecodable bytes shown as U+FFFD, so that it can be stored and printed."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _group(

@@ -10,9 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from lora_manager.discovery import WalkResult, _changed_stems, classify, load_ignore, resolve_root, walk
+from lora_manager.discovery import WalkResult, _changed_stems, classify, walk
 from lora_manager.errors import LoraError
+from lora_manager.ignore import load_ignore
 from lora_manager.listings import listing_text
+from lora_manager.paths import resolve_root
 from tests.builders import write_json, write_safetensors
 
 

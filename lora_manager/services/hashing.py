@@ -31,9 +31,9 @@ from sqlalchemy import Engine
 
 from lora_manager.db import hashes as db
 from lora_manager.db import repository as repo
-from lora_manager.discovery import resolve_root
 from lora_manager.errors import FailureKind, LoraError, SidecarError
 from lora_manager.models import FileProblem
+from lora_manager.paths import resolve_root
 from lora_manager.safetensors import MAX_HEADER_BYTES, parse_header
 
 CHUNK = 1024 * 1024

@@ -18,9 +18,9 @@ from sqlalchemy import Connection, Engine
 
 from lora_manager.db import repository as repo
 from lora_manager.db.retry import in_transaction
-from lora_manager.discovery import resolve_root
 from lora_manager.errors import FailureKind, LoraError
 from lora_manager.listings import listing_text
+from lora_manager.paths import resolve_root
 from lora_manager.services.import_report import ImportOptions, ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan, plan_root
 from lora_manager.services.prefetch import Prefetcher, prefetcher_for

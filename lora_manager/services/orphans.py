@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from lora_manager.db import repository as repo
-from lora_manager.discovery import Entry, load_ignore, resolve_root, walk, walk_directory
+from lora_manager.discovery import Entry, walk, walk_directory
 from lora_manager.errors import FailureKind, SidecarError
+from lora_manager.ignore import load_ignore
+from lora_manager.paths import resolve_root
 from lora_manager.safetensors import read_header, top_tags
 from lora_manager.services.reading import read_entry
 

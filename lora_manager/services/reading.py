@@ -13,12 +13,13 @@ from itertools import islice
 from typing import Any
 
 from lora_manager.db.repository import fields_row
-from lora_manager.discovery import Entry, FileStat, is_inside
+from lora_manager.discovery import Entry, FileStat
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
 from lora_manager.parsing.base import ParseContext, safe_file_name
 from lora_manager.parsing.merge import merged_fields
 from lora_manager.parsing.registry import parse_sidecar
+from lora_manager.paths import is_inside
 from lora_manager.safetensors import read_header
 from lora_manager.services.import_report import DEFAULT_MAX_SIDECAR_BYTES
 

@@ -88,8 +88,9 @@ def test_the_readers_row_is_the_records_row_for_every_example_entry() -> None:
 
     from lora_manager.db.jsontext import JsonText, dumps
     from lora_manager.db.repository import PRESERIALISED, fields_row, record_row
-    from lora_manager.discovery import resolve_root, walk
+    from lora_manager.discovery import walk
     from lora_manager.parsing.merge import merged_fields
+    from lora_manager.paths import resolve_root
     from lora_manager.services.reading import _header, _parse_sidecars
 
     root = resolve_root(Path(__file__).resolve().parents[2] / "examples" / "library")

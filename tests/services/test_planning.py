@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 from lora_manager.db import open_catalog
-from lora_manager.discovery import resolve_root, walk
+from lora_manager.discovery import walk
+from lora_manager.paths import resolve_root
 from lora_manager.services.import_report import ImportOptions
 from lora_manager.services.importer import run_import
 from lora_manager.services.planning import RootPlan, plan_root

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lora_manager.db import open_catalog
-from lora_manager.discovery import Entry, resolve_root, walk
+from lora_manager.discovery import Entry, walk
+from lora_manager.paths import resolve_root
 from lora_manager.services.catalog import ListQuery, list_adapters
 from lora_manager.services.importer import ImportOptions, run_import
 from lora_manager.services.reading import POOL_CHUNK, EntryResult, read_batches
