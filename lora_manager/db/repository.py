@@ -256,11 +256,11 @@ def adapter_row(row: dict[str, Any], entry_key: str, now: datetime) -> dict[str,
     }
 
 
-def upsert_adapters(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+def upsert_adapters(conn: Connection, rows: list[dict[str, Any]], all_new: bool = False) -> dict[str, int]:
     """Upsert adapter rows (from :func:`adapter_row`); returns their ids by entry key.
 
     A user-set weight survives: the weight columns are refreshed only while the weight
-    still comes from a sidecar or the default.
+    still comes from a sidecar or the default. ``all_new``: see :func:`~lora_manager.db.upsert.upsert`.
     """
     user_set = adapter.c.weight_source == "user"
     upsert(
@@ -273,6 +273,7 @@ def upsert_adapters(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, i
             "weight": lambda ex: case((user_set, adapter.c.weight), else_=ex.weight),
             "weight_source": lambda ex: case((user_set, adapter.c.weight_source), else_=ex.weight_source),
         },
+        all_new=all_new,
     )
     ids: dict[str, int] = {}
     for part in chunks([r["entry_key"] for r in rows]):
@@ -338,8 +339,9 @@ def prune_missing(conn: Connection, root: str) -> int:
     return result.rowcount
 
 
-def save_entries(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    upsert(conn, entry, rows, key=("key",), update=[c for c in rows[0] if c != "key"] if rows else [])
+def save_entries(conn: Connection, rows: list[dict[str, Any]], all_new: bool = False) -> None:
+    """Upsert entry rows; ``all_new``: see :func:`~lora_manager.db.upsert.upsert`."""
+    upsert(conn, entry, rows, key=("key",), update=[c for c in rows[0] if c != "key"] if rows else [], all_new=all_new)
 
 
 def delete_entries(conn: Connection, keys: Sequence[str]) -> None:

@@ -48,17 +48,20 @@ def upsert(
     key: Sequence[str],
     update: Sequence[str],
     computed: Mapping[str, Any] | None = None,
+    all_new: bool = False,
 ) -> None:
     """Insert ``rows``, updating ``update`` columns (plus ``computed`` expressions) on a key conflict.
 
     Rows are de-duplicated by key, last one winning: PostgreSQL refuses a statement that
-    updates one row twice.
+    updates one row twice. ``all_new`` says the caller expects no row to exist (a first
+    import): then no stored value is read, and the full SET list is sent, so a row that
+    exists after all is still updated in full.
     """
     if not rows:
         return
     row_key = itemgetter(*key)
     unique = list({row_key(r): r for r in rows}.values())
-    if sqlite_plans.applies(conn):
+    if sqlite_plans.applies(conn) and not all_new:
         deferred = _deferrable(table, tuple(key), tuple(update), frozenset(computed or ()))
         if deferred and _upsert_deferring(conn, table, unique, key, update, computed, deferred):
             return

@@ -176,7 +176,9 @@ class RunState:
             repo.delete_adapters(conn, decided.drop)
         if decided.missing:  # before the upserts: an entry later in the batch may take the row over
             repo.mark_missing(conn, decided.missing, now())
-        ids = repo.upsert_adapters(conn, decided.adapters) if decided.adapters else {}
+        # A first import's rows are all new: their stored indexed values need not be read.
+        fresh = len(decided.fresh) == len(decided.adapters)
+        ids = repo.upsert_adapters(conn, decided.adapters, all_new=fresh) if decided.adapters else {}
         repo.replace_tags(
             conn, {ids[a["entry_key"]]: a["tags"] for a in decided.adapters}, {ids[k] for k in decided.fresh}
         )
@@ -185,7 +187,8 @@ class RunState:
                 row["adapter_id"] = ids.get(row["key"])
         if decided.demote:
             repo.demote_to_duplicate(conn, decided.demote)
-        repo.save_entries(conn, decided.entries)
+        stored = self.plan.stored
+        repo.save_entries(conn, decided.entries, all_new=not any(row["key"] in stored for row in decided.entries))
         repo.save_model_files(conn, decided.models)
 
     def _holder(self, conn: Connection, batch_start: str) -> Callable[[repo.Identity], str | None]:

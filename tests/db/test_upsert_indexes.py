@@ -276,3 +276,29 @@ def test_keys_the_database_would_merge_take_the_full_set_list(tmp_path: Path, mo
     monkeypatch.setattr(sqlite_plans, "plan_for", lambda *_args: None)
     assert fast == run(tmp_path / "slow.db")
     assert [(row[0][1], row[2][1], row[3][1]) for row in fast] == [("5", "ok", "c"), ("6", "failed", "e")]
+
+
+def test_rows_said_to_be_new_read_no_stored_values_and_are_right_even_when_not_new(tmp_path: Path) -> None:
+    """``all_new`` (a first import) reads no stored values; a row that exists after all is still updated in full."""
+    engine = open_catalog(str(tmp_path / "catalog.db"))
+    sent: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    try:
+        with engine.begin() as conn:
+            repo.upsert_adapters(conn, [_adapter("a"), _adapter("b")], all_new=True)
+        assert not any(s.startswith("WITH") for s in sent)  # no read of stored values
+        with engine.begin() as conn:
+            repo.upsert_adapters(conn, [_adapter("a", LATER, base_model="Pony", author_username="zed")], all_new=True)
+            stored = conn.execute(select(adapter.c.name, adapter.c.base_model, adapter.c.author_username)).all()
+        assert sorted(stored) == [("a", "Pony", "zed"), ("b", "SD 1.5", None)]
+        assert not any(s.startswith("WITH") or s.startswith("UPDATE") for s in sent)
+        sent.clear()
+        with engine.begin() as conn:  # the same update without the hint: stored values read, then an UPDATE
+            repo.upsert_adapters(conn, [_adapter("a", LATER, base_model="SDXL 1.0", author_username="zed")])
+        assert [s.split()[0] for s in sent if s.startswith(("WITH", "UPDATE"))] == ["WITH", "UPDATE"]
+    finally:
+        engine.dispose()
