@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from tests.pgserver import REQUIRE_ENV, PgServer, PostgresUnavailable, postgres_required
@@ -72,3 +73,13 @@ def catalog_url(request: pytest.FixtureRequest, db_path: Path) -> str:
     if request.param == "sqlite":
         return str(db_path)
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def engine(catalog_url: str) -> Iterator[Engine]:
+    """An open catalog (SQLite, then PostgreSQL), disposed of after the test."""
+    from lora_manager.db import open_catalog
+
+    engine = open_catalog(catalog_url)
+    yield engine
+    engine.dispose()

@@ -10,7 +10,6 @@ On PostgreSQL, which keeps SQLAlchemy's path, the same scenario must read back t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -194,13 +193,6 @@ def test_the_fast_path_sends_and_stores_what_sqlalchemy_did(tmp_path: Path, monk
     assert fast == slow == deferring
     assert _raw(tmp_path / "fast.db") == _raw(tmp_path / "slow.db") == _raw(tmp_path / "deferring.db")
     _check_values(fast)
-
-
-@pytest.fixture
-def engine(catalog_url: str) -> Iterator[Engine]:
-    engine = open_catalog(catalog_url)
-    yield engine
-    engine.dispose()
 
 
 def test_the_scenario_reads_back_the_same_on_every_database(engine: Engine) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import struct
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,13 +155,6 @@ def test_upserts_store_what_sqlalchemys_full_set_list_stored(tmp_path: Path, mon
     # The changed indexed values went out as UPDATEs of just those columns, grouped.
     assert any("SET base_model = ? WHERE" in s for s in updates)
     assert any("SET status = ?, name = ?, version_key = ? WHERE" in s for s in updates)
-
-
-@pytest.fixture
-def engine(catalog_url: str) -> Iterator[Engine]:
-    engine = open_catalog(catalog_url)
-    yield engine
-    engine.dispose()
 
 
 def test_the_scenario_ends_as_expected_on_every_database(engine: Engine) -> None:

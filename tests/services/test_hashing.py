@@ -6,24 +6,15 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
-from lora_manager.db import open_catalog
 from lora_manager.db.schema import model_file
 from lora_manager.services.hashing import CHUNK, FileChanged, HashOptions, hash_file, run_hashing
 from lora_manager.services.importer import ImportOptions, run_import
 from tests.builders import civitai_version, write_model, write_safetensors
-
-
-@pytest.fixture
-def engine(catalog_url: str) -> Iterator[Engine]:
-    engine = open_catalog(catalog_url)
-    yield engine
-    engine.dispose()
 
 
 def tensor_bytes_of(path: Path) -> bytes:

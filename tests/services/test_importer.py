@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 
-from lora_manager.db import open_catalog
 from lora_manager.db.schema import adapter, import_failure, import_run
 from lora_manager.services.catalog import ListQuery, list_adapters, set_user_state
 from lora_manager.services.importer import ImportOptions, run_import
 from tests.builders import a1111, civitai_model, civitai_version, write_json, write_model
-
-
-@pytest.fixture
-def engine(catalog_url: str) -> Iterator[Engine]:
-    engine = open_catalog(catalog_url)
-    yield engine
-    engine.dispose()
 
 
 def _import(engine: Engine, root: Path, **options: object):  # type: ignore[no-untyped-def]
