@@ -110,24 +110,28 @@ def listing_reader(conn: Connection) -> Callable[[str], str | None]:
     """A function giving the files a directory held at the last import, as JSON text (None if unknown).
 
     A re-import after scattered edits asks this for hundreds of directories, one at a time
-    (see ``discovery.walk``): on SQLite the question goes straight to the driver, a tenth
-    of the cost of a SQLAlchemy statement.
+    (see ``discovery.walk``), so the question goes straight to the driver: on SQLite a tenth
+    of the cost of a SQLAlchemy statement; on PostgreSQL psycopg prepares it after five runs
+    (~0.1 s less for 640 folders at 100,000 models).
     """
-    if conn.dialect.name == "sqlite":
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        sql = "SELECT listing FROM directory WHERE path = ?"
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
+    driver = conn.connection.driver_connection
+    if mark is None or driver is None or conn.get_execution_options().get("schema_translate_map"):
 
-        def read_sqlite(path: str) -> str | None:
-            row = cursor.execute(sql, (path,)).fetchone()
-            return row[0] if row and isinstance(row[0], str) else None
+        def read(path: str) -> str | None:
+            listing = conn.execute(_LISTING, {"path": path}).scalar()
+            return listing if isinstance(listing, str) else None
 
-        return read_sqlite
+        return read
+    cursor = driver.cursor()
+    sql = f"SELECT listing FROM directory WHERE path = {mark}"
 
-    def read(path: str) -> str | None:
-        listing = conn.execute(_LISTING, {"path": path}).scalar()
-        return listing if isinstance(listing, str) else None
+    def read_driver(path: str) -> str | None:
+        cursor.execute(sql, (path,))
+        row = cursor.fetchone()
+        return row[0] if row and isinstance(row[0], str) else None
 
-    return read
+    return read_driver
 
 
 def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tuple[str, str]]:
