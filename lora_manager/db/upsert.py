@@ -21,7 +21,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, Connection, Dialect, Table, insert
+from sqlalchemy import Column, Connection, Dialect, PrimaryKeyConstraint, Table, UniqueConstraint, insert
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -130,6 +130,9 @@ def _deferrable(
         if where is not None:
             found |= columns(where)
         (unique if index.unique else indexed).update(found)
+    for constraint in table.constraints:  # a UNIQUE or PRIMARY KEY constraint is a unique index too
+        if isinstance(constraint, UniqueConstraint | PrimaryKeyConstraint):
+            unique.update(c.key for c in constraint.columns)
     skip = unique | set(key) | computed
     return tuple(c for c in dict.fromkeys(update) if c in indexed and c not in skip)
 

@@ -294,3 +294,20 @@ def test_rows_said_to_be_new_read_no_stored_values_and_are_right_even_when_not_n
         assert [s.split()[0] for s in sent if s.startswith(("WITH", "UPDATE"))] == ["WITH", "UPDATE"]
     finally:
         engine.dispose()
+
+
+def test_a_column_under_a_unique_constraint_stays_in_the_set_list() -> None:
+    """An UPDATE after the upsert would check uniqueness in another order: only plain indexes defer."""
+    from sqlalchemy import Column, Index, MetaData, String, Table, UniqueConstraint
+
+    table = Table(
+        "t",
+        MetaData(),
+        Column("k", String, primary_key=True),
+        Column("plain", String),
+        Column("unique_one", String),
+        Column("free", String),
+        UniqueConstraint("unique_one"),
+        Index("ix_t_plain", "plain"),
+    )
+    assert upsert_module._deferrable(table, ("k",), ("plain", "unique_one", "free"), frozenset()) == ("plain",)
