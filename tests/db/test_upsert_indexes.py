@@ -309,5 +309,6 @@ def test_a_column_under_a_unique_constraint_stays_in_the_set_list() -> None:
         Column("free", String),
         UniqueConstraint("unique_one"),
         Index("ix_t_plain", "plain"),
+        Index("ix_t_unique_one", "unique_one"),  # indexed, but unique through the constraint
     )
     assert upsert_module._deferrable(table, ("k",), ("plain", "unique_one", "free"), frozenset()) == ("plain",)
