@@ -4,9 +4,9 @@ Loading Typer, Rich, SQLAlchemy and pydantic makes a few hundred thousand long-l
 objects and no garbage worth collecting, yet the cyclic collector ran about 150 times
 over them: 33 ms of a 0.95 s no-op import of 100,000 models, and 90 ms of a re-import
 after edits (which makes more objects, so each full collection scans everything loaded).
-So it stays off while the program loads; a command that may run long turns it back on
-once its modules are imported (:func:`loaded`), with everything loaded so far frozen out
-of its reach. Short commands (``list``, ``show``) end before they would need it.
+So it stays off while the program loads; a command turns it back on when it opens the
+catalog (``cli.catalog``), once its modules are imported (:func:`loaded`), with everything
+loaded so far frozen out of its reach.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> None:
 
 
 def loaded() -> None:
-    """A long command has imported its modules: collect cycles again, leaving out what is loaded.
+    """The command has imported its modules: collect cycles again, leaving out what is loaded.
 
     Does nothing where :func:`main` did not turn the collector off (tests, the library used
     from another program): their collector is theirs to tune.

@@ -1,14 +1,18 @@
 """Paths of the library: the root as given, whether a path stays inside it, names that are not UTF-8.
 
 Every file the importer reads is checked with :func:`is_inside`, so a link cannot lead it out
-of the library; names the file system gives that are not UTF-8 are reported, never stored or
-printed as they are.
+of the library, and opened with :func:`open_regular`, so a FIFO cannot stop it; names the file
+system gives that are not UTF-8 are reported, never stored or printed as they are.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import stat
 from pathlib import Path
+from typing import cast
 
 from lora_manager.errors import LoraError
 
@@ -44,3 +48,24 @@ def is_utf8(name: str) -> bool:
 def printable(path: str) -> str:
     """``path`` with undecodable bytes shown as U+FFFD, so that it can be stored and printed."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def open_regular(path: str, buffering: int = -1) -> io.BufferedReader | io.FileIO:
+    """``open(path, "rb")`` that never waits: anything but a regular file raises ``OSError``.
+
+    The walk groups regular files only, but a file can be swapped for a FIFO before it is
+    read, and opening a FIFO for reading waits for a writer, forever. Opened non-blocking
+    (which a FIFO allows at once) and checked on the open descriptor, nothing can slip in
+    between the check and the read.
+    """
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if nonblock:
+            os.set_blocking(fd, True)
+        return cast("io.BufferedReader | io.FileIO", os.fdopen(fd, "rb", buffering=buffering))
+    except BaseException:
+        os.close(fd)
+        raise

@@ -16,6 +16,7 @@ import orjson
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import HeaderInfo
 from lora_manager.parsing.base import without_surrogates
+from lora_manager.paths import open_regular
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_VALUE_CHARS = 64 * 1024  # longer metadata values (embedded images, huge tag lists) are dropped
@@ -42,7 +43,7 @@ BASE_MODELS = (
 def read_header(path: str, file_size: int | None = None) -> HeaderInfo:
     """The header of the safetensors file at ``path``; raises :class:`SidecarError` if it is not one."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(65536)
             if len(head) < 8:
                 raise SidecarError(FailureKind.BAD_HEADER, "safetensors file shorter than its 8-byte header length")

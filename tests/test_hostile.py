@@ -86,3 +86,35 @@ def test_an_invalid_ignore_pattern_is_a_usage_error_naming_it(runner: CliRunner,
     again = runner.invoke(app, ["import", str(lib)])
     assert again.exit_code == 2 and ".loraignore" in again.stderr
     assert json.loads(runner.invoke(app, ["list", "--json"]).stdout) == []
+
+
+def test_files_swapped_for_fifos_after_the_walk_are_reported_not_waited_on(tmp_path: Path) -> None:
+    """Between the walk and the read a file can become a FIFO: reading and hashing refuse it at once."""
+    import threading
+
+    import pytest
+
+    from lora_manager.discovery import walk
+    from lora_manager.paths import resolve_root
+    from lora_manager.services.hashing import hash_file
+    from lora_manager.services.reading import EntryResult, read_entry
+
+    lib = tmp_path / "lib"
+    write_model(lib, "m", civitai_model("M", file_name="m.safetensors"))
+    write_model(lib, "n", civitai_model("N", file_name="n.safetensors"))
+    root = resolve_root(lib)
+    m, n = walk(root).entries
+    for name in ("m.json", "n.safetensors"):
+        (lib / name).unlink()
+        os.mkfifo(lib / name)
+    results: list[EntryResult] = []
+    reader = threading.Thread(target=lambda: results.extend(read_entry(e, root) for e in (m, n)), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive(), "reading waited on a FIFO"
+    by_key = {r.key: r for r in results}
+    assert [(p.kind, p.message) for p in by_key[m.key].problems] == [("unreadable", "cannot read: not a regular file")]
+    assert by_key[n.key].status == "ok"  # its metadata is read; the model's header is the problem
+    assert [p.kind for p in by_key[n.key].problems] == ["unreadable"]
+    with pytest.raises(OSError, match="not a regular file"):
+        hash_file(str(lib / "n.safetensors"))

@@ -12,12 +12,15 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from lora_manager import __version__
 from lora_manager.errors import EXIT_INTERRUPTED, EXIT_USAGE, LoraError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +43,20 @@ class Settings:
 def settings(ctx: typer.Context) -> Settings:
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Settings) else Settings()
+
+
+def catalog(ctx: typer.Context) -> Engine:
+    """The catalog the command works on (``--db``, ``LORA_DB`` or the default location).
+
+    Called once the command has imported what it needs: the console script loaded with the
+    garbage collector off, and it comes back on here (see :mod:`lora_manager.console`).
+    """
+    from lora_manager.console import loaded
+    from lora_manager.db import open_catalog
+
+    engine = open_catalog(settings(ctx).db)
+    loaded()
+    return engine
 
 
 def fail(message: str) -> None:

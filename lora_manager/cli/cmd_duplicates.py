@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 HEADINGS = {"copies": "same file", "reheadered": "same weights, other header", "claimed": "one LoRA, several files"}
 
@@ -26,13 +26,9 @@ def duplicates(
     from rich.filesize import decimal
 
     from lora_manager.cli import output
-    from lora_manager.console import loaded
-    from lora_manager.db import open_catalog
     from lora_manager.services.hashing import find_duplicates
 
-    loaded()
-
-    report = find_duplicates(open_catalog(settings(ctx).db))
+    report = find_duplicates(catalog(ctx))
     if as_json:
         output.print_json(report.as_dict())
         return

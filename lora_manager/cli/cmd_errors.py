@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 
 def errors(
@@ -26,10 +26,9 @@ def errors(
     Example: lora errors --last-run
     """
     from lora_manager.cli import output
-    from lora_manager.db import open_catalog
     from lora_manager.services.catalog import known_problems, run_failures
 
-    engine = open_catalog(settings(ctx).db)
+    engine = catalog(ctx)
     if last_run or run is not None:
         run_record, problems = run_failures(engine, run)
         if as_json:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 from lora_manager.errors import EXIT_FILES_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 MAX_LISTED = 20
@@ -48,11 +48,7 @@ def hash_(
 
     Example: lora hash ~/models/Lora --threads 4
     """
-    from lora_manager.console import loaded
-    from lora_manager.db import open_catalog
     from lora_manager.services.hashing import HashOptions
-
-    loaded()
 
     options = HashOptions(tensor="always" if tensor_hash else "auto")
     if threads:
@@ -61,7 +57,7 @@ def hash_(
         options.paths = [target]
     elif target is not None:
         options.query = target
-    report = run_with_progress(open_catalog(settings(ctx).db), options, show=not quiet and not as_json)
+    report = run_with_progress(catalog(ctx), options, show=not quiet and not as_json)
     if as_json:
         from lora_manager.cli import output
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 MAX_LISTED = 20
 
@@ -49,14 +49,10 @@ def import_(
     Example: lora import ~/models/Lora --quiet
     """
     from lora_manager.cli import output
-    from lora_manager.console import loaded
-    from lora_manager.db import open_catalog
     from lora_manager.db.lock import import_lock
     from lora_manager.services.importer import ImportOptions, run_import
 
-    loaded()
-
-    engine = open_catalog(settings(ctx).db)
+    engine = catalog(ctx)
     options = ImportOptions(
         roots=[str(p) for p in paths],
         force=force,

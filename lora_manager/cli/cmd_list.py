@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 COLUMNS = ("name", "version", "base_model", "author_username", "tags", "weight", "file_path")
 
@@ -35,10 +35,9 @@ def list_(
     Example: lora list --tag anime --base-model "SDXL 1.0" --limit 20
     """
     from lora_manager.cli import output
-    from lora_manager.db import open_catalog
     from lora_manager.services.catalog import ListQuery, list_adapters
 
-    engine = open_catalog(settings(ctx).db)
+    engine = catalog(ctx)
     records = list_adapters(
         engine,
         ListQuery(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 
 def orphans(
@@ -24,13 +24,9 @@ def orphans(
     Example: lora orphans ~/models/Lora
     """
     from lora_manager.cli import output
-    from lora_manager.console import loaded
-    from lora_manager.db import open_catalog
     from lora_manager.services.orphans import find_orphans
 
-    loaded()
-
-    found = find_orphans(open_catalog(settings(ctx).db), [str(p) for p in paths], list(ignore or []))
+    found = find_orphans(catalog(ctx), [str(p) for p in paths], list(ignore or []))
     if as_json:
         output.print_json([o.as_dict() for o in found])
         return

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 LABELS = {"updated": "changed", "failed": "invalid", "skipped": "skipped", "orphan": "orphan"}
 
@@ -24,13 +24,9 @@ def scan(
     Example: lora scan ~/models/Lora
     """
     from lora_manager.cli import output
-    from lora_manager.console import loaded
-    from lora_manager.db import open_catalog
     from lora_manager.services.importer import ImportOptions, run_import
 
-    loaded()
-
-    engine = open_catalog(settings(ctx).db)
+    engine = catalog(ctx)
     options = ImportOptions(
         roots=[str(p) for p in paths], dry_run=True, ignore=list(ignore or []), list_unchanged=show_all
     )

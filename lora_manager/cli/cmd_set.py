@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 
 def set_(
@@ -27,7 +27,6 @@ def set_(
     Example: lora set "Celestial Anime Portraits" --active --weight 0.8
     """
     from lora_manager.cli import output
-    from lora_manager.db import open_catalog
     from lora_manager.errors import LoraError
     from lora_manager.services.catalog import set_user_state
 
@@ -44,7 +43,7 @@ def set_(
         values["archetype"] = archetype or None
     if not values:
         raise LoraError("nothing to set: give --active/--inactive, --weight, --reset-weight, --ordinal or --archetype")
-    record = set_user_state(open_catalog(settings(ctx).db), name, version, values)
+    record = set_user_state(catalog(ctx), name, version, values)
     if as_json:
         output.print_json(record)
     else:

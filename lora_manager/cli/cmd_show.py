@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 LONG = ("description", "extra", "header_metadata", "stats", "sidecars", "hash_sources")
 
@@ -23,10 +23,9 @@ def show(
     Example: lora show "Celestial Anime Portraits" --version v1.1
     """
     from lora_manager.cli import output
-    from lora_manager.db import open_catalog
     from lora_manager.services.catalog import find_adapter
 
-    record = find_adapter(open_catalog(settings(ctx).db), name, version)
+    record = find_adapter(catalog(ctx), name, version)
     if as_json:
         output.print_json(record)
         return

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 
 
 def status(
@@ -19,10 +19,9 @@ def status(
     Example: lora status --runs 10
     """
     from lora_manager.cli import output
-    from lora_manager.db import open_catalog
     from lora_manager.services.catalog import status as catalog_status
 
-    engine = open_catalog(settings(ctx).db)
+    engine = catalog(ctx)
     data = {"database": engine.url.render_as_string(hide_password=True), **catalog_status(engine, runs)}
     if as_json:
         output.print_json(data)

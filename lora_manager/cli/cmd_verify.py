@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, settings
+from lora_manager.cli import boundary, catalog
 from lora_manager.errors import EXIT_FILES_FAILED
 
 
@@ -28,13 +28,9 @@ def verify(
     Example: lora verify ~/models/Lora
     """
     from lora_manager.cli import output
-    from lora_manager.console import loaded
-    from lora_manager.db import open_catalog
     from lora_manager.services.hashing import verify as verify_hashes
 
-    loaded()
-
-    report = verify_hashes(open_catalog(settings(ctx).db), [str(p) for p in paths or []])
+    report = verify_hashes(catalog(ctx), [str(p) for p in paths or []])
     if as_json:
         output.print_json(report.as_dict())
     elif not output.is_terminal():

@@ -33,7 +33,7 @@ from lora_manager.db import hashes as db
 from lora_manager.db import repository as repo
 from lora_manager.errors import FailureKind, LoraError, SidecarError
 from lora_manager.models import FileProblem
-from lora_manager.paths import resolve_root
+from lora_manager.paths import open_regular, resolve_root
 from lora_manager.safetensors import MAX_HEADER_BYTES, parse_header
 
 CHUNK = 1024 * 1024
@@ -132,7 +132,7 @@ def hash_file(
     """
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
+    with open_regular(path, buffering=0) as f:
         before = os.fstat(f.fileno())
         if expect is not None and (before.st_size, before.st_mtime_ns) != expect:
             raise FileChanged(path)

@@ -43,7 +43,6 @@ class Prefetcher:
         self.limit = LIMIT if limit is None else limit
         self.sent = 0  # entries given to the reader
         self.used = 0  # results handed out
-        self._count = 0
         self._waiting: list[Entry] = []
         self._slots: dict[str, tuple[Entry, Future[list[EntryResult]], int]] = {}
         self._pool: ProcessPoolExecutor | None = None
@@ -51,12 +50,11 @@ class Prefetcher:
 
     def add(self, entries: list[Entry]) -> None:
         """Entries that will probably be read: sent to the reader once there are enough of them."""
-        room = self.limit - self._count
+        room = self.limit - self.sent - len(self._waiting)
         if room <= 0 or self._broken:
             return
         self._waiting.extend(entries[:room])
-        self._count += min(room, len(entries))
-        if self._count >= self.start_at and len(self._waiting) >= (CHUNK if self._pool else 1):
+        if self.sent + len(self._waiting) >= self.start_at and len(self._waiting) >= (CHUNK if self._pool else 1):
             self._send()
 
     def walk_done(self) -> None:

@@ -19,7 +19,7 @@ from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
 from lora_manager.parsing.base import ParseContext, safe_file_name
 from lora_manager.parsing.merge import merged_fields
 from lora_manager.parsing.registry import parse_sidecar
-from lora_manager.paths import is_inside
+from lora_manager.paths import is_inside, open_regular
 from lora_manager.safetensors import read_header
 from lora_manager.services.import_report import DEFAULT_MAX_SIDECAR_BYTES
 
@@ -110,7 +110,7 @@ def _parse_sidecars(
             )
             continue
         try:
-            with open(path, "rb") as fh:
+            with open_regular(path) as fh:
                 raw = fh.read(max_bytes + 1)
         except OSError as exc:
             problems.append(

@@ -330,7 +330,7 @@ def test_a_real_process_flushes_its_output_closes_the_catalog_and_keeps_its_exit
     assert missing.returncode == 2 and missing.stderr.startswith("lora: error: no LoRA named 'Nope'")
 
 
-def test_the_console_script_loads_without_the_collector_and_a_long_command_turns_it_back_on(tmp_path: Path) -> None:
+def test_the_console_script_loads_without_the_collector_and_a_command_turns_it_back_on(tmp_path: Path) -> None:
     """Start-up runs with the cyclic collector off; an import has it on again, with the loaded modules frozen."""
     lib, db = library(tmp_path / "lib"), tmp_path / "catalog.db"
     probe = (

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+
+import pytest
 
 from lora_manager.db import open_catalog
 from lora_manager.discovery import Entry, walk
 from lora_manager.paths import resolve_root
+from lora_manager.services import reading
 from lora_manager.services.catalog import ListQuery, list_adapters
 from lora_manager.services.importer import ImportOptions, run_import
 from lora_manager.services.reading import POOL_CHUNK, EntryResult, read_batches
@@ -70,3 +74,20 @@ def test_results_already_read_take_their_place_among_the_readers_results(tmp_pat
         assert [(r.key, r.status, r.row) for r in flat] == [(r.key, r.status, r.row) for r in alone]
         assert all(flat[i] is ahead[alone[i].key] for i in range(0, len(alone), 3))  # taken, not read again
         assert asked == [e.key for e in entries]
+
+
+def test_reader_processes_start_from_the_parallel_threshold_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the README says: a large import is read by a pool of readers, a small one in this process."""
+    root = resolve_root(_library(tmp_path / "lib", 24))
+    entries = walk(root).entries
+    monkeypatch.setattr(reading, "PARALLEL_THRESHOLD", 20)
+    monkeypatch.setattr(reading.os, "cpu_count", lambda: 2)
+    for count, pooled in ((len(entries), True), (19, False)):
+        before = set(multiprocessing.active_children())
+        batches = read_batches(list(entries[:count]), count, root, 10, 1 << 20)
+        first = next(batches)
+        started = set(multiprocessing.active_children()) - before
+        assert bool(started) is pooled
+        assert len(first) + sum(len(b) for b in batches) == count
