@@ -15,7 +15,7 @@ import bisect
 import operator
 import os
 import stat as statmod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from lora_manager.errors import FailureKind
@@ -204,14 +204,19 @@ def _look_at(
         subset = _files_of(listing, stems)
         found: list[tuple[str, FailureKind, str]] = []
         entries = _group(directory, result.root, subset, found)
-        if not any(e.sidecars and not e.models for e in entries):
-            result.partial[directory] = stems
-            result.problems.extend(found)
-            result.entries.extend(entries)
-            if on_partial is not None and entries:
-                on_partial(entries)
-            return
-        # A sidecar without its model may name any file of the directory: look at all of it.
+        if any(e.sidecars and not e.models for e in entries):
+            # A sidecar without its model may name a sidecar-less model file of another stem:
+            # its neighbours are those of the whole directory, as a full look would give them.
+            lonely = _lonely(_group(directory, result.root, listing, []))
+            for e in entries:
+                if e.sidecars and not e.models:
+                    e.neighbours = lonely
+        result.partial[directory] = stems
+        result.problems.extend(found)
+        result.entries.extend(entries)
+        if on_partial is not None and entries:
+            on_partial(entries)
+        return
     result.entries.extend(_group(directory, result.root, listing, result.problems))
 
 
@@ -375,7 +380,7 @@ def _group(
         if not statmod.S_ISREG(st.st_mode):
             continue
         (entry.models if kind == "model" else entry.sidecars).append(FileStat(name, st.st_size, st.st_mtime_ns))
-    lonely = tuple(m for e in by_stem.values() if not e.sidecars and (m := e.model) is not None)
+    lonely = _lonely(by_stem.values())
     result = []
     for entry in by_stem.values():
         if entry.models or entry.sidecars or entry.unsafe:
@@ -383,3 +388,8 @@ def _group(
                 entry.neighbours = lonely
             result.append(entry)
     return result
+
+
+def _lonely(entries: Iterable[Entry]) -> tuple[FileStat, ...]:
+    """The sidecar-less model files among a directory's entries: what a sidecar without its model may name."""
+    return tuple(m for e in entries if not e.sidecars and (m := e.model) is not None)

@@ -132,6 +132,24 @@ def test_a_changed_sidecar_regroups_only_its_own_entry(tmp_path: Path) -> None:
     assert str(tmp_path / "other") in second.clean and str(tmp_path / "dir") not in second.clean
 
 
+def test_an_edited_sidecar_without_its_model_is_regrouped_alone_with_the_whole_folders_lonely_models(
+    tmp_path: Path,
+) -> None:
+    """A sidecar-less model of another stem is a neighbour of an edited model-less sidecar, as in a full look."""
+    folder = tmp_path / "dir"
+    write_safetensors(folder / "lonely.safetensors", {})
+    write_safetensors(folder / "paired.safetensors", {})
+    write_json(folder / "paired.civitai.info", {"name": "paired"})
+    write_json(folder / "renamed.civitai.info", {"name": "renamed", "files": [{"name": "lonely.safetensors"}]})
+    root = resolve_root(tmp_path)
+    second = _rewalk_after(root, lambda: write_json(folder / "renamed.civitai.info", {"name": "renamed, edited"}))
+    assert second.partial == {str(folder): {"renamed"}}
+    [entry] = second.entries
+    assert [f.name for f in entry.neighbours] == ["lonely.safetensors"]
+    [full] = [e for e in walk(root).entries if e.stem == "renamed"]
+    assert entry.signature == full.signature
+
+
 def test_a_changed_model_file_regroups_the_whole_folder(tmp_path: Path) -> None:
     """A sidecar may name any model file of its folder, so a model change means a full look."""
     for stem in ("alpha", "beta"):

@@ -252,3 +252,20 @@ def test_a_sidecar_naming_a_model_file_of_another_stem_finds_it_when_it_appears(
     second = _import(engine, lib)
     assert second.counts["new"] == 1 and not second.failed
     assert sorted(r["name"] for r in _rows(engine)) == ["Named", "Other"]
+
+
+def test_editing_a_sidecar_that_names_another_stems_model_keeps_that_model(engine: Engine, tmp_path: Path) -> None:
+    """Only the edited entry is looked at again, and it still finds the sidecar-less model file it names."""
+    lib = tmp_path / "lib"
+    write_model(lib, "other", civitai_model("Other", file_name="other.safetensors"))
+    write_model(lib, "real-file", sidecar=None)
+    write_json(lib / "named.json", civitai_model("Named", file_name="real-file.safetensors"))
+    first = _import(engine, lib)
+    assert first.counts["new"] == 2 and not first.problems
+    write_json(lib / "named.json", civitai_model("Named", file_name="real-file.safetensors", description="edited"))
+    second = _import(engine, lib)
+    counts = second.counts
+    assert (counts["new"], counts["updated"], counts["unchanged"], counts["orphans"]) == (0, 1, 1, 1)
+    assert not second.problems
+    [named] = [r for r in _rows(engine) if r["name"] == "Named"]
+    assert named["description"] == "edited" and str(named["file_path"]).endswith("real-file.safetensors")
