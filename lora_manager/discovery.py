@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
-from lora_manager.listings import Listed, changed_names, fingerprint, listing_of, pack
+from lora_manager.listings import Listed, changed_files, files_record, fingerprint, snapshot
 from lora_manager.paths import is_inside, is_utf8, printable
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
@@ -96,9 +96,8 @@ class WalkResult:
     clean: list[str]  # directories whose fingerprint matched the one given: not grouped
     # Directories looked at only in part -> the stems whose files changed (their entries alone are in ``entries``).
     partial: dict[str, set[str]] = field(default_factory=dict)
-    # Every directory not clean -> its files as stored in the catalog (see :func:`listing_of`);
-    # a deferred directory's is compressed (see ``listings.listing_text``).
-    listings: dict[str, str | bytes] = field(default_factory=dict)
+    # Every directory not clean -> its files record, as the catalog stores it (see ``listings``).
+    files: dict[str, bytes] = field(default_factory=dict)
     # New directories left ungrouped (``defer_new``) -> how many entries they hold; see :func:`regroup`.
     deferred: dict[str, int] = field(default_factory=dict)
 
@@ -142,7 +141,7 @@ def walk(
     root: str,
     ignore: IgnoreRules | None = None,
     known: Mapping[str, str] | None = None,
-    previous: Callable[[str], str | None] | None = None,
+    previous: Callable[[str], bytes | None] | None = None,
     defer_new: bool = False,
     on_partial: Callable[[list[Entry]], None] | None = None,
 ) -> WalkResult:
@@ -152,8 +151,9 @@ def walk(
     have the names, sizes and mtimes they had is listed in ``clean`` and not grouped at all:
     that is what makes a re-import of an unchanged library cost little more than a stat of
     each file; the ignore rules go into every fingerprint. For a known directory that did
-    change, ``previous`` may give its last listing: then only the stems whose files changed
-    are grouped (unless a model file changed: a sidecar may name any of them). Each
+    change, ``previous`` may give its stored files record (see ``listings``): then, if the
+    same files are there, only the stems whose files changed are grouped (unless a model
+    file changed: a sidecar may name any of them). Each
     directory is done with before the next is listed: holding several directories' files
     for one batched query measured slower than the queries it saved.
 
@@ -170,19 +170,16 @@ def walk(
     rules = ignore or IgnoreRules()
     for directory, listing in _directories(root, rules.match, result.problems):
         result.files_seen += len(listing)
-        fp = fingerprint(rules.text, listing)
+        fp, names, numbers = snapshot(rules.text, listing)
         result.fingerprints[directory] = fp
         if known is not None and known.get(directory) == fp:
             result.clean.append(directory)
             continue
-        now = listing_of(listing)
-        result.listings[directory] = now
+        now = result.files[directory] = files_record(names, numbers)
         if defer_new and known is not None and directory not in known and all(item[3] for item in listing):
             count = _count_entries(listing)
             if count:
                 result.deferred[directory] = count
-                # Kept until the run ends, for every new directory: a quarter of the size compressed.
-                result.listings[directory] = pack(now)
                 continue
         before = previous(directory) if previous is not None and known is not None and directory in known else None
         _look_at(result, directory, listing, now, before, on_partial)
@@ -194,12 +191,12 @@ def _look_at(
     result: WalkResult,
     directory: str,
     listing: list[Listed],
-    now: str,
-    before: str | None,
+    now: bytes,
+    before: bytes | None,
     on_partial: Callable[[list[Entry]], None] | None,
 ) -> None:
     """Group a changed directory: only the stems whose files changed when ``before`` tells which."""
-    stems = _changed_stems(before, now) if before else None
+    stems = _changed_stems(before, now, listing) if before else None
     if stems is not None:
         subset = _files_of(listing, stems)
         found: list[tuple[str, FailureKind, str]] = []
@@ -241,15 +238,16 @@ def _name_of(item: Listed) -> str:
     return item[0]
 
 
-def _changed_stems(before: str, now: str) -> set[str] | None:
-    """The stems of the files added, removed or changed; None when a model file is among them
-    (a sidecar may name any model file of the directory), or when the listings cannot tell."""
-    names = changed_names(before, now)
-    if names is None:
+def _changed_stems(before: bytes, now: bytes, listing: list[Listed]) -> set[str] | None:
+    """The stems of the files that changed; None when a model file is among them (a sidecar
+    may name any model file of the directory), or when the records cannot tell (files were
+    added, removed or renamed)."""
+    changed = changed_files(before, now)
+    if changed is None:
         return None
     stems: set[str] = set()
-    for name in names:
-        kind_stem = classify(name)
+    for i in changed:
+        kind_stem = classify(listing[i][0])
         if kind_stem is None:
             continue
         if kind_stem[0] == "model":

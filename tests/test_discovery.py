@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import random
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import pytest
 
 from lora_manager.discovery import WalkResult, _changed_stems, classify, walk
 from lora_manager.errors import LoraError
 from lora_manager.ignore import load_ignore
-from lora_manager.listings import listing_text
+from lora_manager.listings import changed_files, files_record
 from lora_manager.paths import resolve_root
 from tests.builders import write_json, write_safetensors
 
@@ -109,10 +109,9 @@ def _rewalk_after(root: str, change: Callable[[], None]) -> WalkResult:
     change()
     asked: list[str] = []
 
-    def previous(directory: str) -> str | None:
+    def previous(directory: str) -> bytes | None:
         asked.append(directory)
-        listing = first.listings.get(directory)
-        return None if listing is None else listing_text(listing)
+        return first.files.get(directory)
 
     second = walk(root, known=first.fingerprints, previous=previous)
     assert sorted(asked) == sorted(set(first.fingerprints) - set(second.clean))  # every changed folder, once
@@ -160,65 +159,65 @@ def test_a_changed_model_file_regroups_the_whole_folder(tmp_path: Path) -> None:
     assert [e.stem for e in second.entries] == ["alpha", "beta"] and second.partial == {}
 
 
-@pytest.mark.parametrize("odd", ["a],[b", 'q],[1,"z', "x],[1,2,3],[y", "x]", "[[", '"],["'])
-def test_names_that_look_like_listing_syntax_still_diff_right(tmp_path: Path, odd: str) -> None:
-    """Listings are compared as text split at ``],[``: a name holding it means a full look, never a wrong one."""
+@pytest.mark.parametrize("odd", ["a],[b", 'q"z', "é ✓ 名前", "line\nbreak", "back\\slash"])
+def test_names_of_any_shape_still_diff_right(tmp_path: Path, odd: str) -> None:
+    """An edited file is found by its place among the files, whatever its name holds."""
     write_safetensors(tmp_path / f"{odd}.safetensors", {})
     write_json(tmp_path / f"{odd}.civitai.info", {"name": "odd"})
     write_safetensors(tmp_path / "plain.safetensors", {})
     write_json(tmp_path / "plain.civitai.info", {"name": "plain"})
     root = resolve_root(tmp_path)
     second = _rewalk_after(root, lambda: write_json(tmp_path / f"{odd}.civitai.info", {"name": "odd, edited"}))
-    assert odd in [e.stem for e in second.entries]
+    assert [e.stem for e in second.entries] == [odd]
     third = _rewalk_after(root, lambda: write_json(tmp_path / "plain.civitai.info", {"name": "plain, edited"}))
-    assert "plain" in [e.stem for e in third.entries]
+    assert [e.stem for e in third.entries] == ["plain"]
 
 
-def test_changed_stems_compares_rows_and_refuses_what_it_cannot_read() -> None:
-    """Unchanged text is no change; added, removed and resized rows name their stems; foreign text gives None."""
-    before = '[["a.json",1,5,false],["a.safetensors",9,5,false],["b.json",2,5,false]]'
-    assert _changed_stems(before, before) == set()
-    assert _changed_stems(before, before.replace('"b.json",2', '"b.json",3')) == {"b"}
-    assert _changed_stems(before, before.replace(',["b.json",2,5,false]', "")) == {"b"}
-    assert _changed_stems(before, before.replace('"a.safetensors",9', '"a.safetensors",8')) is None  # a model moved
-    assert _changed_stems("[]", '[["c.civitai.info",1,1,false]]') == {"c"}
-    assert _changed_stems("not json", before) is None
-    assert _changed_stems("[1,2]", before) is None
+def test_a_file_added_or_removed_means_a_full_look_at_its_folder(tmp_path: Path) -> None:
+    """The records tell which files changed only among the same names: otherwise every entry is compared."""
+    for stem in ("alpha", "beta"):
+        write_safetensors(tmp_path / f"{stem}.safetensors", {})
+        write_json(tmp_path / f"{stem}.civitai.info", {"name": stem})
+    root = resolve_root(tmp_path)
+    added = _rewalk_after(root, lambda: write_json(tmp_path / "alpha.metadata.json", {"notes": "new"}))
+    assert [e.stem for e in added.entries] == ["alpha", "beta"] and added.partial == {}
+    removed = _rewalk_after(root, lambda: (tmp_path / "beta.civitai.info").unlink())
+    assert [e.stem for e in removed.entries] == ["alpha", "beta"] and removed.partial == {}
 
 
-def _reference_stems(before: str, now: str) -> set[str] | None:
-    """What changed, by decoding both listings whole (the slow, obviously right way)."""
-    rows = {tuple(r) for r in orjson.loads(before)} ^ {tuple(r) for r in orjson.loads(now)}
-    kinds = [k for r in rows if (k := classify(str(r[0]))) is not None]
-    return None if any(kind == "model" for kind, _ in kinds) else {stem for _, stem in kinds}
+def _record(rows: list[tuple[str, int, int, bool]]) -> bytes:
+    names = "\0".join(r[0] for r in rows).encode()
+    return files_record(names, array("q", [v for r in rows for v in r[1:]]).tobytes())
 
 
-def test_changed_stems_agrees_with_decoding_both_listings_whole() -> None:
-    """Random folders and random edits: the block-and-row comparison finds what a full decode finds."""
+def test_changed_files_names_the_places_that_differ_and_refuses_what_it_cannot_tell() -> None:
+    """Same record: nothing; a size, mtime or link changed: its place; other names or a foreign value: None."""
+    rows = [("a.json", 1, 5, False), ("a.safetensors", 9, 5, False), ("b.json", 2, 5, False)]
+    before = _record(rows)
+    assert changed_files(before, before) == []
+    assert changed_files(before, _record([rows[0], rows[1], ("b.json", 3, 5, False)])) == [2]
+    assert changed_files(before, _record([rows[0], ("a.safetensors", 9, 5, True), rows[2]])) == [1]
+    assert changed_files(before, _record(rows[:2])) is None  # a file gone
+    assert changed_files(before, _record([("a.jsoN", 1, 5, False), *rows[1:]])) is None  # renamed
+    assert changed_files(b"", before) is None
+    assert changed_files(before[:-1], before[:-1]) is None  # not whole files
+    listing = [(name, None, False, None) for name, *_ in rows]
+    changed = _record([rows[0], ("a.safetensors", 8, 5, False), rows[2]])
+    assert _changed_stems(before, changed, listing) is None  # type: ignore[arg-type]  # a model changed
+
+
+def test_changed_files_agrees_with_comparing_every_file() -> None:
+    """Random folders and random edits: the block comparison finds exactly the files that differ."""
     rng = random.Random(7)
-    odd_bits = ["],[", '"', "\\", "]", "["]
     for _ in range(400):
-        odd = rng.random() < 0.2
-        names = set()
-        for _ in range(rng.randint(0, 120)):
-            stem = "".join(rng.choice("abcxyz_-0") for _ in range(rng.randint(1, 12)))
-            if odd and rng.random() < 0.1:
-                stem += rng.choice(odd_bits) + stem
-            names.add(stem + rng.choice([".civitai.info", ".json", ".png", ".txt", ".metadata.json", ".safetensors"]))
-        rows = {n: [n, rng.randint(1, 10**6), rng.randint(10**18, 2 * 10**18), False] for n in sorted(names)}
-        before = orjson.dumps([rows[n] for n in sorted(rows)]).decode()
-        for _ in range(rng.randint(1, 3)):
-            action = rng.random()
-            if action < 0.4 and rows:
-                rows[rng.choice(sorted(rows))][1] += 1
-            elif action < 0.7 and rows:
-                del rows[rng.choice(sorted(rows))]
-            else:
-                n = "new" + str(rng.randint(0, 999)) + rng.choice([".json", ".civitai.info", ".webp"])
-                rows[n] = [n, 1, 1, False]
-        now = orjson.dumps([rows[n] for n in sorted(rows)]).decode()
-        got, want = _changed_stems(before, now), _reference_stems(before, now)
-        if odd:
-            assert got is None or got == want
-        else:
-            assert got == want, (before, now)
+        names = sorted({f"f{rng.randint(0, 10**6)}.json" for _ in range(rng.randint(0, 300))})
+        rows = [(n, rng.randint(1, 10**6), rng.randint(10**18, 2 * 10**18), False) for n in names]
+        edited = list(rows)
+        for _ in range(rng.randint(0, 4) if rows else 0):
+            i = rng.randrange(len(rows))
+            name, size, mtime, link = edited[i]
+            edited[i] = rng.choice(
+                [(name, size + 1, mtime, link), (name, size, mtime + 1, link), (name, size, mtime, True)]
+            )
+        want = [i for i, (a, b) in enumerate(zip(rows, edited, strict=True)) if a != b]
+        assert changed_files(_record(rows), _record(edited)) == want

@@ -89,7 +89,7 @@ def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[s
 
 def save_directories(conn: Connection, rows: list[dict[str, Any]]) -> None:
     for part in chunks(rows, 2000):
-        upsert(conn, directory, list(part), key=("path",), update=("fingerprint", "counts", "listing"))
+        upsert(conn, directory, list(part), key=("path",), update=("fingerprint", "counts", "files"))
 
 
 def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
@@ -100,14 +100,14 @@ def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
 def stale_directories(conn: Connection, paths: Iterable[str]) -> None:
     """Make the next import look at these directories in full."""
     for part in chunks(sorted(set(paths))):
-        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", listing=None))
+        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None))
 
 
-_LISTING = select(directory.c.listing).where(directory.c.path == bindparam("path"))
+_FILES = select(directory.c.files).where(directory.c.path == bindparam("path"))
 
 
-def listing_reader(conn: Connection) -> Callable[[str], str | None]:
-    """A function giving the files a directory held at the last import, as JSON text (None if unknown).
+def files_reader(conn: Connection) -> Callable[[str], bytes | None]:
+    """A function giving a directory's files record of the last import (see ``listings``; None if unknown).
 
     A re-import after scattered edits asks this for hundreds of directories, one at a time
     (see ``discovery.walk``), so the question goes straight to the driver: on SQLite a tenth
@@ -118,20 +118,26 @@ def listing_reader(conn: Connection) -> Callable[[str], str | None]:
     driver = conn.connection.driver_connection
     if mark is None or driver is None or conn.get_execution_options().get("schema_translate_map"):
 
-        def read(path: str) -> str | None:
-            listing = conn.execute(_LISTING, {"path": path}).scalar()
-            return listing if isinstance(listing, str) else None
+        def read(path: str) -> bytes | None:
+            return _bytes(conn.execute(_FILES, {"path": path}).scalar())
 
         return read
     cursor = driver.cursor()
-    sql = f"SELECT listing FROM directory WHERE path = {mark}"
+    sql = f"SELECT files FROM directory WHERE path = {mark}"
 
-    def read_driver(path: str) -> str | None:
+    def read_driver(path: str) -> bytes | None:
         cursor.execute(sql, (path,))
         row = cursor.fetchone()
-        return row[0] if row and isinstance(row[0], str) else None
+        return _bytes(row[0]) if row else None
 
     return read_driver
+
+
+def _bytes(value: object) -> bytes | None:
+    """A stored files record as bytes (drivers may give a memoryview); None for anything else."""
+    if isinstance(value, bytes):
+        return value
+    return bytes(value) if isinstance(value, (memoryview, bytearray)) else None
 
 
 def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tuple[str, str]]:

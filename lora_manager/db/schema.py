@@ -27,6 +27,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -222,9 +223,8 @@ directory = Table(
     _text("path", nullable=False, primary_key=True),
     _text("fingerprint", nullable=False),  # '' forces a full look at the directory next time
     _json("counts", default=dict),  # its entries' statuses -> how many
-    # Its files as JSON text of [[name, size, mtime_ns, is_link], ...]: when the fingerprint
-    # changes, which files did. Text, not JSON: held for every changed directory during an import.
-    _text("listing"),
+    # Its files record (see ``listings``): when the fingerprint changes, which files did.
+    Column("files", LargeBinary),
 )
 
 model_file = Table(

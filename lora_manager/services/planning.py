@@ -33,9 +33,9 @@ class RootPlan:
     vanished: list[repo.StoredEntry]
     unchanged: Counter[str]  # stored status -> entries not read
     unchanged_outcomes: list[Outcome]
-    # Directory -> fingerprint (and listing) to record once the run is through, and its entries' statuses.
+    # Directory -> fingerprint (and files record) to store once the run is through, and its entries' statuses.
     fingerprints: dict[str, str]
-    listings: dict[str, str | bytes]  # see discovery.listing_text
+    files: dict[str, bytes]  # see ``listings``
     dir_statuses: dict[str, Counter[str]]
     gone_dirs: list[str]  # known directories that are no more
     stale_dirs: set[str]  # directories to look at in full next time
@@ -110,7 +110,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip else None
 
     rules = load_ignore(root, options.ignore)
-    previous = repo.listing_reader(conn) if skip else None
+    previous = repo.files_reader(conn) if skip else None
     result = walk(root, rules, known, previous, defer_new=skip, on_partial=prefetch.add if prefetch else None)
     if prefetch:
         prefetch.walk_done()
@@ -194,7 +194,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         unchanged=unchanged,
         unchanged_outcomes=outcomes,
         fingerprints={d: fp for d, fp in result.fingerprints.items() if d in looked_at},
-        listings=result.listings,
+        files=result.files,
         dir_statuses=dir_statuses,
         gone_dirs=gone_dirs,
         stale_dirs=stale_dirs,
