@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
-from lora_manager.listings import Listed, changed_files, files_record, fingerprint, snapshot
+from lora_manager.listings import Listed, changed_files, files_record, fingerprint, int64, snapshot
 from lora_manager.paths import is_inside, is_utf8, printable
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
@@ -377,7 +377,7 @@ def _group(
             continue
         if not statmod.S_ISREG(st.st_mode):
             continue
-        (entry.models if kind == "model" else entry.sidecars).append(FileStat(name, st.st_size, st.st_mtime_ns))
+        (entry.models if kind == "model" else entry.sidecars).append(FileStat(name, st.st_size, int64(st.st_mtime_ns)))
     lonely = _lonely(by_stem.values())
     result = []
     for entry in by_stem.values():

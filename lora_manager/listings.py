@@ -32,9 +32,11 @@ def snapshot(seed: str, listing: list[Listed]) -> tuple[str, bytes, bytes]:
     array of machine integers rather than through string formatting.
     """
     names = "\0".join([name for name, _, _, _ in listing]).encode("utf-8", "surrogateescape")
-    numbers = array(
-        "q", [v for _, _, link, st in listing for v in ((st.st_size, st.st_mtime_ns, link) if st else (-1, -1, link))]
-    ).tobytes()
+    values = [v for _, _, link, st in listing for v in ((st.st_size, st.st_mtime_ns, link) if st else (-1, -1, link))]
+    try:
+        numbers = array("q", values).tobytes()
+    except OverflowError:  # a file dated after 2262: its mtime in ns is past 64 bits
+        numbers = array("q", [int64(v) for v in values]).tobytes()
     digest = hashlib.blake2b(seed.encode("utf-8", "surrogateescape") + b"\0" + names, digest_size=16)
     digest.update(numbers)
     return digest.hexdigest(), names, numbers
@@ -69,3 +71,12 @@ def changed_files(before: bytes, now: bytes) -> list[int] | None:
             if before[at : at + RECORD] != now[at : at + RECORD]:
                 changed.append((at - _NAMES_DIGEST) // RECORD)
     return changed
+
+
+def int64(value: int) -> int:
+    """``value`` wrapped into a signed 64-bit integer, as the catalog stores file times.
+
+    ``st_mtime_ns`` passes 2**63 for a file dated after the year 2262 (a clock set wrong, a
+    tool's placeholder date): wrapped, it still changes when the file does.
+    """
+    return value if -(2**63) <= value < 2**63 else (value + 2**63) % 2**64 - 2**63

@@ -163,17 +163,29 @@ def as_str_list(value: Any, split_commas: bool = False) -> list[str] | None:
 
 
 def as_datetime(value: Any) -> datetime | None:
-    """An aware datetime from ISO-8601 text (``Z`` allowed) or a Unix timestamp; else None."""
+    """An aware datetime (in UTC) from ISO-8601 text (``Z`` allowed) or a Unix timestamp; else None.
+
+    A time that has no UTC equivalent (``0001-01-01T00:00+05:00`` is in year 0 there) is None:
+    the catalog stores times in UTC.
+    """
     if isinstance(value, str) and value.strip():
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except (ValueError, OverflowError):
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     number = as_float(value) if not isinstance(value, str) else None
     if number is not None and 0 < number < 32503680000:  # before year 3000
         return datetime.fromtimestamp(number, tz=UTC)
     return None
+
+
+def from_mtime_ns(mtime_ns: int) -> datetime | None:
+    """A file's mtime as a UTC datetime; None for one no datetime can hold (a file dated year 40,000)."""
+    try:
+        return datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def as_hash(value: Any, lengths: tuple[int, ...] = (64,)) -> str | None:

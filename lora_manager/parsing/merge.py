@@ -13,10 +13,10 @@ Precedence, highest first:
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from lora_manager.models import AdapterRecord, HeaderInfo, SidecarInfo, SidecarRef
+from lora_manager.parsing.base import from_mtime_ns
 
 CIVITAI_ORDER = ("civitai_model", "civitai_version", "lora_manager", "stability_matrix", "a1111")
 USER_ORDER = ("a1111", "lora_manager", "civitai_model", "civitai_version", "stability_matrix")
@@ -120,7 +120,7 @@ def merged_fields(
         header_metadata=header.metadata if header and header.metadata else None,
         sidecars=refs,
         json_file_path=primary.path if primary else None,
-        json_file_mtime=datetime.fromtimestamp(primary.mtime_ns / 1e9, tz=UTC) if primary else None,
+        json_file_mtime=from_mtime_ns(primary.mtime_ns) if primary else None,
         json_file_size=primary.size if primary else None,
     )
 

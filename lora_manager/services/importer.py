@@ -15,6 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import StatementError
 
 from lora_manager.db import repository as repo
 from lora_manager.db.retry import in_transaction
@@ -108,11 +109,10 @@ def _run_root(
     for batch in batches:
         if options.dry_run:
             with engine.connect() as conn:
-                decided = state.decide(batch, conn)
+                state.apply(state.decide(batch, conn), report)
         else:
-            # A transient database error runs the whole batch again: decided anew, nothing to undo.
-            decided = in_transaction(engine, partial(_write_batch, state, batch, report), "saving a batch")
-        state.apply(decided, report)
+            for decided in _save(engine, state, batch, report):
+                state.apply(decided, report)
         done += len(batch)
         if progress:
             progress("import", done, total)
@@ -140,6 +140,46 @@ def _directory_row(plan: RootPlan, directory: str, fp: str) -> dict[str, object]
         "files": None if stale else files,
         "counts": {k: v for k, v in plan.dir_statuses.get(directory, Counter()).items() if v > 0},
     }
+
+
+def _save(engine: Engine, state: RunState, batch: list[EntryResult], report: ImportReport) -> list[BatchDecisions]:
+    """Write one batch; if the database refuses a value in it, each entry alone, and the refused ones as failed.
+
+    A transient database error runs the whole batch again (decided anew, nothing to undo). Any
+    other is about the data: the parsers make every value storable, but should one slip
+    through, it costs its entry, named, and not the run.
+    """
+    try:
+        return [in_transaction(engine, partial(_write_batch, state, batch, report), "saving a batch")]
+    except _REFUSALS as exc:
+        if len(batch) == 1:
+            return [in_transaction(engine, partial(_write_batch, state, [_refused(batch[0], exc)], report), "saving")]
+    return [decided for result in batch for decided in _save(engine, state, [result], report)]
+
+
+# What a database (or its driver, before it: sqlite3 raises OverflowError for an integer past
+# 64 bits) answers to a value it will not store. Transient errors never get here (see db.retry).
+_REFUSALS = (StatementError, OverflowError, ValueError, TypeError)
+
+
+def _refused(result: EntryResult, exc: Exception) -> EntryResult:
+    """``result`` as a failure: the database would not store it."""
+    from lora_manager.models import FileProblem
+    from lora_manager.services.reading import EntryResult
+
+    path = (result.row or {}).get("json_file_path") or result.model_path or result.key
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    cause = text.splitlines()[0][:200] if text else type(exc).__name__
+    problem = FileProblem(path=path, kind=FailureKind.DB_ERROR.value, message=f"the catalog refused it: {cause}")
+    return EntryResult(
+        result.key,
+        result.signature,
+        "failed",
+        problems=[*result.problems, problem],
+        model_path=result.model_path,
+        model_size=result.model_size,
+        model_mtime_ns=result.model_mtime_ns,
+    )
 
 
 def _write_batch(state: RunState, batch: list[EntryResult], report: ImportReport, conn: Connection) -> BatchDecisions:

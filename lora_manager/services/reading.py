@@ -48,7 +48,25 @@ class EntryResult:
 
 
 def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SIDECAR_BYTES) -> EntryResult:
-    """Parse and merge ``entry``; problems are collected, never raised."""
+    """Parse and merge ``entry``; problems are collected, never raised.
+
+    Whatever a file holds, an error it causes costs that entry alone: anything unforeseen
+    (a bug meeting a file nobody imagined) becomes a failure that names the entry's files.
+    """
+    try:
+        return _read_entry(entry, root, max_sidecar_bytes)
+    except Exception as exc:
+        result = EntryResult(entry.key, entry.signature, "failed")
+        _note_model(result, entry, entry.model)
+        files = [f.name for f in (*entry.sidecars, *entry.models)] or [entry.stem]
+        message = f"could not be read ({type(exc).__name__}: {str(exc)[:200]}); please report this file"
+        result.problems = [
+            FileProblem(path=entry.path(files[0]), kind=FailureKind.INVALID_METADATA.value, message=message)
+        ]
+        return result
+
+
+def _read_entry(entry: Entry, root: str, max_sidecar_bytes: int) -> EntryResult:
     result = EntryResult(entry.key, entry.signature, "failed")
     _note_model(result, entry, entry.model)
     result.problems = [
