@@ -20,7 +20,7 @@ from sqlalchemy.exc import StatementError
 from lora_manager.db import repository as repo
 from lora_manager.db.retry import in_transaction
 from lora_manager.errors import FailureKind, LoraError
-from lora_manager.paths import resolve_root
+from lora_manager.paths import lies_under, resolve_root
 from lora_manager.services.import_report import ImportOptions, ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan, plan_root
 from lora_manager.services.prefetch import Prefetcher, prefetcher_for
@@ -43,7 +43,7 @@ def run_import(
     """Import every root; the caller holds the import lock (see ``db.lock``) unless ``dry_run``."""
     # An Outcome per entry only for ``scan``/``--dry-run``: a real import's memory stays flat.
     report = ImportReport(keep_outcomes=options.dry_run or options.list_unchanged)
-    roots = [resolve_root(r) for r in options.roots]
+    roots = _outermost([resolve_root(r) for r in options.roots])
     if not options.dry_run:
         with engine.begin() as conn:
             report.run_id = repo.start_run(conn, roots, False, now())
@@ -69,6 +69,12 @@ def run_import(
             with engine.begin() as conn:
                 repo.finish_run(conn, report.run_id, status, dict(report.counts), now())
     return report
+
+
+def _outermost(roots: list[str]) -> list[str]:
+    """The roots, each once, less those inside another: ``lora import lib lib/sub`` imports ``lib`` once."""
+    unique = list(dict.fromkeys(roots))
+    return [r for r in unique if not any(other != r and lies_under(r, other) for other in unique)]
 
 
 def _run_root(

@@ -269,3 +269,14 @@ def test_editing_a_sidecar_that_names_another_stems_model_keeps_that_model(engin
     assert not second.problems
     [named] = [r for r in _rows(engine) if r["name"] == "Named"]
     assert named["description"] == "edited" and str(named["file_path"]).endswith("real-file.safetensors")
+
+
+def test_a_root_inside_another_root_is_imported_once(engine: Engine, tmp_path: Path) -> None:
+    """``lora import lib lib/sub lib``: each model once, counted once."""
+    lib = tmp_path / "lib"
+    write_model(lib, "top", civitai_model("Top", file_name="top.safetensors"))
+    write_model(lib / "sub", "inner", civitai_model("Inner", file_name="inner.safetensors"))
+    report = run_import(engine, ImportOptions(roots=[str(lib / "sub"), str(lib), str(lib)]))
+    assert report.counts["new"] == 2 and sum(report.counts.values()) == 2
+    again = run_import(engine, ImportOptions(roots=[str(lib), str(lib / "sub")]))
+    assert again.counts["unchanged"] == 2 and sum(again.counts.values()) == 2
