@@ -60,8 +60,13 @@ def catalog(ctx: typer.Context) -> Engine:
 
 
 def fail(message: str) -> None:
-    """One line on stderr, without Rich (it may not be imported yet)."""
-    sys.stderr.write(f"lora: error: {message}\n")
+    """One line on stderr, without Rich (it may not be imported yet).
+
+    Messages name files and LoRAs from the library: control characters in them are escaped.
+    """
+    from lora_manager.cli.output import safe_text
+
+    sys.stderr.write(f"lora: error: {safe_text(message)}\n")
     sys.stderr.flush()
 
 

@@ -64,13 +64,15 @@ def list_(
     for r in records:
         name = r["name"] + (" [missing]" if r["missing_since"] else "")
         table.add_row(
-            name,
-            r["version"] or "",
-            r["base_model"] or "",
-            r["author_username"] or "",
-            ", ".join(r["tags"]),
-            f"{r['weight']:g}",
-            r["file_path"],
+            *output.cells(
+                name,
+                r["version"],
+                r["base_model"],
+                r["author_username"],
+                ", ".join(r["tags"]),
+                f"{r['weight']:g}",
+                r["file_path"],
+            )
         )
     output.out.print(table)
     output.err.print(f"{len(records)} LoRA{'s' if len(records) != 1 else ''}", style="dim")

@@ -38,7 +38,7 @@ def orphans(
 
     table = Table("kind", "path", "header says", "base model", "detail", header_style="bold")
     for o in found:
-        table.add_row(o.kind, o.path, o.output_name or "", o.base_model or "", o.detail)
+        table.add_row(*output.cells(o.kind, o.path, o.output_name, o.base_model, o.detail))
     output.out.print(table)
     models = sum(o.kind == "model" for o in found)
     output.err.print(

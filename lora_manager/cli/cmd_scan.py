@@ -44,7 +44,7 @@ def scan(
 
         table = Table("action", "entry", "name", "version", "detail", box=None)
         for row in rows:
-            table.add_row(*(str(v) if v is not None else "" for v in row))
+            table.add_row(*output.cells(*row))
         output.out.print(table)
         c = report.counts
         output.line(f"{c['new']} new, {c['updated']} changed, {c['unchanged']} unchanged, {c['failed']} invalid")

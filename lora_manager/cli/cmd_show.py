@@ -42,7 +42,7 @@ def show(
         if value in (None, [], {}, ""):
             continue
         text = _text(value)
-        table.add_row(key, text if key not in LONG or len(text) < 400 else text[:400] + " ...")
+        table.add_row(*output.cells(key, text if key not in LONG or len(text) < 400 else text[:400] + " ..."))
     output.out.print(table)
 
 

@@ -8,6 +8,7 @@ a pipe or under cron does not pay for it.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,47 @@ from typing import Any
 from lora_manager.cli import silence_stdout
 
 _consoles: dict[str, Any] = {}
+
+# Characters that must never reach a terminal or a line-oriented pipe as they are: C0 controls
+# (tab, newline and carriage return too: they would split a plain line or forge another), DEL,
+# C1 controls (U+009B is CSI on its own), the Unicode line and paragraph separators, the bidi
+# controls that reorder what is shown (U+202E makes "exe.txt" read "txt.exe"), and lone
+# surrogates (an undecodable byte of a file name, which would go out raw or fail to encode).
+_UNSAFE_RANGES = (
+    (0x00, 0x1F),  # C0
+    (0x7F, 0x9F),  # DEL, C1
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x200E, 0x200F),  # LRM, RLM
+    (0x2028, 0x2029),  # line and paragraph separators
+    (0x202A, 0x202E),  # LRE, RLE, PDF, LRO, RLO
+    (0x2066, 0x2069),  # LRI, RLI, FSI, PDI
+    (0xD800, 0xDFFF),  # lone surrogates
+)
+_UNSAFE = re.compile("[" + "".join(rf"\U{lo:08x}-\U{hi:08x}" for lo, hi in _UNSAFE_RANGES) + "]")
+_ESCAPES = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for lo, hi in _UNSAFE_RANGES
+    for code in range(lo, hi + 1)
+} | {ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every control, bidi and separator character shown as a visible escape (``\\x1b``).
+
+    For anything read from the library (names, tags, descriptions, file names) on its way to a
+    terminal or a plain line; ``--json`` keeps the exact text. Ordinary text, non-ASCII letters
+    and emoji included, is returned as it is, and fast: the scan is one regex search.
+    """
+    if _UNSAFE.search(text) is None:
+        return text
+    return text.translate(_ESCAPES)
+
+
+def cells(*values: Any) -> list[Any]:
+    """Rich table cells for untrusted values: escaped by :func:`safe_text`, never read as markup."""
+    from rich.text import Text
+
+    return [Text(safe_text("" if v is None else str(v))) for v in values]
 
 
 def __getattr__(name: str) -> Any:
@@ -60,18 +102,18 @@ def print_json(data: Any) -> None:
 
 
 def line(text: str) -> None:
-    """One line of text on stdout, as written (no markup, no wrapping)."""
-    _write(sys.stdout, text + "\n")
+    """One line of text on stdout, control characters escaped (no markup, no wrapping)."""
+    _write(sys.stdout, safe_text(text) + "\n")
 
 
 def plain(*fields: Any) -> None:
-    """One tab-separated line on stdout, for pipes and grep."""
-    line("\t".join("" if f is None else str(f).replace("\t", " ").replace("\n", " ") for f in fields))
+    """One tab-separated line on stdout, for pipes and grep; a tab or newline in a field is escaped."""
+    _write(sys.stdout, "\t".join("" if f is None else safe_text(str(f)) for f in fields) + "\n")
 
 
 def warn(message: str) -> None:
-    """One line on stderr."""
-    _write(sys.stderr, message + "\n")
+    """One line on stderr, control characters escaped."""
+    _write(sys.stderr, safe_text(message) + "\n")
 
 
 @contextmanager
