@@ -1,0 +1,186 @@
+"""Ignore rules: what `.loraignore` may be, which patterns are refused, and that ordinary ones still work."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lora_manager.cli import app
+from lora_manager.errors import LoraError
+from lora_manager.ignore import MAX_IGNORE_BYTES, MAX_PATTERNS, IgnoreRules, load_ignore
+from lora_manager.paths import resolve_root
+from tests.builders import civitai_model, write_model
+
+SECRET = "API_KEY=sk-very-secret"
+
+
+def _library(tmp_path: Path) -> Path:
+    lib = tmp_path / "lib"
+    write_model(lib, "good", civitai_model("Good", file_name="good.safetensors"))
+    write_model(lib / "_trash", "old", civitai_model("Old", file_name="old.safetensors"))
+    return lib
+
+
+def _names(runner: CliRunner) -> list[str]:
+    return [r["name"] for r in json.loads(runner.invoke(app, ["list", "--json"]).stdout)]
+
+
+def _load(lib: Path, *patterns: str) -> IgnoreRules:
+    return load_ignore(resolve_root(lib), list(patterns))
+
+
+def test_a_loraignore_link_is_followed_inside_the_library_and_refused_out_of_it(tmp_path: Path) -> None:
+    """A link to rules kept elsewhere in the library is read; one leading out of it is a usage error."""
+    lib = _library(tmp_path)
+    (lib / "config").mkdir()
+    (lib / "config" / "ignore.txt").write_text("_trash/\n", encoding="utf-8")
+    (lib / ".loraignore").symlink_to(Path("config") / "ignore.txt")
+    rules = _load(lib)
+    assert rules.match is not None and rules.match("_trash/") and not rules.match("good.safetensors")
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "private.txt").write_text("_trash/\n", encoding="utf-8")
+    (lib / ".loraignore").unlink()
+    (lib / ".loraignore").symlink_to(Path("..") / "outside" / "private.txt")
+    with pytest.raises(LoraError, match=r"\.loraignore: a link that leads out of the library") as caught:
+        _load(lib)
+    assert caught.value.exit_code == 2
+
+
+def test_import_refuses_a_loraignore_leading_out_and_never_shows_its_content(runner: CliRunner, tmp_path: Path) -> None:
+    """The outside file's lines are neither applied nor echoed: exit 2 naming the link, nothing imported."""
+    lib = _library(tmp_path)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "private.txt").write_text(f"good.json\n{SECRET} \\\n", encoding="utf-8")
+    (lib / ".loraignore").symlink_to(tmp_path / "outside" / "private.txt")
+    result = runner.invoke(app, ["import", str(lib)])
+    assert result.exit_code == 2, result.output
+    assert f"{lib / '.loraignore'}: a link that leads out of the library" in result.stderr
+    assert SECRET not in result.output and "private.txt" not in result.output
+    assert _names(runner) == []
+
+
+def test_a_fifo_loraignore_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    """Opening a FIFO would wait forever: it is refused at once as not a regular file."""
+    lib = _library(tmp_path)
+    os.mkfifo(lib / ".loraignore")
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            _load(lib)
+        except LoraError as exc:
+            errors.append(exc)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    loader.join(timeout=20)
+    assert not loader.is_alive(), "load_ignore waited on a FIFO"
+    assert [str(e) for e in errors] == [f"{lib / '.loraignore'}: cannot read: not a regular file"]
+
+
+def test_a_pattern_that_could_backtrack_for_hours_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    """``a*a*...x`` hangs the regex on a long name: refused before any matching, with its line number."""
+    lib = _library(tmp_path)
+    write_model(lib, "a" * 60, civitai_model("Long", file_name="a" * 60 + ".safetensors"))
+    (lib / ".loraignore").write_text("# comment\n\n*.tmp\n" + "a*" * 16 + "x\n", encoding="utf-8")
+    with pytest.raises(LoraError) as caught:
+        _load(lib)
+    assert caught.value.message.startswith(f"{lib / '.loraignore'}, line 4: ignore pattern 'a*a*a*")
+    assert "16 '*' wildcards; at most 3" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("*a*a*a*", "4 '*' wildcards"),
+        ("a****b", "4 '*' wildcards"),
+        ("a/**/b/**/c", "2 leading or inner '**' folders"),
+        ("**/a/**/b", "2 leading or inner '**' folders"),
+    ],
+)
+def test_import_refuses_an_ignore_option_with_too_many_wildcards(
+    runner: CliRunner, tmp_path: Path, pattern: str, reason: str
+) -> None:
+    """An ``--ignore`` pattern over the wildcard limits exits 2 naming the option and the reason."""
+    lib = _library(tmp_path)
+    result = runner.invoke(app, ["import", str(lib), "--ignore", pattern])
+    assert result.exit_code == 2, result.output
+    assert f"--ignore: ignore pattern {pattern!r} has {reason}" in result.stderr
+    assert _names(runner) == []
+
+
+def test_more_patterns_than_the_limit_are_refused_naming_the_file(runner: CliRunner, tmp_path: Path) -> None:
+    """--ignore and .loraignore together hold at most MAX_PATTERNS patterns; comments and blanks are free."""
+    lib = _library(tmp_path)
+    comments = "# a comment\n\n" * 50
+    (lib / ".loraignore").write_text(comments + "".join(f"p{i}*q\n" for i in range(MAX_PATTERNS - 1)))
+    rules = _load(lib, "_trash/")
+    assert rules.match is not None and rules.match("_trash/")
+
+    result = runner.invoke(app, ["import", str(lib), "--ignore", "_trash/", "--ignore", "one-more"])
+    assert result.exit_code == 2, result.output
+    assert f"{lib / '.loraignore'}: {MAX_PATTERNS + 1} ignore patterns" in result.stderr
+    assert f"at most {MAX_PATTERNS} are allowed" in result.stderr
+    assert _names(runner) == []
+
+
+def test_a_loraignore_over_the_size_limit_is_refused_not_cut(tmp_path: Path) -> None:
+    """A cut could split a pattern and apply half of it: a file over the limit stops the run."""
+    lib = _library(tmp_path)
+    (lib / ".loraignore").write_text("#" * MAX_IGNORE_BYTES + "\n_trash/\n", encoding="utf-8")
+    with pytest.raises(LoraError, match=rf"\.loraignore: larger than {MAX_IGNORE_BYTES:,} bytes"):
+        _load(lib)
+
+
+def test_an_invalid_pattern_is_named_by_line_and_quoted_at_most_200_characters(tmp_path: Path) -> None:
+    """The message names the line and quotes only the start of the offending pattern, never all of it."""
+    lib = _library(tmp_path)
+    long_bad = "x" * 5000 + "\\"
+    (lib / ".loraignore").write_text(f"_trash/\n{long_bad}\n", encoding="utf-8")
+    with pytest.raises(LoraError) as caught:
+        _load(lib)
+    assert caught.value.message == (
+        f"{lib / '.loraignore'}, line 2: ignore pattern '{'x' * 200}…' is not valid gitignore syntax"
+    )
+    (lib / ".loraignore").write_text("_trash/\nb/[z-a]\n", encoding="utf-8")
+    with pytest.raises(LoraError, match=r"line 2: ignore pattern 'b/\[z-a\]' is not valid: bad character range z-a$"):
+        _load(lib)
+
+
+def test_ordinary_gitignore_patterns_behave_as_before(tmp_path: Path) -> None:
+    """Regression guard for the new limits: everyday patterns are accepted and match as gitignore does."""
+    lib = _library(tmp_path)
+    text = (
+        "# leftovers\n\n*.tmp\n**/cache/\n*-*-*.json\n*.json\n!keep.json\n[Bb]ackup*/\n/top-only\n"
+        "\\#notes\n**/*.bak*\nx/**/y\n"
+    )
+    (lib / ".loraignore").write_text(text, encoding="utf-8")
+    rules = _load(lib)
+    assert rules.match is not None and rules.text == text.rstrip("\n")
+    expected = {
+        "b.tmp": True,
+        "a/b.tmp": True,
+        "deep/x/cache/": True,
+        "deep/x/cache/m.safetensors": True,
+        "cache": False,
+        "m.json": True,
+        "keep.json": False,
+        "sub/keep.json": False,
+        "Backup1/": True,
+        "backup/m.safetensors": True,
+        "xbackup/": False,
+        "top-only": True,
+        "sub/top-only": False,
+        "#notes": True,
+        "# leftovers": False,
+        "a/m.bak1": True,
+        "x/1/2/y": True,
+        "m.safetensors": False,
+    }
+    assert {path: rules.match(path) for path in expected} == expected
