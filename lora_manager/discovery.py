@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
 from lora_manager.listings import Listed, changed_files, files_record, fingerprint, int64, snapshot
-from lora_manager.paths import is_inside, is_utf8, printable
+from lora_manager.paths import LINK_OUT, is_inside, is_utf8, printable
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 # Longest first: ``foo.metadata.json`` is a Lora-Manager sidecar of ``foo``, not a ``.json`` of ``foo.metadata``.
@@ -338,7 +338,7 @@ def _list(
             continue
         if is_dir:
             if item.is_symlink() and not is_inside(item.path, root):
-                problems.append((item.path, FailureKind.UNSAFE_PATH, "link leads out of the library; not followed"))
+                problems.append((item.path, FailureKind.UNSAFE_PATH, LINK_OUT))
                 continue
             subdirs.append(item.path)
             continue

@@ -1,8 +1,9 @@
 """Paths of the library: the root as given, whether a path stays inside it, names that are not UTF-8.
 
 Every file the importer reads is checked with :func:`is_inside`, so a link cannot lead it out
-of the library, and opened with :func:`open_regular`, so a FIFO cannot stop it; names the file
-system gives that are not UTF-8 are reported, never stored or printed as they are.
+of the library, and opened with :func:`open_regular`, so a FIFO cannot stop it and, given the
+root, a file swapped for a link out after that check is refused on the open descriptor; names
+the file system gives that are not UTF-8 are reported, never stored or printed as they are.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ def resolve_root(path: str | os.PathLike[str]) -> str:
 
 def is_inside(path: str, root: str) -> bool:
     """True when the real path of ``path`` lies under ``root`` (itself a real path)."""
-    real = os.path.realpath(path)
+    return lies_under(os.path.realpath(path), root)
+
+
+def lies_under(real: str, root: str) -> bool:
+    """True when the real path ``real`` is ``root`` or lies below it (a string test: nothing is resolved)."""
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
@@ -50,22 +55,59 @@ def printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def open_regular(path: str, buffering: int = -1) -> io.BufferedReader | io.FileIO:
+LINK_OUT = "link leads out of the library; not followed"  # the message of every such refusal
+
+
+class LeadsOut(OSError):
+    """The file opened lies outside the folder it had to stay in: reached through a link out."""
+
+
+def open_regular(path: str, buffering: int = -1, *, inside: str | None = None) -> io.BufferedReader | io.FileIO:
     """``open(path, "rb")`` that never waits: anything but a regular file raises ``OSError``.
 
     The walk groups regular files only, but a file can be swapped for a FIFO before it is
     read, and opening a FIFO for reading waits for a writer, forever. Opened non-blocking
     (which a FIFO allows at once) and checked on the open descriptor, nothing can slip in
     between the check and the read.
+
+    With ``inside`` (a real path, as :func:`resolve_root` gives), the file the descriptor
+    holds must lie under it, by the same rule as :func:`is_inside`: a file swapped for a
+    link out of the library after the walk checked it raises :class:`LeadsOut` unread.
     """
     nonblock = getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
+        if inside is not None and not lies_under(_opened_path(fd, st, path) or "", inside):
+            raise LeadsOut(errno.EXDEV, "leads out of the library; not followed", path)
         if nonblock:
             os.set_blocking(fd, True)
         return cast("io.BufferedReader | io.FileIO", os.fdopen(fd, "rb", buffering=buffering))
     except BaseException:
         os.close(fd)
         raise
+
+
+def _opened_path(fd: int, st: os.stat_result, path: str) -> str | None:
+    """The real path of the file open as ``fd``, or None when it cannot be proven.
+
+    Linux names it in ``/proc/self/fd`` (one ``readlink``, ~2 µs; a file deleted since shows
+    its last path plus `` (deleted)``, which keeps the prefix). Elsewhere the path is
+    resolved again after the open, and counts only if it names the very file the descriptor
+    holds (device and inode), so a swap between the open and the resolve is caught.
+    """
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        pass
+    else:
+        if real.startswith(os.sep):
+            return real
+    real = os.path.realpath(path)
+    try:
+        named = os.stat(real)
+    except OSError:
+        return None
+    return real if (named.st_dev, named.st_ino) == (st.st_dev, st.st_ino) else None

@@ -16,7 +16,7 @@ import orjson
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import HeaderInfo
 from lora_manager.parsing.base import without_surrogates
-from lora_manager.paths import open_regular
+from lora_manager.paths import LINK_OUT, LeadsOut, open_regular
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_VALUE_CHARS = 64 * 1024  # longer metadata values (embedded images, huge tag lists) are dropped
@@ -40,10 +40,14 @@ BASE_MODELS = (
 )
 
 
-def read_header(path: str, file_size: int | None = None) -> HeaderInfo:
-    """The header of the safetensors file at ``path``; raises :class:`SidecarError` if it is not one."""
+def read_header(path: str, file_size: int | None = None, *, inside: str | None = None) -> HeaderInfo:
+    """The header of the safetensors file at ``path``; raises :class:`SidecarError` if it is not one.
+
+    With ``inside`` (the library's real root), a file that is really elsewhere (a link out,
+    swapped in since the walk) is refused unread, as ``unsafe_path``.
+    """
     try:
-        with open_regular(path) as f:
+        with open_regular(path, inside=inside) as f:
             head = f.read(65536)
             if len(head) < 8:
                 raise SidecarError(FailureKind.BAD_HEADER, "safetensors file shorter than its 8-byte header length")
@@ -59,6 +63,8 @@ def read_header(path: str, file_size: int | None = None) -> HeaderInfo:
             if len(raw) < length:
                 f.seek(8 + len(raw))
                 raw += f.read(length - len(raw))
+    except LeadsOut:
+        raise SidecarError(FailureKind.UNSAFE_PATH, LINK_OUT) from None
     except OSError as exc:
         raise SidecarError(FailureKind.UNREADABLE, f"cannot read model file: {exc.strerror}") from None
     return parse_header(raw, 8 + length)

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
+from lora_manager.cli import app
 from lora_manager.db.jsontext import MAX_DEPTH, dumps, storable
 from lora_manager.services import reading
 from lora_manager.services.catalog import ListQuery, list_adapters
@@ -73,8 +75,10 @@ def test_nul_characters_in_kept_json_and_in_header_metadata_are_dropped(engine: 
     assert "ab" in json.dumps(rows["Bad"]["extra"])
 
 
-def test_a_file_dated_after_2262_is_imported_and_then_unchanged(engine: Engine, tmp_path: Path) -> None:
-    """Its mtime in nanoseconds is past 64 bits: the walk, the fingerprint and the rows all cope."""
+def test_a_file_dated_after_2262_is_imported_and_hashed_and_then_unchanged(
+    engine: Engine, catalog_url: str, tmp_path: Path
+) -> None:
+    """Its mtime in nanoseconds is past 64 bits: the walk, the fingerprint, the rows and ``lora hash`` all cope."""
     lib = _library(tmp_path, json.dumps(civitai_model("Bad", file_name="bad.safetensors")))
     late = 10_413_792_000 * 10**9  # 2300-01-01
     for name in ("bad.json", "bad.safetensors"):
@@ -83,6 +87,10 @@ def test_a_file_dated_after_2262_is_imported_and_then_unchanged(engine: Engine, 
         pytest.skip("this file system cannot hold a time after 2262")
     rows = _import_twice(engine, lib)
     assert sorted(rows) == ["Bad", "Good"]
+    for _ in range(2):  # hashed once, then current
+        result = CliRunner().invoke(app, ["--db", catalog_url, "hash", "--json"])
+        assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["hashes"] == []
 
 
 def test_storable_makes_what_orjson_refuses_writable_and_leaves_the_rest_as_it_is() -> None:

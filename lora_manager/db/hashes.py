@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, tuple_, update
 
 from lora_manager.db.repository import chunks
-from lora_manager.db.schema import adapter, entry, model_file
+from lora_manager.db.schema import adapter, entry, import_run, model_file
 
 # Every computed-hash column: what a file that changed loses.
 HASH_COLUMNS = ("sha256", "tensor_sha256", "autov3", "autov3_source", "hashed_size", "hashed_mtime_ns", "hashed_at")
@@ -69,6 +69,14 @@ def load_files(conn: Connection, folders: Sequence[str] = (), files: Sequence[st
     for part in chunks(sorted(set(files))):
         rows.update((r[0], FileRow(*r)) for r in conn.execute(stmt.where(model_file.c.path.in_(part))))
     return [rows[p] for p in sorted(rows)]
+
+
+def library_roots(conn: Connection) -> list[str]:
+    """Every folder an import was ever run on (real paths, as ``resolve_root`` gave them), shortest first."""
+    roots: set[str] = set()
+    for (recorded,) in conn.execute(select(import_run.c.roots)):
+        roots.update(r for r in recorded or () if isinstance(r, str) and r)
+    return sorted(roots, key=lambda r: (len(r), r))
 
 
 def adapter_files(conn: Connection, query: str) -> list[str]:

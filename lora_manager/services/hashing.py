@@ -32,8 +32,9 @@ from sqlalchemy import Engine
 from lora_manager.db import hashes as db
 from lora_manager.db import repository as repo
 from lora_manager.errors import FailureKind, LoraError, SidecarError
+from lora_manager.listings import int64
 from lora_manager.models import FileProblem
-from lora_manager.paths import open_regular, resolve_root
+from lora_manager.paths import LINK_OUT, LeadsOut, is_inside, lies_under, open_regular, resolve_root
 from lora_manager.safetensors import MAX_HEADER_BYTES, parse_header
 
 CHUNK = 1024 * 1024
@@ -124,17 +125,20 @@ def hash_file(
     abort: threading.Event | None = None,
     on_bytes: Callable[[int], None] | None = None,
     expect: tuple[int, int] | None = None,
+    *,
+    inside: str | None = None,
 ) -> FileHashes:
     """Hash ``path`` in one read; raises :class:`FileChanged` if it moved meanwhile (or differs from ``expect``).
 
     ``whole=False`` is a tensor-only pass (the SHA256 is known). ``tensor``: ``auto`` hashes the
     tensor data unless the header records AutoV3, ``always`` hashes it anyway, ``never`` skips it.
+    With ``inside``, a file that is really elsewhere (a link out) raises :class:`LeadsOut` unread.
     """
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    with open_regular(path, buffering=0) as f:
+    with open_regular(path, buffering=0, inside=inside) as f:
         before = os.fstat(f.fileno())
-        if expect is not None and (before.st_size, before.st_mtime_ns) != expect:
+        if expect is not None and (before.st_size, int64(before.st_mtime_ns)) != expect:
             raise FileChanged(path)
         full = hashlib.sha256() if whole else None
         tensors = tensor != "never" and path.lower().endswith(".safetensors")
@@ -158,7 +162,7 @@ def hash_file(
     tensor_sha256 = part.hasher.hexdigest() if part is not None and part.hasher is not None else None
     header_autov3 = part.header_autov3 if part is not None else None
     sha256 = full.hexdigest() if full is not None else None
-    return FileHashes(before.st_size, before.st_mtime_ns, sha256, tensor_sha256, header_autov3)
+    return FileHashes(before.st_size, int64(before.st_mtime_ns), sha256, tensor_sha256, header_autov3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +218,7 @@ class _Job:
     path: str
     size: int
     expect: tuple[int, int] | None  # (size, mtime) of a current SHA256: only the tensor data is wanted
+    inside: str  # where the file must really be (see ``_library_of``)
 
 
 def split_paths(paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -248,23 +253,46 @@ def run_hashing(
             rows = db.load_files(conn, files=files)
         else:
             rows = db.load_files(conn, *split_paths(options.paths))
+        roots = db.library_roots(conn)
     report.files = len(rows)
-    jobs = _plan(engine, rows, options, report)
+    jobs = _plan(engine, rows, options, report, roots)
     if jobs:
         _hash_all(engine, jobs, options, report, progress, should_stop)
     report.duration = time.monotonic() - started
     return report
 
 
-def _plan(engine: Engine, rows: list[db.FileRow], options: HashOptions, report: HashReport) -> list[_Job]:
-    """Stat every file: record what vanished, came back or changed; return what must be read."""
+def _library_of(path: str, roots: Sequence[str]) -> str:
+    """The folder ``path`` must really lie in: the outermost imported root holding it.
+
+    A file catalogued by an import of that folder may link anywhere in it, as the walk allows.
+    A path under no recorded root (runs deleted by hand) gets itself: no link is followed.
+    """
+    return next((root for root in roots if lies_under(path, root)), path)
+
+
+def _plan(
+    engine: Engine, rows: list[db.FileRow], options: HashOptions, report: HashReport, roots: Sequence[str] = ()
+) -> list[_Job]:
+    """Stat every file: record what vanished, came back or changed; return what must be read.
+
+    ``roots`` (shortest first) are the folders imports ran on: a file must really lie in the
+    one holding it. A link out is reported here, before its target's size is even recorded,
+    and a file swapped for one after this stat is refused when it is opened.
+    """
     gone: list[str] = []
     back: list[str] = []
     moved: dict[bool, list[dict[str, Any]]] = {True: [], False: []}  # drop hashes? -> rows
     jobs: list[_Job] = []
     for row in rows:
+        inside = _library_of(row.path, roots)
         try:
-            st = os.stat(row.path)
+            st = os.lstat(row.path)  # one call, as a stat, for all but links
+            if statmod.S_ISLNK(st.st_mode):
+                if not is_inside(row.path, inside):
+                    report.problems.append(_leads_out(row.path, inside))
+                    continue
+                st = os.stat(row.path)
         except FileNotFoundError:
             report.vanished.append(row.path)
             if row.missing_since is None:
@@ -278,14 +306,15 @@ def _plan(engine: Engine, rows: list[db.FileRow], options: HashOptions, report: 
             continue
         if row.missing_since is not None:
             back.append(row.path)
-        current = row.current_at(st.st_size, st.st_mtime_ns)
-        if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
-            moved[not current].append({"path": row.path, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        mtime_ns = int64(st.st_mtime_ns)  # as the catalog stores it (see listings.int64)
+        current = row.current_at(st.st_size, mtime_ns)
+        if (st.st_size, mtime_ns) != (row.size, row.mtime_ns):
+            moved[not current].append({"path": row.path, "size": st.st_size, "mtime_ns": mtime_ns})
         tensor_wanted = options.tensor == "always" and row.autov3_source == "header" and row.tensor_sha256 is None
         if current and not tensor_wanted:
             report.current += 1
             continue
-        jobs.append(_Job(row.path, st.st_size, (st.st_size, st.st_mtime_ns) if current else None))
+        jobs.append(_Job(row.path, st.st_size, (st.st_size, mtime_ns) if current else None, inside))
     if gone or back or any(moved.values()):
         with engine.begin() as conn:
             repo.mark_model_files_missing(conn, gone, datetime.now(UTC))
@@ -297,6 +326,16 @@ def _plan(engine: Engine, rows: list[db.FileRow], options: HashOptions, report: 
 
 def _unreadable(path: str, message: str) -> FileProblem:
     return FileProblem(path=path, kind=FailureKind.UNREADABLE.value, message=message)
+
+
+def _leads_out(path: str, inside: str) -> FileProblem:
+    """A catalogued file that is really outside its library (a link out): reported, never hashed."""
+    message = (
+        LINK_OUT
+        if inside != path
+        else "a link, and no import of a folder holding it is recorded; not followed (run `lora import` on its library)"
+    )
+    return FileProblem(path=path, kind=FailureKind.UNSAFE_PATH.value, message=message)
 
 
 def _hash_all(
@@ -317,7 +356,7 @@ def _hash_all(
             read[0] += n
 
     def work(job: _Job) -> FileHashes:
-        return hash_file(job.path, job.expect is None, options.tensor, abort, count, job.expect)
+        return hash_file(job.path, job.expect is None, options.tensor, abort, count, job.expect, inside=job.inside)
 
     total_bytes = sum(j.size for j in jobs)
     pending: list[dict[str, Any]] = []
@@ -330,6 +369,9 @@ def _hash_all(
         try:
             result = fut.result()
         except Aborted:
+            return
+        except LeadsOut:  # swapped for a link out since the stat above: nothing of it was read
+            report.problems.append(_leads_out(job.path, job.inside))
             return
         except OSError as exc:  # FileChanged is not stored: the next run reads the file again
             if isinstance(exc, FileChanged | FileNotFoundError):
@@ -382,7 +424,7 @@ def on_disk(path: str, size: int, mtime_ns: int) -> str:
         st = os.stat(path)
     except OSError:
         return "gone"
-    return "same" if (st.st_size, st.st_mtime_ns) == (size, mtime_ns) else "changed"
+    return "same" if (st.st_size, int64(st.st_mtime_ns)) == (size, mtime_ns) else "changed"
 
 
 def verify(engine: Engine, paths: Sequence[str] = ()) -> db.VerifyReport:

@@ -61,7 +61,7 @@ def find_orphans(engine: Engine | None, roots: list[str], ignore: list[str] | No
             flagged = [s for s in repo.load_entries_with_status(conn, root, FLAGGED) if os.path.dirname(s.key) in clean]
             recheck: set[str] = set()
             for s in flagged:
-                from_catalog = _from_stored(s)
+                from_catalog = _from_stored(s, root)
                 if from_catalog is None:
                     recheck.add(os.path.dirname(s.key))
                 else:
@@ -93,13 +93,13 @@ def _from_entries(root: str, entries: list[Entry], stored: dict[str, repo.Stored
             missing_model = entry.model is None
         model = entry.model
         if status == "orphan" and model is not None:
-            found.append(_model_orphan(entry.path(model.name), model.size))
+            found.append(_model_orphan(entry.path(model.name), model.size, root))
         elif missing_model:
             found += [_sidecar_orphan(entry.path(f.name), f.size, entry.stem) for f in entry.sidecars]
     return found
 
 
-def _from_stored(s: repo.StoredEntry) -> list[Orphan] | None:
+def _from_stored(s: repo.StoredEntry, root: str) -> list[Orphan] | None:
     """The orphans of an unchanged entry, from what the catalog stored; None if that cannot be trusted.
 
     The files are read back from the stored signature (``m:name:size:mtime|s:...``). A name
@@ -120,7 +120,7 @@ def _from_stored(s: repo.StoredEntry) -> list[Orphan] | None:
         model = next(((n, size) for n, size in files["m"] if s.model_path == directory + os.sep + n), None)
         if s.model_path is None or model is None or not _on_disk(s.model_path, model[1]):
             return None
-        return [_model_orphan(s.model_path, model[1])]
+        return [_model_orphan(s.model_path, model[1], root)]
     if files["m"]:
         return []  # failed for another reason than a missing model
     sidecars = [(directory + os.sep + n, size) for n, size in files["s"]]
@@ -141,12 +141,12 @@ def _sidecar_orphan(path: str, size: int, stem: str) -> Orphan:
     return Orphan("sidecar", path, size, detail=f"no model file named {stem}.* beside it")
 
 
-def _model_orphan(path: str, size: int) -> Orphan:
-    """A model file without metadata, with what its own header says about it."""
+def _model_orphan(path: str, size: int, root: str) -> Orphan:
+    """A model file without metadata, with what its own header says about it (read only inside ``root``)."""
     orphan = Orphan("model", path, size, detail="no metadata sidecar")
     if path.lower().endswith(".safetensors"):
         try:
-            header = read_header(path, size)
+            header = read_header(path, size, inside=root)
         except SidecarError as exc:
             orphan.detail += f"; {exc.message}"
         else:

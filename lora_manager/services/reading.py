@@ -19,7 +19,7 @@ from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
 from lora_manager.parsing.base import ParseContext, safe_file_name
 from lora_manager.parsing.merge import merged_fields
 from lora_manager.parsing.registry import parse_sidecar
-from lora_manager.paths import is_inside, open_regular
+from lora_manager.paths import LINK_OUT, LeadsOut, is_inside, open_regular
 from lora_manager.safetensors import read_header
 from lora_manager.services.import_report import DEFAULT_MAX_SIDECAR_BYTES
 
@@ -76,7 +76,7 @@ def _read_entry(entry: Entry, root: str, max_sidecar_bytes: int) -> EntryResult:
     if not entry.sidecars:
         result.status = "orphan" if model else "failed"
         return result
-    parsed, refs = _parse_sidecars(entry, model.name if model else None, max_sidecar_bytes, result.problems)
+    parsed, refs = _parse_sidecars(entry, model.name if model else None, max_sidecar_bytes, result.problems, root)
     if not parsed:
         noise_only = all(p.kind == FailureKind.NOT_METADATA.value for p in result.problems)
         result.status = ("orphan" if model else "skipped") if noise_only else "failed"
@@ -96,7 +96,7 @@ def _read_entry(entry: Entry, root: str, max_sidecar_bytes: int) -> EntryResult:
         )
         return result
     model_path = entry.path(model.name)
-    header = _header(model_path, model.size, result.problems)
+    header = _header(model_path, model.size, result.problems, root)
     preview = min(entry.previews, key=lambda n: (".preview." not in n.lower(), n)) if entry.previews else None
     result.row = fields_row(
         merged_fields(parsed, refs, model_path, entry.stem, header, entry.path(preview) if preview else None)
@@ -112,7 +112,7 @@ def _note_model(result: EntryResult, entry: Entry, model: FileStat | None) -> No
 
 
 def _parse_sidecars(
-    entry: Entry, model_name: str | None, max_bytes: int, problems: list[FileProblem]
+    entry: Entry, model_name: str | None, max_bytes: int, problems: list[FileProblem], root: str | None = None
 ) -> tuple[list[SidecarInfo], list[SidecarRef]]:
     """Every usable sidecar of ``entry``, parsed; the others become problems."""
     raw_by_name: list[tuple[str, bytes, int, int]] = []
@@ -128,8 +128,11 @@ def _parse_sidecars(
             )
             continue
         try:
-            with open_regular(path) as fh:
+            with open_regular(path, inside=root) as fh:
                 raw = fh.read(max_bytes + 1)
+        except LeadsOut:  # swapped for a link out of the library since the walk
+            problems.append(FileProblem(path=path, kind=FailureKind.UNSAFE_PATH.value, message=LINK_OUT))
+            continue
         except OSError as exc:
             problems.append(
                 FileProblem(path=path, kind=FailureKind.UNREADABLE.value, message=f"cannot read: {exc.strerror}")
@@ -190,12 +193,12 @@ def _model_named_by(entry: Entry, parsed: list[SidecarInfo], root: str) -> FileS
     return None
 
 
-def _header(model_path: str, size: int, problems: list[FileProblem]) -> HeaderInfo | None:
+def _header(model_path: str, size: int, problems: list[FileProblem], root: str | None = None) -> HeaderInfo | None:
     """The safetensors header, or None for other formats (pickles are never opened)."""
     if not model_path.lower().endswith(".safetensors"):
         return None
     try:
-        return read_header(model_path, size)
+        return read_header(model_path, size, inside=root)
     except SidecarError as exc:
         problems.append(FileProblem(path=model_path, kind=exc.kind.value, message=exc.message))
         return None
