@@ -96,7 +96,7 @@ def test_files_swapped_for_fifos_after_the_walk_are_reported_not_waited_on(tmp_p
 
     from lora_manager.discovery import walk
     from lora_manager.paths import resolve_root
-    from lora_manager.services.hashing import hash_file
+    from lora_manager.services.file_hashes import hash_file
     from lora_manager.services.reading import EntryResult, read_entry
 
     lib = tmp_path / "lib"

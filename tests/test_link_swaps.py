@@ -18,7 +18,7 @@ from lora_manager.db import open_catalog
 from lora_manager.db.schema import import_run, model_file
 from lora_manager.discovery import walk
 from lora_manager.paths import LeadsOut, open_regular, resolve_root
-from lora_manager.services.hashing import hash_file
+from lora_manager.services.file_hashes import hash_file
 from lora_manager.services.reading import read_entry
 from tests.builders import civitai_model, write_json, write_model, write_safetensors
 

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from lora_manager.db.schema import model_file
-from lora_manager.services.hashing import CHUNK, FileChanged, HashOptions, hash_file, run_hashing
+from lora_manager.services.file_hashes import CHUNK, FileChanged, hash_file
+from lora_manager.services.hashing import HashOptions, run_hashing
 from lora_manager.services.importer import ImportOptions, run_import
 from tests.builders import civitai_version, write_model, write_safetensors
 
