@@ -7,20 +7,20 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from lora_manager.cli import app
 from lora_manager.db import open_catalog
-from lora_manager.db.schema import import_run, model_file
+from lora_manager.db.schema import import_run
 from lora_manager.discovery import walk
 from lora_manager.paths import LeadsOut, open_regular, resolve_root
 from lora_manager.services.file_hashes import hash_file
 from lora_manager.services.reading import read_entry
 from tests.builders import civitai_model, write_json, write_model, write_safetensors
+from tests.cli.test_hash import rows
 
 SECRET = "OUTSIDE-SECRET"
 
@@ -38,15 +38,6 @@ def _swap_for_link(path: Path, target: str) -> None:
     tmp = path.with_name(".swap")
     os.symlink(target, tmp)
     os.replace(tmp, path)
-
-
-def _rows(db: str) -> dict[str, dict[str, Any]]:
-    engine = open_catalog(db)
-    try:
-        with engine.connect() as conn:
-            return {r.path: dict(r._mapping) for r in conn.execute(select(model_file))}
-    finally:
-        engine.dispose()
 
 
 def test_open_regular_inside_refuses_links_out_absolute_and_relative(tmp_path: Path) -> None:
@@ -150,7 +141,7 @@ def test_lora_hash_does_not_hash_a_model_file_replaced_by_a_link_out(runner: Cli
     in_model = write_model(lib, "in", civitai_model("In", file_name="in.safetensors"))
     write_safetensors(lib / "other" / "target.safetensors", {"ss_output_name": "target"}, 2048)
     assert runner.invoke(app, ["--db", db, "import", str(lib)]).exit_code == 0
-    size_before = _rows(db)[str(out_model)]["size"]
+    size_before = rows(db)[str(out_model)]["size"]
     _swap_for_link(out_model, "../outside/secret.safetensors")
     _swap_for_link(in_model, "other/target.safetensors")
     result = runner.invoke(app, ["--db", db, "hash", "--json"])
@@ -161,7 +152,7 @@ def test_lora_hash_does_not_hash_a_model_file_replaced_by_a_link_out(runner: Cli
     assert summary["problems"] == [
         {"path": str(out_model), "kind": "unsafe_path", "message": "link leads out of the library; not followed"}
     ]
-    stored = _rows(db)
+    stored = rows(db)
     assert stored[str(out_model)]["sha256"] is None
     assert stored[str(out_model)]["size"] == size_before  # not even the outside file's size is recorded
     target_sha = hashlib.sha256((lib / "other" / "target.safetensors").read_bytes()).hexdigest()
@@ -181,7 +172,7 @@ def test_lora_hash_refuses_a_file_whose_folder_became_a_link_out(runner: CliRunn
     result = runner.invoke(app, ["--db", db, "hash"])
     assert result.exit_code == 1, result.output
     assert f"{model}: unsafe_path: link leads out of the library; not followed" in result.stderr
-    assert _rows(db)[str(model)]["sha256"] is None
+    assert rows(db)[str(model)]["sha256"] is None
 
 
 def test_lora_hash_without_a_recorded_root_follows_no_link(runner: CliRunner, tmp_path: Path) -> None:
@@ -204,7 +195,7 @@ def test_lora_hash_without_a_recorded_root_follows_no_link(runner: CliRunner, tm
     problems = json.loads(result.stdout)["problems"]
     assert [(p["path"], p["kind"]) for p in problems] == [(str(linked), "unsafe_path")]
     assert "no import of a folder holding it is recorded" in problems[0]["message"]
-    stored = _rows(db)
+    stored = rows(db)
     assert stored[str(linked)]["sha256"] is None
     assert stored[str(plain)]["sha256"] == hashlib.sha256(plain.read_bytes()).hexdigest()
 
