@@ -20,7 +20,18 @@ from dataclasses import dataclass, field
 
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
-from lora_manager.listings import Listed, changed_files, files_record, fingerprint, int64, snapshot
+from lora_manager.listings import (
+    Listed,
+    StoredFiles,
+    changed_files,
+    changed_names,
+    files_record,
+    fingerprint,
+    int64,
+    pack_names,
+    same_names,
+    snapshot,
+)
 from lora_manager.paths import LINK_OUT, is_inside, is_utf8, printable
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
@@ -96,8 +107,10 @@ class WalkResult:
     clean: list[str]  # directories whose fingerprint matched the one given: not grouped
     # Directories looked at only in part -> the stems whose files changed (their entries alone are in ``entries``).
     partial: dict[str, set[str]] = field(default_factory=dict)
-    # Every directory not clean -> its files record, as the catalog stores it (see ``listings``).
+    # Every directory not clean -> its files record, as the catalog stores it (see ``listings``);
+    # and the directories whose names must be stored anew (new, or files added, removed, renamed).
     files: dict[str, bytes] = field(default_factory=dict)
+    names: dict[str, bytes] = field(default_factory=dict)
     # New directories left ungrouped (``defer_new``) -> how many entries they hold; see :func:`regroup`.
     deferred: dict[str, int] = field(default_factory=dict)
 
@@ -141,7 +154,7 @@ def walk(
     root: str,
     ignore: IgnoreRules | None = None,
     known: Mapping[str, str] | None = None,
-    previous: Callable[[str], bytes | None] | None = None,
+    previous: StoredFiles | None = None,
     defer_new: bool = False,
     on_partial: Callable[[list[Entry]], None] | None = None,
 ) -> WalkResult:
@@ -151,9 +164,9 @@ def walk(
     have the names, sizes and mtimes they had is listed in ``clean`` and not grouped at all:
     that is what makes a re-import of an unchanged library cost little more than a stat of
     each file; the ignore rules go into every fingerprint. For a known directory that did
-    change, ``previous`` may give its stored files record (see ``listings``): then, if the
-    same files are there, only the stems whose files changed are grouped (unless a model
-    file changed: a sidecar may name any of them). Each
+    change, ``previous`` may give its stored files record and names (see ``listings``): then
+    only the stems whose files changed, were added or removed are grouped (unless a model
+    file is among them: a sidecar may name any of them). Each
     directory is done with before the next is listed: holding several directories' files
     for one batched query measured slower than the queries it saved.
 
@@ -176,13 +189,17 @@ def walk(
             result.clean.append(directory)
             continue
         now = result.files[directory] = files_record(names, numbers)
+        stored = previous if previous is not None and known is not None and directory in known else None
+        before = stored.record(directory) if stored is not None else None
+        if before is None or not same_names(before, now):
+            result.names[directory] = pack_names(names)
         if defer_new and known is not None and directory not in known and all(item[3] for item in listing):
             count = _count_entries(listing)
             if count:
                 result.deferred[directory] = count
                 continue
-        before = previous(directory) if previous is not None and known is not None and directory in known else None
-        _look_at(result, directory, listing, now, before, on_partial)
+        stems = _changed_stems(directory, stored, before, now, names, listing) if stored and before else None
+        _look_at(result, directory, listing, stems, on_partial)
     result.entries.sort(key=lambda e: e.key)
     return result
 
@@ -191,12 +208,10 @@ def _look_at(
     result: WalkResult,
     directory: str,
     listing: list[Listed],
-    now: bytes,
-    before: bytes | None,
+    stems: set[str] | None,
     on_partial: Callable[[list[Entry]], None] | None,
 ) -> None:
-    """Group a changed directory: only the stems whose files changed when ``before`` tells which."""
-    stems = _changed_stems(before, now, listing) if before else None
+    """Group a changed directory: only ``stems`` when the stored files told which changed, else all of it."""
     if stems is not None:
         subset = _files_of(listing, stems)
         found: list[tuple[str, FailureKind, str]] = []
@@ -238,16 +253,24 @@ def _name_of(item: Listed) -> str:
     return item[0]
 
 
-def _changed_stems(before: bytes, now: bytes, listing: list[Listed]) -> set[str] | None:
-    """The stems of the files that changed; None when a model file is among them (a sidecar
-    may name any model file of the directory), or when the records cannot tell (files were
-    added, removed or renamed)."""
-    changed = changed_files(before, now)
+def _changed_stems(
+    directory: str, stored: StoredFiles, before: bytes, now: bytes, names: bytes, listing: list[Listed]
+) -> set[str] | None:
+    """The stems of the files that changed, were added or removed; None when a model file is
+    among them (a sidecar may name any model file of the directory), or when what is stored
+    cannot tell."""
+    changed: list[str] | set[str] | None
+    if same_names(before, now):  # compared in place
+        places = changed_files(before, now)
+        changed = None if places is None else [listing[i][0] for i in places]
+    else:
+        packed = stored.names(directory)
+        changed = None if packed is None else changed_names(before, packed, now, names)
     if changed is None:
         return None
     stems: set[str] = set()
-    for i in changed:
-        kind_stem = classify(listing[i][0])
+    for name in changed:
+        kind_stem = classify(name)
         if kind_stem is None:
             continue
         if kind_stem[0] == "model":

@@ -6,16 +6,20 @@ not, the directory's stored *files record* says which files changed, so that onl
 entries are grouped again. A files record (:func:`files_record`) is the digest of the names
 followed by each file's size, ``st_mtime_ns`` and link flag as three 64-bit integers, in name
 order: the very bytes the fingerprint hashed, so it costs almost nothing to make, and two
-records of the same names compare 24 bytes a file. When the names differ (a file added,
-removed or renamed) the records cannot tell which files changed, and the caller looks at
-the whole directory. Nothing here knows what the files are.
+records of the same names compare 24 bytes a file (:func:`changed_files`). When the names
+differ (a file added, removed or renamed), the directory's names, kept apart and compressed
+(:func:`pack_names`, written only when they change), pair the files by name instead
+(:func:`changed_names`): a preview or a sidecar added or removed still means a look at its
+own entry alone. Nothing here knows what the files are.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from array import array
+from typing import Protocol
 
 # A file of a directory: (name, its DirEntry, whether it is a link, its stat or None if stat failed).
 Listed = tuple[str, "os.DirEntry[str]", bool, "os.stat_result | None"]
@@ -50,6 +54,43 @@ def fingerprint(seed: str, listing: list[Listed]) -> str:
 def files_record(names: bytes, numbers: bytes) -> bytes:
     """What the catalog keeps of a directory's files (see the module's docstring), from :func:`snapshot`."""
     return hashlib.blake2b(names, digest_size=_NAMES_DIGEST).digest() + numbers
+
+
+class StoredFiles(Protocol):
+    """What the catalog remembers of a directory's files at the last import (None: nothing)."""
+
+    def record(self, directory: str) -> bytes | None: ...
+
+    def names(self, directory: str) -> bytes | None: ...
+
+
+def pack_names(names: bytes) -> bytes:
+    """A directory's file names (as :func:`snapshot` gives them) as the catalog keeps them: a quarter of the size."""
+    return zlib.compress(names, 1)
+
+
+def changed_names(before: bytes, packed_names: bytes, now: bytes, names: bytes) -> set[str] | None:
+    """The names of the files added, removed or changed between two records of different names.
+
+    ``packed_names`` is what :func:`pack_names` made of ``before``'s names, ``names`` the names
+    ``now`` was made of. None when the stored names are not those of ``before`` (or unreadable).
+    """
+    try:
+        old = zlib.decompress(packed_names)
+    except zlib.error:
+        return None
+    old_names, new_names = (old.split(b"\0") if old else []), (names.split(b"\0") if names else [])
+    if files_record(old, b"") != before[:_NAMES_DIGEST] or len(before) != _NAMES_DIGEST + RECORD * len(old_names):
+        return None
+    was = {n: before[_NAMES_DIGEST + RECORD * i : _NAMES_DIGEST + RECORD * (i + 1)] for i, n in enumerate(old_names)}
+    is_ = {n: now[_NAMES_DIGEST + RECORD * i : _NAMES_DIGEST + RECORD * (i + 1)] for i, n in enumerate(new_names)}
+    changed = (was.keys() ^ is_.keys()) | {n for n in was.keys() & is_.keys() if was[n] != is_[n]}
+    return {n.decode("utf-8", "surrogateescape") for n in changed}
+
+
+def same_names(before: bytes, now: bytes) -> bool:
+    """Whether two files records are of the same names (in the same order)."""
+    return before[:_NAMES_DIGEST] == now[:_NAMES_DIGEST]
 
 
 def changed_files(before: bytes, now: bytes) -> list[int] | None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lora_manager.discovery import WalkResult, _changed_stems, classify, walk
+from lora_manager.discovery import WalkResult, classify, walk
 from lora_manager.errors import LoraError
 from lora_manager.ignore import load_ignore
-from lora_manager.listings import changed_files, files_record
+from lora_manager.listings import changed_files, changed_names, files_record, pack_names
 from lora_manager.paths import resolve_root
 from tests.builders import write_json, write_safetensors
 
@@ -109,11 +109,15 @@ def _rewalk_after(root: str, change: Callable[[], None]) -> WalkResult:
     change()
     asked: list[str] = []
 
-    def previous(directory: str) -> bytes | None:
-        asked.append(directory)
-        return first.files.get(directory)
+    class Previous:
+        def record(self, directory: str) -> bytes | None:
+            asked.append(directory)
+            return first.files.get(directory)
 
-    second = walk(root, known=first.fingerprints, previous=previous)
+        def names(self, directory: str) -> bytes | None:
+            return first.names.get(directory)
+
+    second = walk(root, known=first.fingerprints, previous=Previous())
     assert sorted(asked) == sorted(set(first.fingerprints) - set(second.clean))  # every changed folder, once
     return second
 
@@ -173,16 +177,43 @@ def test_names_of_any_shape_still_diff_right(tmp_path: Path, odd: str) -> None:
     assert [e.stem for e in third.entries] == ["plain"]
 
 
-def test_a_file_added_or_removed_means_a_full_look_at_its_folder(tmp_path: Path) -> None:
-    """The records tell which files changed only among the same names: otherwise every entry is compared."""
-    for stem in ("alpha", "beta"):
+def test_a_sidecar_or_preview_added_or_removed_regroups_only_its_own_entry(tmp_path: Path) -> None:
+    """The stored names pair the files by name when some were added or removed; a model file added means a full look."""
+    for stem in ("alpha", "beta", "gamma"):
         write_safetensors(tmp_path / f"{stem}.safetensors", {})
         write_json(tmp_path / f"{stem}.civitai.info", {"name": stem})
     root = resolve_root(tmp_path)
     added = _rewalk_after(root, lambda: write_json(tmp_path / "alpha.metadata.json", {"notes": "new"}))
-    assert [e.stem for e in added.entries] == ["alpha", "beta"] and added.partial == {}
+    assert [e.stem for e in added.entries] == ["alpha"] and added.partial == {str(tmp_path): {"alpha"}}
+    preview = _rewalk_after(root, lambda: (tmp_path / "gamma.preview.png").write_bytes(b"png"))
+    assert [e.stem for e in preview.entries] == ["gamma"] and [e.previews for e in preview.entries] == [
+        ["gamma.preview.png"]
+    ]
     removed = _rewalk_after(root, lambda: (tmp_path / "beta.civitai.info").unlink())
-    assert [e.stem for e in removed.entries] == ["alpha", "beta"] and removed.partial == {}
+    assert [e.stem for e in removed.entries] == ["beta"] and removed.partial == {str(tmp_path): {"beta"}}
+    model = _rewalk_after(root, lambda: write_safetensors(tmp_path / "delta.safetensors", {}))
+    assert [e.stem for e in model.entries] == ["alpha", "beta", "delta", "gamma"] and model.partial == {}
+
+
+def test_a_folder_whose_stored_names_are_missing_or_not_its_own_is_looked_at_in_full(tmp_path: Path) -> None:
+    """Names that do not match the stored record (or none at all) cannot pair files: every entry is compared."""
+    for stem in ("alpha", "beta"):
+        write_safetensors(tmp_path / f"{stem}.safetensors", {})
+        write_json(tmp_path / f"{stem}.civitai.info", {"name": stem})
+    root = resolve_root(tmp_path)
+    first = walk(root)
+    write_json(tmp_path / "alpha.metadata.json", {"notes": "new"})
+    for stored_names in (None, pack_names(b"other\0names"), b"not zlib"):
+
+        class Previous:
+            def record(self, directory: str) -> bytes | None:
+                return first.files.get(directory)
+
+            def names(self, directory: str, stored: bytes | None = stored_names) -> bytes | None:
+                return stored
+
+        again = walk(root, known=first.fingerprints, previous=Previous())
+        assert [e.stem for e in again.entries] == ["alpha", "beta"] and again.partial == {}
 
 
 def _record(rows: list[tuple[str, int, int, bool]]) -> bytes:
@@ -201,9 +232,20 @@ def test_changed_files_names_the_places_that_differ_and_refuses_what_it_cannot_t
     assert changed_files(before, _record([("a.jsoN", 1, 5, False), *rows[1:]])) is None  # renamed
     assert changed_files(b"", before) is None
     assert changed_files(before[:-1], before[:-1]) is None  # not whole files
-    listing = [(name, None, False, None) for name, *_ in rows]
-    changed = _record([rows[0], ("a.safetensors", 8, 5, False), rows[2]])
-    assert _changed_stems(before, changed, listing) is None  # type: ignore[arg-type]  # a model changed
+
+
+def test_changed_names_pairs_files_by_name_and_refuses_names_that_are_not_the_records() -> None:
+    """Added, removed and changed files are named; stored names that do not fit the record give None."""
+    rows = [("a.json", 1, 5, False), ("a.safetensors", 9, 5, False), ("b.json", 2, 5, False)]
+    now_rows = [("a.json", 1, 6, False), ("a.safetensors", 9, 5, False), ("c.json", 3, 5, False)]
+    before, now = _record(rows), _record(now_rows)
+    names = "\0".join(r[0] for r in rows).encode()
+    now_names = "\0".join(r[0] for r in now_rows).encode()
+    assert changed_names(before, pack_names(names), now, now_names) == {"a.json", "b.json", "c.json"}
+    assert changed_names(before, pack_names(b"x\0y\0z"), now, now_names) is None  # not the record's names
+    assert changed_names(before, pack_names(b"a.json"), now, now_names) is None
+    assert changed_names(before, b"not zlib", now, now_names) is None
+    assert changed_names(_record([]), pack_names(b""), now, now_names) == {"a.json", "a.safetensors", "c.json"}
 
 
 def test_changed_files_agrees_with_comparing_every_file() -> None:

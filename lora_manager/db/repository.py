@@ -7,7 +7,7 @@ are sent in chunks so no statement exceeds a driver's parameter limit.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -88,8 +88,12 @@ def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[s
 
 
 def save_directories(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    for part in chunks(rows, 2000):
-        upsert(conn, directory, list(part), key=("path",), update=("fingerprint", "counts", "files"))
+    """Upsert directory rows; a row without ``names`` keeps the names stored (they did not change)."""
+    for with_names in (True, False):
+        update_columns = ("fingerprint", "counts", "files", *(("names",) if with_names else ()))
+        group = [r for r in rows if ("names" in r) is with_names]
+        for part in chunks(group, 2000):
+            upsert(conn, directory, list(part), key=("path",), update=update_columns)
 
 
 def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
@@ -100,41 +104,43 @@ def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
 def stale_directories(conn: Connection, paths: Iterable[str]) -> None:
     """Make the next import look at these directories in full."""
     for part in chunks(sorted(set(paths))):
-        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None))
+        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None, names=None))
 
 
-_FILES = select(directory.c.files).where(directory.c.path == bindparam("path"))
+class StoredDirectories:
+    """A directory's files record and names as the last import stored them (see ``listings.StoredFiles``).
 
-
-def files_reader(conn: Connection) -> Callable[[str], bytes | None]:
-    """A function giving a directory's files record of the last import (see ``listings``; None if unknown).
-
-    A re-import after scattered edits asks this for hundreds of directories, one at a time
-    (see ``discovery.walk``), so the question goes straight to the driver: on SQLite a tenth
-    of the cost of a SQLAlchemy statement; on PostgreSQL, no parse and plan per question
-    (psycopg prepares the statement after five runs).
+    A re-import after scattered edits asks for hundreds of directories, one at a time (see
+    ``discovery.walk``), so the questions go straight to the driver: on SQLite a tenth of the
+    cost of a SQLAlchemy statement; on PostgreSQL, no parse and plan per question (psycopg
+    prepares a statement after five runs).
     """
-    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
-    driver = conn.connection.driver_connection
-    if mark is None or driver is None or conn.get_execution_options().get("schema_translate_map"):
 
-        def read(path: str) -> bytes | None:
-            return _bytes(conn.execute(_FILES, {"path": path}).scalar())
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
+        driver = conn.connection.driver_connection
+        translated = conn.get_execution_options().get("schema_translate_map")
+        self._cursor = driver.cursor() if mark is not None and driver is not None and not translated else None
+        self._sql = {c: f"SELECT {c} FROM directory WHERE path = {mark}" for c in ("files", "names")}
 
-        return read
-    cursor = driver.cursor()
-    sql = f"SELECT files FROM directory WHERE path = {mark}"
+    def record(self, path: str) -> bytes | None:
+        return self._read("files", path)
 
-    def read_driver(path: str) -> bytes | None:
-        cursor.execute(sql, (path,))
-        row = cursor.fetchone()
+    def names(self, path: str) -> bytes | None:
+        return self._read("names", path)
+
+    def _read(self, column: str, path: str) -> bytes | None:
+        if self._cursor is None:
+            stmt = select(directory.c[column]).where(directory.c.path == bindparam("path"))
+            return _bytes(self._conn.execute(stmt, {"path": path}).scalar())
+        self._cursor.execute(self._sql[column], (path,))
+        row = self._cursor.fetchone()
         return _bytes(row[0]) if row else None
-
-    return read_driver
 
 
 def _bytes(value: object) -> bytes | None:
-    """A stored files record as bytes (drivers may give a memoryview); None for anything else."""
+    """A stored value as bytes (drivers may give a memoryview); None for anything else."""
     if isinstance(value, bytes):
         return value
     return bytes(value) if isinstance(value, (memoryview, bytearray)) else None

@@ -223,8 +223,10 @@ directory = Table(
     _text("path", nullable=False, primary_key=True),
     _text("fingerprint", nullable=False),  # '' forces a full look at the directory next time
     _json("counts", default=dict),  # its entries' statuses -> how many
-    # Its files record (see ``listings``): when the fingerprint changes, which files did.
+    # Its files record (see ``listings``): when the fingerprint changes, which files did; and
+    # its files' names, compressed, read only when they changed (files added, removed, renamed).
     Column("files", LargeBinary),
+    Column("names", LargeBinary),
 )
 
 model_file = Table(

@@ -139,13 +139,15 @@ def _run_root(
 def _directory_row(plan: RootPlan, directory: str, fp: str) -> dict[str, object]:
     """What the catalog keeps of a directory looked at: a stale one is looked at in full next time."""
     stale = directory in plan.stale_dirs
-    files = plan.files.get(directory)
-    return {
+    row: dict[str, object] = {
         "path": directory,
         "fingerprint": "" if stale else fp,
-        "files": None if stale else files,
+        "files": None if stale else plan.files.get(directory),
         "counts": {k: v for k, v in plan.dir_statuses.get(directory, Counter()).items() if v > 0},
     }
+    if stale or directory in plan.names:  # else the names stored are still the directory's
+        row["names"] = None if stale else plan.names[directory]
+    return row
 
 
 def _save(engine: Engine, state: RunState, batch: list[EntryResult], report: ImportReport) -> list[BatchDecisions]:

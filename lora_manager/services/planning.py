@@ -36,6 +36,7 @@ class RootPlan:
     # Directory -> fingerprint (and files record) to store once the run is through, and its entries' statuses.
     fingerprints: dict[str, str]
     files: dict[str, bytes]  # see ``listings``
+    names: dict[str, bytes]  # the directories whose names changed -> their names, packed
     dir_statuses: dict[str, Counter[str]]
     gone_dirs: list[str]  # known directories that are no more
     stale_dirs: set[str]  # directories to look at in full next time
@@ -110,7 +111,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip else None
 
     rules = load_ignore(root, options.ignore)
-    previous = repo.files_reader(conn) if skip else None
+    previous = repo.StoredDirectories(conn) if skip else None
     result = walk(root, rules, known, previous, defer_new=skip, on_partial=prefetch.add if prefetch else None)
     if prefetch:
         prefetch.walk_done()
@@ -195,6 +196,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         unchanged_outcomes=outcomes,
         fingerprints={d: fp for d, fp in result.fingerprints.items() if d in looked_at},
         files=result.files,
+        names=result.names,
         dir_statuses=dir_statuses,
         gone_dirs=gone_dirs,
         stale_dirs=stale_dirs,

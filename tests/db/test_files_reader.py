@@ -1,4 +1,4 @@
-"""The stored files record of a folder, read straight from the driver on SQLite and PostgreSQL alike."""
+"""The stored files record and names of a folder, read straight from the driver on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ from sqlalchemy import Engine
 from lora_manager.db import repository as repo
 
 
-def test_a_stored_record_is_read_back_as_saved_and_an_unknown_or_stale_folder_has_none(engine: Engine) -> None:
+def test_a_stored_record_and_names_are_read_back_as_saved_and_an_unknown_or_stale_folder_has_none(
+    engine: Engine,
+) -> None:
     """The walk compares a changed folder with these bytes; None makes it look at the whole folder."""
     record = bytes(range(256)) + b"\x00" * 24  # any byte, NUL included, comes back as it went in
     with engine.begin() as conn:
         repo.save_directories(
             conn,
             [
-                {"path": "/lib/kept", "fingerprint": "f1", "files": record, "counts": {"ok": 1}},
-                {"path": "/lib/stale", "fingerprint": "", "files": None, "counts": {}},
+                {"path": "/lib/kept", "fingerprint": "f1", "files": record, "names": b"n\x00", "counts": {"ok": 1}},
+                {"path": "/lib/stale", "fingerprint": "", "files": None, "names": None, "counts": {}},
             ],
         )
     with engine.connect() as conn:
-        read = repo.files_reader(conn)
+        stored = repo.StoredDirectories(conn)
+        read = stored.record
         assert [read(p) for p in ("/lib/kept", "/lib/stale", "/lib/unknown", "/lib/kept")] == [
             record,
             None,
@@ -28,7 +31,16 @@ def test_a_stored_record_is_read_back_as_saved_and_an_unknown_or_stale_folder_ha
         ]
         assert read("/lib/kept' OR '1'='1") is None  # a parameter, never SQL text
         assert {read("/lib/kept") for _ in range(5)} == {record}  # psycopg prepares it after five runs
+        assert [stored.names(p) for p in ("/lib/kept", "/lib/stale", "/lib/unknown")] == [b"n\x00", None, None]
+    with engine.begin() as conn:  # a row without names keeps the stored ones; a stale one has none
+        repo.save_directories(conn, [{"path": "/lib/kept", "fingerprint": "f2", "files": b"r2", "counts": {}}])
+    with engine.connect() as conn:
+        assert (repo.StoredDirectories(conn).record("/lib/kept"), repo.StoredDirectories(conn).names("/lib/kept")) == (
+            b"r2",
+            b"n\x00",
+        )
     with engine.begin() as conn:
         repo.stale_directories(conn, ["/lib/kept"])
     with engine.connect() as conn:
-        assert repo.files_reader(conn)("/lib/kept") is None
+        stored = repo.StoredDirectories(conn)
+        assert (stored.record("/lib/kept"), stored.names("/lib/kept")) == (None, None)
