@@ -152,3 +152,16 @@ def test_a_value_the_database_refuses_costs_that_entry_alone(
     assert sorted(str(r["name"]) for r in list_adapters(engine, ListQuery())) == ["Good", "More 0", "More 1", "More 2"]
     again = run_import(engine, ImportOptions(roots=[str(lib)], workers=1))
     assert (again.counts["new"], again.counts["updated"], again.counts["unchanged"]) == (0, 0, 4)  # stored as failed
+
+
+@pytest.mark.parametrize("odd", ["--7", "7-", "٣", "+5", "99999999999999999999"])
+def test_an_id_that_only_looks_numeric_is_left_out_and_the_record_kept(
+    engine: Engine, tmp_path: Path, odd: str
+) -> None:
+    """Found by fuzzing: ``"id": "--7"`` passed a digits check and then failed int(), losing the whole record."""
+    doc = civitai_model("Bad", file_name="bad.safetensors")
+    doc["id"] = odd
+    doc["modelVersions"][0]["id"] = odd
+    lib = _library(tmp_path, json.dumps(doc))
+    rows = _import_twice(engine, lib)
+    assert rows["Bad"]["civitai_model_id"] is None and rows["Bad"]["civitai_version_id"] is None

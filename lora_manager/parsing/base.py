@@ -84,6 +84,9 @@ def as_str(value: Any) -> str | None:
     return None
 
 
+_INT_TEXT = re.compile(r"-?[0-9]{1,19}", re.ASCII)  # "--7", "7-", "٣" and 10**30 are no ints
+
+
 def as_int(value: Any) -> int | None:
     """An int from an int, an integral float or a numeric string; else None."""
     if isinstance(value, bool):
@@ -92,8 +95,8 @@ def as_int(value: Any) -> int | None:
         return value if -(2**63) <= value < 2**63 else None
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return as_int(int(value))
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.isascii() and len(value) < 20:
-        return int(value.strip())
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        return as_int(int(value.strip()))
     return None
 
 
