@@ -365,6 +365,14 @@ def delete_entries(conn: Connection, keys: Sequence[str]) -> None:
         conn.execute(delete(entry).where(entry.c.key.in_(part)))
 
 
+def forget_entries(conn: Connection, keys: Sequence[str], when: datetime) -> None:
+    """Entries whose files are gone from a folder this run did not walk: their model files go missing."""
+    for part in chunks(keys):
+        paths = [p for (p,) in conn.execute(select(entry.c.model_path).where(entry.c.key.in_(part))) if p]
+        mark_model_files_missing(conn, paths, when)
+        conn.execute(delete(entry).where(entry.c.key.in_(part)))
+
+
 def demote_to_duplicate(conn: Connection, problems: dict[str, list[dict[str, Any]]]) -> None:
     """Entries that lost their identity to an entry earlier in path order (their directories' counts go stale)."""
     for key, entry_problems in problems.items():

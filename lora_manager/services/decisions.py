@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from lora_manager.db import repository as repo
 from lora_manager.errors import FailureKind
 from lora_manager.models import FileProblem
+from lora_manager.paths import lies_under
 from lora_manager.services.import_report import ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan
 from lora_manager.services.reading import EntryResult
@@ -45,6 +46,9 @@ class BatchDecisions:
     missing: list[int] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
+    # Holders outside this run's root whose files are gone (a library moved): their entries are forgotten.
+    forget: list[str] = field(default_factory=list)
+    revived: set[int] = field(default_factory=set)  # rows this run left missing, taken over again
 
     def outcome(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -119,6 +123,8 @@ class RunState:
         """``saved``: each batch is written before the next is decided (False for a dry run)."""
         self.plan = plan
         self.vanished_keys = {s.key for s in plan.vanished}
+        self.vanished_ids = {s.adapter_id for s in plan.vanished if s.adapter_id is not None}
+        self._gone: dict[str, bool] = {}  # holders outside the root: whether their files are gone
         self.claimed = ClaimFilter()  # the identities earlier batches may have claimed (see _Claims)
         # A dry run saves nothing to look claims up in: it keeps them in full.
         self.claims: dict[repo.Identity, str] | None = None if saved else {}
@@ -144,6 +150,7 @@ class RunState:
                 statuses[directory] = Counter()
             statuses[directory][status] += 1
         self.plan.stale_dirs |= decided.stale_dirs
+        self.vanished_ids -= decided.revived
 
     def decide(self, batch: list[EntryResult], conn: Connection) -> BatchDecisions:
         """Decide the fate of each entry of ``batch`` (reads the database, writes nothing)."""
@@ -187,6 +194,8 @@ class RunState:
                 row["adapter_id"] = ids.get(row["key"])
         if decided.demote:
             repo.demote_to_duplicate(conn, decided.demote)
+        if decided.forget:
+            repo.forget_entries(conn, decided.forget, now())
         stored = self.plan.stored
         repo.save_entries(conn, decided.entries, all_new=not any(row["key"] in stored for row in decided.entries))
         repo.save_model_files(conn, decided.models)
@@ -225,7 +234,23 @@ class RunState:
         other = owner.entry_key
         if other in self.vanished_keys or self.plan.in_todo(other):
             return True, ""  # gone, or read this run (it let go, or it sorts after us and will lose)
+        if self._gone_elsewhere(other, owner.json_file_path):
+            return True, ""  # outside this root, and its files are gone: a library moved or deleted
         return (False, other) if other < key else (True, other)
+
+    def _gone_elsewhere(self, key: str, sidecar: str | None) -> bool:
+        """Whether a holder outside this run's root is gone: its folder or its sidecar no longer exists.
+
+        The walk only sees this root, so a library that was moved (imported again under its new
+        path) would otherwise stay catalogued under paths that are no more, its new copies all
+        duplicates of it. One ``lstat`` or two per such holder, once a run.
+        """
+        if lies_under(key, self.plan.root):
+            return False  # inside the root: the walk said whether it is there
+        if key not in self._gone:
+            folder_gone = not os.path.isdir(os.path.dirname(key))
+            self._gone[key] = folder_gone or (sidecar is not None and not os.path.lexists(sidecar))
+        return self._gone[key]
 
     def _decide_one(
         self,
@@ -293,6 +318,11 @@ class RunState:
             out.counts["unchanged"] -= 1
             out.outcome(Outcome(other, "duplicate", rec["name"], rec["version"], message))
         claims[ident] = r.key
+        if owner is not None and owner.entry_key not in (None, r.key) and self._gone.get(owner.entry_key or ""):
+            out.forget.append(owner.entry_key or "")
+        if owner is not None and owner.adapter_id in self.vanished_ids:
+            out.revived.add(owner.adapter_id)  # counted missing when its files went; it is not
+            out.counts["missing"] -= 1
         action = "new" if owner is None else "updated"
         if owner is None:
             out.fresh.add(r.key)

@@ -280,3 +280,36 @@ def test_a_root_inside_another_root_is_imported_once(engine: Engine, tmp_path: P
     assert report.counts["new"] == 2 and sum(report.counts.values()) == 2
     again = run_import(engine, ImportOptions(roots=[str(lib), str(lib / "sub")]))
     assert again.counts["unchanged"] == 2 and sum(again.counts.values()) == 2
+
+
+@pytest.mark.parametrize("new_name", ["lib2", "alib"])  # sorting after the old path, and before it
+def test_a_moved_library_imported_under_its_new_path_takes_its_records_along(
+    engine: Engine, tmp_path: Path, new_name: str
+) -> None:
+    """Found by fuzzing: the old paths are never walked again, so their holders looked alive forever."""
+    lib = tmp_path / "lib"
+    write_model(lib, "alpha", civitai_model("Alpha", file_name="alpha.safetensors"))
+    write_model(lib / "sub", "beta", a1111(activation_text="beta"))
+    _import(engine, lib)
+    set_user_state(engine, "Alpha", "v1.0", {"weight": 0.4, "active": True})
+    moved = lib.rename(tmp_path / new_name)
+    report = _import(engine, moved)
+    assert (report.counts["new"], report.counts["updated"], report.counts["duplicates"]) == (0, 2, 0)
+    assert not report.problems
+    rows = {r["name"]: r for r in _rows(engine)}
+    assert all(str(r["file_path"]).startswith(str(moved)) for r in rows.values())
+    assert (rows["Alpha"]["weight"], rows["Alpha"]["active"]) == (0.4, True)  # the user's state came along
+    again = _import(engine, moved)
+    assert again.counts["unchanged"] == 2 and not again.problems
+
+
+def test_a_folder_renamed_inside_the_library_is_not_counted_missing(engine: Engine, tmp_path: Path) -> None:
+    """Its entries vanish and come back under the new name in the same run: updated, not missing."""
+    lib = tmp_path / "lib"
+    for stem in ("a", "b"):
+        write_model(lib / "old", stem, civitai_model(stem.upper(), file_name=f"{stem}.safetensors"))
+    _import(engine, lib)
+    (lib / "old").rename(lib / "new")
+    report = _import(engine, lib)
+    assert (report.counts["updated"], report.counts["missing"]) == (2, 0)
+    assert all("/new/" in str(r["file_path"]) and r["missing_since"] is None for r in _rows(engine))
