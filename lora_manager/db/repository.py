@@ -329,11 +329,6 @@ def rename_adapter(conn: Connection, adapter_id: int, name: str, version: str | 
     )
 
 
-def delete_adapters(conn: Connection, ids: Sequence[int]) -> None:
-    for part in chunks(ids):
-        conn.execute(delete(adapter).where(adapter.c.id.in_(part)))
-
-
 def mark_missing(conn: Connection, ids: Sequence[int], now: datetime) -> int:
     """Flag rows whose files are gone; never deletes (``--prune`` does that)."""
     count = 0

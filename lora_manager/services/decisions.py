@@ -39,7 +39,6 @@ class BatchDecisions:
     stale_dirs: set[str] = field(default_factory=set)
     # The writes, in the order they are made.
     renames: list[tuple[int, str, str | None]] = field(default_factory=list)
-    drop: list[int] = field(default_factory=list)
     adapters: list[dict[str, Any]] = field(default_factory=list)
     fresh: set[str] = field(default_factory=set)  # entry keys whose adapter row is inserted, not updated
     demote: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -179,8 +178,6 @@ class RunState:
         """Make the batch's decisions in the database (inside the caller's transaction)."""
         for adapter_id, name, version in decided.renames:
             repo.rename_adapter(conn, adapter_id, name, version)
-        if decided.drop:
-            repo.delete_adapters(conn, decided.drop)
         if decided.missing:  # before the upserts: an entry later in the batch may take the row over
             repo.mark_missing(conn, decided.missing, now())
         # A first import's rows are all new: their stored indexed values need not be read.
@@ -296,7 +293,10 @@ class RunState:
             out.counts["duplicates"] += 1
             out.outcome(Outcome(r.key, "duplicate", rec["name"], rec["version"], problem.message))
             if old_id is not None and old_ident != ident and mine_or_free:
-                out.drop.append(old_id)  # its old identity must not linger
+                # No file holds its old identity now: the row is left missing, not deleted, so the
+                # user's state on it comes back if the sidecar is put right (--prune removes it).
+                out.missing.append(old_id)
+                out.counts["missing"] += 1
             return row
         owner = owners.get(ident)
         renamed = False
@@ -305,8 +305,9 @@ class RunState:
                 out.renames.append((old_id, rec["name"], rec["version"]))
                 owners[ident] = owner = repo.Owner(old_id, r.key, False)
                 renamed = True
-            else:
-                out.drop.append(old_id)
+            else:  # it takes over the new identity's row: its old one is left missing, the user's state on it kept
+                out.missing.append(old_id)
+                out.counts["missing"] += 1
         if other:  # an unchanged holder later in path order: it becomes the duplicate
             message = f"{_label(ident)} is now catalogued from {r.key}, earlier in path order"
             where = (owner.json_file_path if owner else None) or other

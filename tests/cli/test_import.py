@@ -548,21 +548,28 @@ def test_sidecar_renamed_to_another_identity_leaves_no_old_row(runner: CliRunner
     [("b", "a", "b"), ("a", "a", "b")],
     ids=["later-file-claims-earlier-identity", "earlier-file-claims-later-identity"],
 )
-def test_sidecar_renamed_onto_a_taken_identity_leaves_no_old_row(
+def test_sidecar_renamed_onto_a_taken_identity_leaves_its_old_row_missing_with_the_users_state(
     runner: CliRunner, tmp_path: Path, edited: str, expected_path: str, duplicate: str
 ) -> None:
-    """Renaming onto an identity another file holds drops the old row; path order decides the holder."""
+    """Renaming onto an identity another file holds: path order decides the holder, and the loser's
+    old row is left missing (not deleted), so putting the sidecar right brings back the user's state."""
     lib = tmp_path / "lib"
     write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors"))
     write_model(lib, "b", civitai_model("Beta", file_name="b.safetensors"))
     summary(runner, lib)
-    taken = "Alpha" if edited == "b" else "Beta"
+    taken, own = ("Alpha", "Beta") if edited == "b" else ("Beta", "Alpha")
+    assert run(runner, "set", own, "--weight", "0.3", "--ordinal", "7").exit_code == 0
     rewrite(lib / f"{edited}.json", civitai_model(taken, file_name=f"{edited}.safetensors"))
     summary(runner, lib)
-    assert [(r["name"], r["file_path"]) for r in records(runner)] == [
+    assert [(r["name"], r["file_path"]) for r in records(runner) if not r["missing_since"]] == [
         (taken, str(lib / f"{expected_path}.safetensors"))
     ]
+    assert [r["name"] for r in records(runner, "--missing")] == [own]
     assert problems_of(summary(runner, "--force", lib), "duplicate") == [str(lib / f"{duplicate}.json")]
+    rewrite(lib / f"{edited}.json", civitai_model(own, file_name=f"{edited}.safetensors"))
+    summary(runner, lib)
+    [back] = [r for r in records(runner) if r["name"] == own]
+    assert (back["weight"], back["ordinal"], back["missing_since"]) == (0.3, 7, None)
 
 
 @pytest.mark.parametrize(
