@@ -12,13 +12,22 @@ loaded so far frozen out of its reach.
 from __future__ import annotations
 
 import gc
+import os
+
+EXIT_INTERRUPTED = 130  # errors.EXIT_INTERRUPTED: this module imports nothing more, to load in a blink
 
 
 def main() -> None:
-    """The ``lora`` console script."""
-    gc.disable()
-    from lora_manager.cli import main as cli_main
+    """The ``lora`` console script.
 
+    A Ctrl-C while the program loads exits 130 without a word (nothing was done yet); from
+    then on :func:`lora_manager.cli.main` answers it.
+    """
+    try:
+        gc.disable()
+        from lora_manager.cli import main as cli_main
+    except KeyboardInterrupt:
+        os._exit(EXIT_INTERRUPTED)
     cli_main()
 
 

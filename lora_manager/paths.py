@@ -25,9 +25,13 @@ def resolve_root(path: str | os.PathLike[str]) -> str:
         raise LoraError(
             f"{printable(str(root))}: the folder's path is not valid UTF-8; rename it or import a folder below"
         )
-    if not root.exists():
-        raise LoraError(f"{root}: no such directory (is the drive mounted?)")
-    if not root.is_dir():
+    try:
+        st = root.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise LoraError(f"{root}: no such directory (is the drive mounted?)") from None
+    except OSError as exc:  # a name over NAME_MAX, a loop of links, a folder that may not be searched
+        raise LoraError(f"{root}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
         raise LoraError(f"{root}: not a directory")
     return os.path.realpath(root)
 

@@ -10,7 +10,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Bounds of integer options: the database stores 64-bit integers (SQLite INTEGER, PostgreSQL
+# BIGINT), so a larger number is a usage error naming the option, not a failed query.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 app = typer.Typer(
     name="lora",
@@ -81,6 +86,7 @@ def boundary(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _refuse_undecodable(kwargs)
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
@@ -102,7 +108,51 @@ def boundary(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _refuse_undecodable(kwargs: dict[str, Any]) -> None:
+    """A text argument that is not valid UTF-8 (an undecodable byte of the command line) is a usage error.
+
+    Names, tags, patterns and the like are compared with the catalog's text, which is UTF-8:
+    such a value could match nothing and cannot even be sent to the database. ``Path``
+    arguments (the folders of ``import``, ``scan``, ``orphans``, ``verify``) are left to
+    their commands, which say what they do with a folder whose name is not UTF-8.
+    """
+    for name, value in kwargs.items():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, str) and not _is_utf8(item):
+                shown = item.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                raise LoraError(
+                    f"{_parameter_label(kwargs.get('ctx'), name)} '{shown}' is not valid UTF-8; "
+                    "give it in UTF-8 (check the terminal's or the script's encoding)"
+                )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes of argv that did not decode
+        return False
+    return True
+
+
+def _parameter_label(ctx: object, name: str) -> str:
+    """How the user wrote parameter ``name``: ``--tag`` for an option, ``NAME`` for an argument."""
+    command = getattr(ctx, "command", None)
+    for param in getattr(command, "params", ()):
+        if param.name == name:
+            if param.param_type_name == "option":
+                longs = [opt for opt in param.opts if opt.startswith("--")]
+                return str((longs or param.opts)[0])
+            if isinstance(param.metavar, str) and param.metavar.strip("[]."):
+                return param.metavar.strip("[].")  # lora hash's [PATH|QUERY]
+            break
+    return name.upper()
+
+
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        # A path the user gave (or one under it) that the system refuses: too long a name, a
+        # loop of links, no permission. Not our bug: name the path and the system's reason.
+        return f"{os.fsdecode(exc.filename)}: {exc.strerror or exc}"
     from sqlalchemy.exc import SQLAlchemyError
 
     if isinstance(exc, SQLAlchemyError):
@@ -197,14 +247,34 @@ def main() -> None:
     30-90 ms and did nothing for it: the command's output is flushed and its catalog
     connections closed by then. An unexpected exception still ends the usual way.
     """
-    code = run()
-    with contextlib.suppress(OSError):  # a closed stderr: nothing more can be said
+    import warnings
+
+    warnings.showwarning = _warning_line
+    try:
+        code = run()
+    except KeyboardInterrupt:  # a Ctrl-C in the instants between run()'s own guards
+        code = EXIT_INTERRUPTED
+    with contextlib.suppress(OSError, KeyboardInterrupt):  # a closed stderr: nothing more can be said
         sys.stderr.flush()
     os._exit(code)
 
 
+def _warning_line(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """A library's warning, as one line (never Python's two, with a line of our source)."""
+    from lora_manager.cli.output import safe_text
+
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"lora: warning: {safe_text(str(message))}\n")
+
+
 def run() -> int:
-    """Run the app and return its exit code; a closed pipe at exit is not an error."""
+    """Run the app and return its exit code; a closed pipe at exit is not an error.
+
+    Ctrl-C exits 130 at any moment, without a traceback: while the command runs (its boundary,
+    or Typer while it parses), and while the output is flushed and the catalog's connections
+    are closed at the end, when it is noted rather than raised so that a SQLite file is closed
+    (and its WAL checkpointed) in one piece.
+    """
     code: int = 0
     try:
         app(prog_name="lora")
@@ -212,16 +282,51 @@ def run() -> int:
         code = _exit_code(exc.code)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
-    finally:
+    with _sigint_noted() as interrupted:
         try:
             sys.stdout.flush()
         except BrokenPipeError:
             silence_stdout()
-    if "lora_manager.db.engine" in sys.modules:  # imported only by commands that open the catalog
-        from lora_manager.db.engine import dispose_all
+        except KeyboardInterrupt:  # before the note-taking handler was in place
+            code = EXIT_INTERRUPTED
+        if "lora_manager.db.engine" in sys.modules:  # imported only by commands that open the catalog
+            from lora_manager.db.engine import dispose_all
 
-        dispose_all()
-    return code
+            dispose_all()
+    return EXIT_INTERRUPTED if interrupted else code
+
+
+class _Noted:
+    """A SIGINT handler that records the signal instead of raising KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.caught = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.caught = True
+
+    def __bool__(self) -> bool:
+        return self.caught
+
+
+@contextlib.contextmanager
+def _sigint_noted() -> Iterator[_Noted]:
+    """Within this block a Ctrl-C is only noted (in the main thread; elsewhere none arrives)."""
+    import signal
+
+    noted = _Noted()
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with Ctrl-C ignored (nohup, `cmd &`)
+        yield noted
+        return
+    try:
+        previous = signal.signal(signal.SIGINT, noted)
+    except ValueError:  # not the main thread: signals go to the main thread, nothing to defer
+        yield noted
+        return
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _exit_code(code: object) -> int:

@@ -28,12 +28,12 @@ def status(
     from sqlalchemy.engine import make_url
 
     from lora_manager.cli import output
-    from lora_manager.db.engine import create_catalog_engine, database_url, sqlite_path
+    from lora_manager.db.engine import catalog_file_stat, create_catalog_engine, database_url, sqlite_path
     from lora_manager.db.migrate import HEAD, schema_state
 
     url = database_url(settings(ctx).db)
     path = sqlite_path(url)
-    engine = None if path is not None and not path.exists() else create_catalog_engine(url)
+    engine = None if path is not None and catalog_file_stat(path) is None else create_catalog_engine(url)
     try:
         state = schema_state(engine) if engine is not None else None
     finally:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import INT64_MAX, boundary, catalog
 
 
 def errors(
@@ -14,7 +14,9 @@ def errors(
     last_run: Annotated[
         bool, typer.Option("--last-run", help="The files that failed in the last import run instead.")
     ] = False,
-    run: Annotated[int | None, typer.Option("--run", help="The files that failed in this import run.")] = None,
+    run: Annotated[
+        int | None, typer.Option("--run", min=1, max=INT64_MAX, help="The files that failed in this import run.")
+    ] = None,
     path: Annotated[str | None, typer.Option("--path", help="Only problems under this folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the problems as a JSON array.")] = False,
 ) -> None:

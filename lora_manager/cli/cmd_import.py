@@ -12,6 +12,7 @@ import typer
 from lora_manager.cli import boundary, catalog
 
 MAX_LISTED = 20
+MAX_SIDECAR_MB = 1024 * 1024  # 1 TiB: anything larger is a typo, and would overflow a read's size
 
 
 def import_(
@@ -34,7 +35,7 @@ def import_(
         bool, typer.Option("--wait/--no-wait", help="Wait for another running import to end, or fail at once.")
     ] = True,
     max_sidecar_mb: Annotated[
-        int, typer.Option("--max-sidecar-mb", min=1, help="Refuse sidecars larger than this.")
+        int, typer.Option("--max-sidecar-mb", min=1, max=MAX_SIDECAR_MB, help="Refuse sidecars larger than this.")
     ] = 32,
     hash_: Annotated[
         bool,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import INT64_MAX, boundary, catalog
 
 COLUMNS = ("name", "version", "base_model", "author_username", "tags", "weight", "file_path")
 
@@ -25,7 +25,9 @@ def list_(
     sort: Annotated[
         str, typer.Option("--sort", help="Field to sort by; prefix - to reverse (e.g. -published_at).")
     ] = "name",
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most this many records.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, max=INT64_MAX, help="At most this many records.")
+    ] = None,
     missing: Annotated[bool, typer.Option("--missing", help="Only records whose files are gone.")] = False,
     active: Annotated[bool, typer.Option("--active", help="Only records marked active (`lora set`).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Full records as a JSON array.")] = False,

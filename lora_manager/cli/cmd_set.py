@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import INT64_MAX, INT64_MIN, boundary, catalog
+
+
+def _finite(value: float | None) -> float | None:
+    """``--weight`` must be a number: ``inf`` and ``nan`` would be stored, then printed as invalid JSON."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def set_(
@@ -15,10 +23,13 @@ def set_(
     version: Annotated[str | None, typer.Option("--version", "-V", help="Which version (default: newest).")] = None,
     active: Annotated[bool | None, typer.Option("--active/--inactive", help="Mark it in use, or not.")] = None,
     weight: Annotated[
-        float | None, typer.Option("--weight", help="Your preferred weight (kept across imports).")
+        float | None, typer.Option("--weight", callback=_finite, help="Your preferred weight (kept across imports).")
     ] = None,
     reset_weight: Annotated[bool, typer.Option("--reset-weight", help="Go back to the sidecar's weight.")] = False,
-    ordinal: Annotated[int | None, typer.Option("--ordinal", help="Your position for it in a list.")] = None,
+    ordinal: Annotated[
+        int | None,
+        typer.Option("--ordinal", min=INT64_MIN, max=INT64_MAX, help="Your position for it in a list."),
+    ] = None,
     archetype: Annotated[str | None, typer.Option("--archetype", help="Your category for it.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the updated record as JSON.")] = False,
 ) -> None:

@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import INT64_MAX, boundary, catalog
 
 
 def status(
     ctx: typer.Context,
-    runs: Annotated[int, typer.Option("--runs", min=0, help="How many recent import runs to show.")] = 5,
+    runs: Annotated[int, typer.Option("--runs", min=0, max=INT64_MAX, help="How many recent import runs to show.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Show the catalog's location, its counts, and the most recent import runs.

@@ -6,7 +6,10 @@ shared catalog). The default is ``catalog.db`` in the user's data directory.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import stat
 import weakref
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,11 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from lora_manager.errors import LoraError
+
+# SQLAlchemy logs some failures with their traceback (a connection that raised while it was
+# closed, e.g. on Ctrl-C) and raises or handles them too; with no handler configured, Python's
+# last-resort handler would print that traceback to the user.
+logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
 
 ENV_VAR = "LORA_DB"
 WAL_CHECKPOINT_PAGES = 10_000
@@ -33,18 +41,67 @@ def default_database_path() -> Path:
 def database_url(value: str | None) -> str:
     """The SQLAlchemy URL for ``--db`` (or ``LORA_DB``, or the default path)."""
     value = value or os.environ.get(ENV_VAR) or str(default_database_path())
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of the command line or the environment
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise LoraError(
+            f"--db '{_hide_password(shown)}' is not valid UTF-8; SQLite needs a UTF-8 path to the catalog file"
+        ) from None
     if "://" in value:
-        try:
-            url = make_url(value)
-        except ArgumentError:
-            raise LoraError(f"--db {value!r} is not a valid database URL") from None
-        if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
-            url = url.set(drivername="postgresql+psycopg")
-        return url.render_as_string(hide_password=False)
+        return _parsed_url(value)
     path = Path(value).expanduser()
-    if path.is_dir():
+    if (st := catalog_file_stat(path)) is not None and stat.S_ISDIR(st.st_mode):
         raise LoraError(f"--db {value}: is a directory; give a file path such as {path / 'catalog.db'}")
     return f"sqlite:///{path.absolute()}"
+
+
+def _parsed_url(value: str) -> str:
+    """``value``, a SQLAlchemy URL, checked and normalised; a usage error (password hidden) if unusable."""
+    example = "e.g. postgresql+psycopg://user:password@host/dbname or sqlite:////absolute/path.db"
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):  # a port that is no number, an unclosed [IPv6] bracket, ...
+        raise LoraError(f"--db {_hide_password(value)!r} is not a valid database URL ({example})") from None
+    if url.get_backend_name() == "sqlite":
+        shown = url.render_as_string(hide_password=True)
+        if url.host or url.port or url.username:
+            raise LoraError(f"--db {shown!r}: a SQLite URL names no host; give sqlite:////absolute/path.db")
+        if url.query:
+            # pysqlite would ignore them (with a raw warning) unless uri=true, which changes how the
+            # path is read: refuse rather than open the catalog in a way the user did not ask for.
+            raise LoraError(
+                f"--db {shown!r}: SQLite URLs take no query parameters ({', '.join(sorted(url.query))}); "
+                "give the file path alone"
+            )
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def _hide_password(value: str) -> str:
+    """``value`` with whatever stands between ``user:`` and the last ``@`` (and a ``password=``) as ``***``.
+
+    For a URL that SQLAlchemy could not parse (so cannot render with the password hidden);
+    hiding too much of a malformed URL is fine, showing a password is not.
+    """
+    value = re.sub(r"^([^:/?#]*://[^:/@?#]*:)[^@]*@", r"\1***@", value)
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", value)  # libpq's ?password=...
+
+
+def catalog_file_stat(path: Path) -> os.stat_result | None:
+    """``stat`` of the catalog file, or None when it does not exist yet.
+
+    A path the system refuses (a name over NAME_MAX, a loop of links, a folder that may not be
+    searched) is a usage error naming it and the reason, before SQLite reports it as "unable to
+    open database file".
+    """
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise LoraError(f"cannot use the catalog file {path}: {exc.strerror or exc}") from None
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -96,6 +153,7 @@ def create_catalog_engine(url: str) -> Engine:
     """An engine for ``url``; for SQLite the file's directory is created on first use."""
     path = sqlite_path(url)
     if path is not None:
+        catalog_file_stat(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

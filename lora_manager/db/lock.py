@@ -1,6 +1,6 @@
 """One import at a time per catalog.
 
-SQLite: an exclusive ``flock`` on ``<db>.lock`` beside the database file. PostgreSQL: a
+SQLite: an exclusive ``flock`` on ``<db>.lock`` beside the database file (its real path). PostgreSQL: a
 session-level advisory lock. Both are released by the operating system or the server when
 the process dies, so a killed import never leaves a stale lock behind.
 """
@@ -36,7 +36,9 @@ def import_lock(
             return
         import fcntl
 
-        lock_path = f"{path}.lock"
+        # Named after the real file, so that every path to one catalog (a link to it, a link to
+        # its folder, a relative path) shares one lock.
+        lock_path = f"{os.path.realpath(path)}.lock"
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
