@@ -27,11 +27,14 @@ _UNSAFE_RANGES = (
     (0x00, 0x1F),  # C0
     (0x7F, 0x9F),  # DEL, C1
     (0x061C, 0x061C),  # Arabic letter mark
+    (0x200B, 0x200B),  # zero-width space: hides a difference between two names
     (0x200E, 0x200F),  # LRM, RLM
     (0x2028, 0x2029),  # line and paragraph separators
     (0x202A, 0x202E),  # LRE, RLE, PDF, LRO, RLO
     (0x2066, 0x2069),  # LRI, RLI, FSI, PDI
     (0xD800, 0xDFFF),  # lone surrogates
+    (0x2060, 0x2060),  # word joiner
+    (0xFEFF, 0xFEFF),  # zero-width no-break space (a stray byte-order mark)
 )
 _UNSAFE = re.compile("[" + "".join(rf"\U{lo:08x}-\U{hi:08x}" for lo, hi in _UNSAFE_RANGES) + "]")
 _ESCAPES = {

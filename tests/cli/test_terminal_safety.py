@@ -94,6 +94,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         ("\u200e\u200f\u061c", "\\u200e\\u200f\\u061c"),
         ("\u2028\u2029", "\\u2028\\u2029"),
         ("\udc9b", "\\udc9b"),
+        ("a\u200bb\u2060c\ufeff", "a\\u200bb\\u2060c\\ufeff"),
     ],
     ids=[
         "csi",
@@ -110,6 +111,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         "marks",
         "separators",
         "surrogate",
+        "invisible",
     ],
 )
 def test_safe_text_escapes_each_class_of_control_character(raw: str, shown: str) -> None:
@@ -119,7 +121,15 @@ def test_safe_text_escapes_each_class_of_control_character(raw: str, shown: str)
 
 @pytest.mark.parametrize(
     "text",
-    ["", "Celestial Anime Portraits", "Café 名前 ✓", "👩\u200d🎨 emoji", "nbsp\u00a0soft\u00adhyphen", r"C:\x1b\path"],
+    [
+        "",
+        "Celestial Anime Portraits",
+        "Café 名前 ✓",
+        "👩\u200d🎨 emoji",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, with a ZWNJ
+        "nbsp\u00a0soft\u00adhyphen",
+        r"C:\x1b\path",
+    ],
 )
 def test_safe_text_leaves_ordinary_text_unchanged(text: str) -> None:
     """Letters of any script, emoji (with their zero-width joiner), NBSP and backslashes pass as they are."""
