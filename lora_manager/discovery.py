@@ -269,6 +269,7 @@ def _changed_stems(
     if changed is None:
         return None
     stems: set[str] = set()
+    sidecar_stems: set[str] = set()
     for name in changed:
         kind_stem = classify(name)
         if kind_stem is None:
@@ -276,7 +277,27 @@ def _changed_stems(
         if kind_stem[0] == "model":
             return None
         stems.add(kind_stem[1])
+        if kind_stem[0] == "sidecar":
+            sidecar_stems.add(kind_stem[1])
+    if sidecar_stems and not same_names(before, now) and _neighbours_may_change(sidecar_stems, listing):
+        return None
     return stems
+
+
+def _neighbours_may_change(stems: set[str], listing: list[Listed]) -> bool:
+    """Whether sidecars added to or removed from ``stems`` may change another entry's neighbours.
+
+    A model file without a sidecar is a neighbour of every model-less sidecar of its directory
+    (which may name it): the first sidecar added to a model's stem, or the last one removed,
+    changes those entries too, so the directory is looked at in full.
+    """
+    models: set[str] = set()
+    sidecars: set[str] = set()
+    for name, _, _, _ in listing:
+        kind_stem = classify(name)
+        if kind_stem is not None and kind_stem[0] != "preview":
+            (models if kind_stem[0] == "model" else sidecars).add(kind_stem[1])
+    return bool(stems & models) and bool(sidecars - models)
 
 
 def _count_entries(listing: list[Listed]) -> int:

@@ -313,3 +313,37 @@ def test_a_folder_renamed_inside_the_library_is_not_counted_missing(engine: Engi
     report = _import(engine, lib)
     assert (report.counts["updated"], report.counts["missing"]) == (2, 0)
     assert all("/new/" in str(r["file_path"]) and r["missing_since"] is None for r in _rows(engine))
+
+
+@pytest.mark.parametrize("change", ["add", "remove"])
+def test_a_sidecar_added_to_or_removed_from_a_named_model_updates_the_sidecar_that_named_it(
+    engine: Engine, tmp_path: Path, change: str
+) -> None:
+    """A model-less sidecar may name a sidecar-less model file: when that model gains or loses a
+    sidecar of its own, the other entry is looked at again, as a fresh import would see it."""
+    lib = tmp_path / "lib"
+    write_model(lib, "other", civitai_model("Other", file_name="other.safetensors"))
+    write_json(lib / "named.json", civitai_model("Named", file_name="real-file.safetensors"))
+    own = lib / "real-file.civitai.info"
+    write_model(lib, "real-file", sidecar=None)
+    if change == "remove":
+        write_json(own, civitai_version("Real", file_name="real-file.safetensors"))
+    _import(engine, lib)
+    if change == "add":
+        write_json(own, civitai_version("Real", file_name="real-file.safetensors"))
+    else:
+        own.unlink()
+    _import(engine, lib)
+    fresh = tmp_path / "fresh.db"
+    from lora_manager.db import open_catalog
+
+    other_engine = open_catalog(str(fresh))
+    try:
+        _import(other_engine, lib, force=True)
+        expected = sorted((r["name"], r["file_path"], r["missing_since"] is None) for r in _rows(other_engine))
+    finally:
+        other_engine.dispose()
+    got = sorted(
+        (r["name"], r["file_path"], r["missing_since"] is None) for r in _rows(engine) if not r["missing_since"]
+    )
+    assert got == [e for e in expected if e[2]]
