@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
 
 from lora_manager.db.jsontext import json_text
 from lora_manager.db.schema import adapter, adapter_tag, directory, entry, import_failure, import_run, model_file
@@ -187,6 +187,23 @@ def load_entries_with_status(conn: Connection, root: str, statuses: Sequence[str
     """The stored entries under ``root`` with one of ``statuses`` (``lora orphans`` asks for the orphaned ones)."""
     rows = conn.execute(select(*_ENTRY_COLUMNS).where(under(entry.c.key, root), entry.c.status.in_(statuses)))
     return [StoredEntry(*r) for r in rows]
+
+
+def borrowed_model_files(conn: Connection, root: str) -> set[str]:
+    """Model files under ``root`` that a catalogued entry of another stem uses (a sidecar naming them).
+
+    Such a file has no sidecar of its own, yet it is no orphan: a record stands on it.
+    """
+    own = entry.c.key + "."  # an entry's own model file is its key plus an extension
+    rows = conn.execute(
+        select(entry.c.model_path).where(
+            under(entry.c.key, root),
+            entry.c.status == "ok",
+            entry.c.model_path.is_not(None),
+            func.substr(entry.c.model_path, 1, func.length(own)) != own,
+        )
+    )
+    return {path for (path,) in rows}
 
 
 def owners(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, Owner]:

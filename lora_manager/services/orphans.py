@@ -70,7 +70,10 @@ def find_orphans(engine: Engine | None, roots: list[str], ignore: list[str] | No
                 entries = [e for d in sorted(recheck) for e in walk_directory(root, d, rules)]
                 found = [o for o in found if os.path.dirname(o.path) not in recheck]
                 found += _from_entries(root, entries, repo.load_entries_by_key(conn, [e.key for e in entries]))
+            borrowed = repo.borrowed_model_files(conn, root)
         found += _from_entries(root, result.entries, stored)
+        if borrowed:  # named by another stem's sidecar: a record stands on it, so it is no orphan
+            found = [o for o in found if not (o.kind == "model" and o.path in borrowed)]
     found.sort(key=lambda o: o.path)
     return found
 

@@ -209,3 +209,13 @@ def test_orphans_look_again_at_a_folder_that_changed_since_the_import(
     assert str(odd_lib / "odd" / "newcomer.safetensors") in paths
     assert str(odd_lib / "unsorted" / "ghost.json") not in paths
     assert paths == [o["path"] for o in orphans_at(runner, tmp_path / "empty.db", odd_lib)]
+
+
+def test_a_model_file_named_by_another_stems_sidecar_is_no_orphan_once_imported(runner: CliRunner, lib: Path) -> None:
+    """Found by fuzzing: a record stands on a sidecar-less model file that a sidecar of another stem names."""
+    write_safetensors(lib / "unsorted" / "real-file.safetensors", {})
+    write_json(lib / "unsorted" / "named.json", civitai_model("Named", file_name="real-file.safetensors"))
+    assert ("model", str(lib / "unsorted" / "real-file.safetensors")) in found(runner, lib)  # no catalog yet
+    assert run(runner, "import", str(lib)).exit_code in (0, 1)
+    assert ("model", str(lib / "unsorted" / "real-file.safetensors")) not in found(runner, lib)
+    assert ("model", str(lib / "unsorted" / "mystery.safetensors")) in found(runner, lib)
