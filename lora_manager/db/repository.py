@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, text, update
 
 from lora_manager.db.jsontext import json_text
 from lora_manager.db.schema import adapter, adapter_tag, directory, entry, import_failure, import_run, model_file
@@ -181,6 +181,20 @@ def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list
         )
         keys += [key for key, name, version_key in conn.execute(stmt) if (name, version_key or "") in wanted]
     return keys
+
+
+def stranded_duplicates(conn: Connection, root: str) -> list[str]:
+    """Keys of duplicate entries under ``root`` whose identity no live row holds (gone, or marked missing)."""
+    # Through the partial index of duplicates (few), not the key range (every entry of the root):
+    # this runs on every import, a no-op one included, so it is plain SQL (no statement to compile).
+    prefix = root.rstrip(os.sep) + os.sep
+    return [key for (key,) in conn.execute(_STRANDED) if key.startswith(prefix)]
+
+
+_STRANDED = text(
+    "SELECT e.key FROM entry AS e WHERE e.status = 'duplicate' AND NOT EXISTS (SELECT 1 FROM adapter AS a"
+    " WHERE a.name = e.name AND a.version_key = COALESCE(e.version_key, '') AND a.missing_since IS NULL)"
+)
 
 
 def load_entries_with_status(conn: Connection, root: str, statuses: Sequence[str]) -> list[StoredEntry]:
@@ -383,6 +397,7 @@ def forget_entries(conn: Connection, keys: Sequence[str], when: datetime) -> Non
         paths = [p for (p,) in conn.execute(select(entry.c.model_path).where(entry.c.key.in_(part))) if p]
         mark_model_files_missing(conn, paths, when)
         conn.execute(delete(entry).where(entry.c.key.in_(part)))
+    stale_directories(conn, {os.path.dirname(k) for k in keys})  # if they come back, they are looked at in full
 
 
 def demote_to_duplicate(conn: Connection, problems: dict[str, list[dict[str, Any]]]) -> None:

@@ -157,6 +157,10 @@ class RunState:
         holder_of = self.claims.get if self.claims is not None else self._holder(conn, batch[0].key if batch else "")
         claims = _Claims(out.claims, self.claimed, holder_of)
         idents = {(r.row["name"], r.row["version_key"]) for r in batch if r.row}
+        # The rows the batch's entries held before: whether each still does (another entry may have taken it over).
+        idents |= {
+            (s.name or "", s.version_key or "") for r in batch if (s := self.plan.stored.get(r.key)) and s.adapter_id
+        }
         if self.owner_map is not None:
             owners = {i: o for i in idents if (o := self.owner_map.get(i))}
         else:
@@ -261,7 +265,13 @@ class RunState:
         old = self.plan.stored.get(r.key)
         old_id = old.adapter_id if old else None
         old_ident = (old.name or "", old.version_key or "") if old and old.adapter_id is not None else None
-        mine_or_free = old_ident is not None and claims.get(old_ident) in (None, r.key)
+        # The row it held is still its own: not claimed by another entry this run, nor taken over since.
+        held = owners.get(old_ident) if old_ident is not None else None
+        mine_or_free = (
+            old_ident is not None
+            and claims.get(old_ident) in (None, r.key)
+            and (held is None or held.adapter_id != old_id or held.entry_key in (None, r.key))
+        )
         out.problems.extend(r.problems)
         row: dict[str, Any] = {
             "key": r.key,

@@ -166,9 +166,13 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         (s.name, s.version_key or "") for e in todo if (s := stored.get(e.key)) and s.status == "ok" and s.name
     }
     stale_dirs: set[str] = set()
-    if releasing:
+    # Duplicates whose identity's row is gone or missing (its holder went away under another
+    # root, or in a run of a sub-folder): they may take it over now.
+    stranded = set(repo.stranded_duplicates(conn, root)) if skip else set()
+    if releasing or stranded:
         todo_keys = {e.key for e in todo}
-        waiting = set(repo.waiting_duplicates(conn, releasing)) - todo_keys - set(vanished_keys)
+        waiting = set(repo.waiting_duplicates(conn, releasing)) if releasing else set()
+        waiting = (waiting | stranded) - todo_keys - set(vanished_keys)
         extra = [e for e in result.entries if e.key in waiting]
         for d in {os.path.dirname(k) for k in waiting} & clean:  # a clean directory is listed again
             extra += [e for e in walk_directory(root, d, rules) if e.key in waiting]

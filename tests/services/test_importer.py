@@ -347,3 +347,53 @@ def test_a_sidecar_added_to_or_removed_from_a_named_model_updates_the_sidecar_th
         (r["name"], r["file_path"], r["missing_since"] is None) for r in _rows(engine) if not r["missing_since"]
     )
     assert got == [e for e in expected if e[2]]
+
+
+def test_a_failed_leftover_sidecar_does_not_mark_the_record_another_entry_took_over_missing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found by fuzzing: the leftover still held the row's id and marked it missing whenever it was
+    read again; --prune then deleted the live record and its state."""
+    lib = tmp_path / "lib"
+    write_model(lib / "b", "g", civitai_model("S", file_name="g.safetensors"))
+    _import(engine, lib)
+    set_user_state(engine, "S", "v1.0", {"ordinal": 4})
+    (lib / "b" / "g.safetensors").unlink()  # S is left missing, its sidecar a failure (model_missing)
+    _import(engine, lib)
+    write_model(lib / "a", "s", civitai_model("S", file_name="s.safetensors"))  # takes S over
+    _import(engine, lib)
+    os.utime(lib / "b" / "g.json", ns=(1, 1))  # the leftover is read again
+    report = _import(engine, lib, prune=True)
+    assert (report.counts["missing"], report.counts["pruned"]) == (0, 0)
+    [row] = _rows(engine)
+    assert (row["file_path"], row["missing_since"], row["ordinal"]) == (str(lib / "a" / "s.safetensors"), None, 4)
+
+
+def test_a_duplicate_takes_over_when_the_winner_under_another_root_goes_away(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: the winner's row was left missing under one root, and the duplicate under
+    the other was never read again."""
+    first, second = tmp_path / "r1", tmp_path / "r2"
+    write_model(first, "a", civitai_model("X", file_name="a.safetensors"))
+    write_model(second, "b", civitai_model("X", file_name="b.safetensors"))
+    _import(engine, first)
+    _import(engine, second)
+    for f in first.iterdir():
+        f.unlink()
+    write_model(first, "k", civitai_model("K", file_name="k.safetensors"))
+    for _ in range(2):
+        run_import(engine, ImportOptions(roots=[str(first), str(second)]))
+    rows = {r["name"]: r for r in _rows(engine)}
+    assert (rows["X"]["file_path"], rows["X"]["missing_since"]) == (str(second / "b.safetensors"), None)
+
+
+def test_a_library_renamed_and_renamed_back_is_looked_at_again(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: its folders' fingerprints outlived the move, so it looked unchanged on its return."""
+    lib = tmp_path / "r2"
+    write_model(lib, "c", civitai_model("C", file_name="c.safetensors"))
+    _import(engine, lib)
+    moved = lib.rename(tmp_path / "r0")
+    _import(engine, moved)
+    back = moved.rename(lib)
+    _import(engine, back)
+    [row] = _rows(engine)
+    assert (row["file_path"], row["missing_since"]) == (str(lib / "c.safetensors"), None)
