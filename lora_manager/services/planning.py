@@ -174,13 +174,15 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         waiting = set(repo.waiting_duplicates(conn, releasing)) if releasing else set()
         waiting = (waiting | stranded) - todo_keys - set(vanished_keys)
         extra = [e for e in result.entries if e.key in waiting]
-        for d in {os.path.dirname(k) for k in waiting} & clean:  # a clean directory is listed again
-            extra += [e for e in walk_directory(root, d, rules) if e.key in waiting]
+        # A clean directory, or one looked at in part, is listed again for the waiting entries it holds.
+        missed = waiting - {e.key for e in extra}
+        for d in {os.path.dirname(k) for k in missed} & (clean | result.partial.keys()):
+            extra += [e for e in walk_directory(root, d, rules) if e.key in missed]
             stale_dirs.add(d)
         if extra:
             stored.update(repo.load_entries_by_key(conn, [e.key for e in extra]))
-            for e in extra:
-                if e.directory in dir_statuses and e.key in unchanged_keys:
+            for e in extra:  # counted as an unchanged duplicate, in its directory's statuses too
+                if e.directory in dir_statuses and (e.key in unchanged_keys or e.directory in result.partial):
                     dir_statuses[e.directory]["duplicate"] -= 1
                 unchanged["duplicate"] -= 1
             todo = sorted(todo + extra, key=lambda e: e.key)

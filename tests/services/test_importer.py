@@ -397,3 +397,24 @@ def test_a_library_renamed_and_renamed_back_is_looked_at_again(engine: Engine, t
     _import(engine, back)
     [row] = _rows(engine)
     assert (row["file_path"], row["missing_since"]) == (str(lib / "c.safetensors"), None)
+
+
+def test_a_stranded_duplicate_in_a_folder_looked_at_in_part_takes_over(engine: Engine, tmp_path: Path) -> None:
+    """The waiting duplicate's folder changed elsewhere (one other sidecar edited): it is still found and read."""
+    first, second = tmp_path / "r1", tmp_path / "r2"
+    write_model(first, "a", civitai_model("X", file_name="a.safetensors"))
+    write_model(second, "b", civitai_model("X", file_name="b.safetensors"))
+    write_model(second, "c", civitai_model("C", file_name="c.safetensors"))
+    _import(engine, first)
+    _import(engine, second)
+    for f in first.iterdir():
+        f.unlink()
+    write_model(first, "k", civitai_model("K", file_name="k.safetensors"))
+    _import(engine, first)  # X is left missing
+    write_json(second / "c.json", civitai_model("C", file_name="c.safetensors", description="edited"))
+    report = _import(engine, second)
+    assert report.counts["updated"] == 2 and not [p for p in report.problems if p.kind == "duplicate"]
+    rows = {r["name"]: r for r in _rows(engine)}
+    assert (rows["X"]["file_path"], rows["X"]["missing_since"]) == (str(second / "b.safetensors"), None)
+    again = _import(engine, second)
+    assert again.counts["unchanged"] == 2 and again.counts["duplicates"] == 0
