@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from lora_manager.cli import app
 from tests.builders import civitai_model, write_model, write_safetensors
+from tests.waiting import answers_at_once
 
 
 def _import(runner: CliRunner, lib: Path) -> dict[str, object]:
@@ -90,8 +91,6 @@ def test_an_invalid_ignore_pattern_is_a_usage_error_naming_it(runner: CliRunner,
 
 def test_files_swapped_for_fifos_after_the_walk_are_reported_not_waited_on(tmp_path: Path) -> None:
     """Between the walk and the read a file can become a FIFO: reading and hashing refuse it at once."""
-    import threading
-
     import pytest
 
     from lora_manager.discovery import walk
@@ -107,12 +106,9 @@ def test_files_swapped_for_fifos_after_the_walk_are_reported_not_waited_on(tmp_p
     for name in ("m.json", "n.safetensors"):
         (lib / name).unlink()
         os.mkfifo(lib / name)
-    results: list[EntryResult] = []
-    reader = threading.Thread(target=lambda: results.extend(read_entry(e, root) for e in (m, n)), daemon=True)
-    reader.start()
-    reader.join(timeout=20)
-    assert not reader.is_alive(), "reading waited on a FIFO"
-    by_key = {r.key: r for r in results}
+    results = answers_at_once(lambda: [read_entry(e, root) for e in (m, n)], "reading")
+    assert isinstance(results, list)
+    by_key: dict[str, EntryResult] = {r.key: r for r in results}
     assert [(p.kind, p.message) for p in by_key[m.key].problems] == [("unreadable", "cannot read: not a regular file")]
     assert by_key[n.key].status == "ok"  # its metadata is read; the model's header is the problem
     assert [p.kind for p in by_key[n.key].problems] == ["unreadable"]

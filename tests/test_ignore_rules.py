@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from lora_manager.errors import LoraError
 from lora_manager.ignore import MAX_IGNORE_BYTES, MAX_PATTERNS, IgnoreRules, load_ignore
 from lora_manager.paths import resolve_root
 from tests.builders import civitai_model, write_model
+from tests.waiting import answers_at_once
 
 SECRET = "API_KEY=sk-very-secret"
 
@@ -69,19 +69,9 @@ def test_a_fifo_loraignore_is_refused_without_waiting_for_a_writer(tmp_path: Pat
     """Opening a FIFO would wait forever: it is refused at once as not a regular file."""
     lib = _library(tmp_path)
     os.mkfifo(lib / ".loraignore")
-    errors: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            _load(lib)
-        except LoraError as exc:
-            errors.append(exc)
-
-    loader = threading.Thread(target=load, daemon=True)
-    loader.start()
-    loader.join(timeout=20)
-    assert not loader.is_alive(), "load_ignore waited on a FIFO"
-    assert [str(e) for e in errors] == [f"{lib / '.loraignore'}: cannot read: not a regular file"]
+    error = answers_at_once(lambda: _load(lib), "load_ignore")
+    assert isinstance(error, LoraError)
+    assert str(error) == f"{lib / '.loraignore'}: cannot read: not a regular file"
 
 
 def test_a_pattern_that_could_backtrack_for_hours_is_refused_naming_file_and_line(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from lora_manager.services.file_hashes import hash_file
 from lora_manager.services.reading import read_entry
 from tests.builders import civitai_model, write_json, write_model, write_safetensors
 from tests.cli.test_hash import rows
+from tests.waiting import answers_at_once
 
 SECRET = "OUTSIDE-SECRET"
 
@@ -80,19 +80,9 @@ def test_open_regular_inside_still_refuses_a_fifo_without_waiting(tmp_path: Path
     lib = tmp_path / "lib"
     lib.mkdir()
     os.mkfifo(lib / "pipe.json")
-    errors: list[OSError] = []
-
-    def attempt() -> None:
-        try:
-            open_regular(str(lib / "pipe.json"), inside=resolve_root(lib))
-        except OSError as exc:
-            errors.append(exc)
-
-    opener = threading.Thread(target=attempt, daemon=True)
-    opener.start()
-    opener.join(timeout=20)
-    assert not opener.is_alive(), "open_regular waited on a FIFO"
-    assert [e.strerror for e in errors] == ["not a regular file"]
+    error = answers_at_once(lambda: open_regular(str(lib / "pipe.json"), inside=resolve_root(lib)), "open_regular")
+    assert isinstance(error, OSError)
+    assert error.strerror == "not a regular file"
 
 
 def test_sidecar_swapped_for_a_link_out_after_the_walk_is_not_read(tmp_path: Path) -> None:

@@ -166,8 +166,9 @@ def _save(engine: Engine, state: RunState, batch: list[EntryResult], report: Imp
 
 
 # What a database (or its driver, before it: sqlite3 raises OverflowError for an integer past
-# 64 bits) answers to a value it will not store. Transient errors never get here (see db.retry).
-_REFUSALS = (StatementError, OverflowError, ValueError, TypeError)
+# 64 bits) answers to a value it will not store. Transient errors never get here (see db.retry);
+# a TypeError or ValueError is a bug of ours, which must not pass for a refused file.
+_REFUSALS = (StatementError, OverflowError)
 
 
 def _refused(result: EntryResult, exc: Exception) -> EntryResult:

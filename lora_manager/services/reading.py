@@ -112,7 +112,7 @@ def _note_model(result: EntryResult, entry: Entry, model: FileStat | None) -> No
 
 
 def _parse_sidecars(
-    entry: Entry, model_name: str | None, max_bytes: int, problems: list[FileProblem], root: str | None = None
+    entry: Entry, model_name: str | None, max_bytes: int, problems: list[FileProblem], root: str
 ) -> tuple[list[SidecarInfo], list[SidecarRef]]:
     """Every usable sidecar of ``entry``, parsed; the others become problems."""
     raw_by_name: list[tuple[str, bytes, int, int]] = []
@@ -193,7 +193,7 @@ def _model_named_by(entry: Entry, parsed: list[SidecarInfo], root: str) -> FileS
     return None
 
 
-def _header(model_path: str, size: int, problems: list[FileProblem], root: str | None = None) -> HeaderInfo | None:
+def _header(model_path: str, size: int, problems: list[FileProblem], root: str) -> HeaderInfo | None:
     """The safetensors header, or None for other formats (pickles are never opened)."""
     if not model_path.lower().endswith(".safetensors"):
         return None

@@ -99,10 +99,10 @@ def test_the_readers_row_is_the_records_row_for_every_example_entry() -> None:
         model = entry.model
         if model is None or not entry.sidecars:
             continue
-        parsed, refs = _parse_sidecars(entry, model.name, 1 << 20, [])
+        parsed, refs = _parse_sidecars(entry, model.name, 1 << 20, [], root)
         if not parsed:
             continue
-        header = _header(entry.path(model.name), model.size, [])
+        header = _header(entry.path(model.name), model.size, [], root)
         args = (parsed, refs, entry.path(model.name), entry.stem, header, None)
         fast, slow = fields_row(merged_fields(*args)), record_row(merge(*args))
         for column in PRESERIALISED:  # JSON text, stored exactly as the value is

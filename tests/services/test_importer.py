@@ -372,14 +372,7 @@ def test_a_failed_leftover_sidecar_does_not_mark_the_record_another_entry_took_o
 def test_a_duplicate_takes_over_when_the_winner_under_another_root_goes_away(engine: Engine, tmp_path: Path) -> None:
     """Found by fuzzing: the winner's row was left missing under one root, and the duplicate under
     the other was never read again."""
-    first, second = tmp_path / "r1", tmp_path / "r2"
-    write_model(first, "a", civitai_model("X", file_name="a.safetensors"))
-    write_model(second, "b", civitai_model("X", file_name="b.safetensors"))
-    _import(engine, first)
-    _import(engine, second)
-    for f in first.iterdir():
-        f.unlink()
-    write_model(first, "k", civitai_model("K", file_name="k.safetensors"))
+    first, second = _winner_gone_under_another_root(engine, tmp_path, also_second=False)
     for _ in range(2):
         run_import(engine, ImportOptions(roots=[str(first), str(second)]))
     rows = {r["name"]: r for r in _rows(engine)}
@@ -401,15 +394,7 @@ def test_a_library_renamed_and_renamed_back_is_looked_at_again(engine: Engine, t
 
 def test_a_stranded_duplicate_in_a_folder_looked_at_in_part_takes_over(engine: Engine, tmp_path: Path) -> None:
     """The waiting duplicate's folder changed elsewhere (one other sidecar edited): it is still found and read."""
-    first, second = tmp_path / "r1", tmp_path / "r2"
-    write_model(first, "a", civitai_model("X", file_name="a.safetensors"))
-    write_model(second, "b", civitai_model("X", file_name="b.safetensors"))
-    write_model(second, "c", civitai_model("C", file_name="c.safetensors"))
-    _import(engine, first)
-    _import(engine, second)
-    for f in first.iterdir():
-        f.unlink()
-    write_model(first, "k", civitai_model("K", file_name="k.safetensors"))
+    first, second = _winner_gone_under_another_root(engine, tmp_path, also_second=True)
     _import(engine, first)  # X is left missing
     write_json(second / "c.json", civitai_model("C", file_name="c.safetensors", description="edited"))
     report = _import(engine, second)
@@ -418,3 +403,19 @@ def test_a_stranded_duplicate_in_a_folder_looked_at_in_part_takes_over(engine: E
     assert (rows["X"]["file_path"], rows["X"]["missing_since"]) == (str(second / "b.safetensors"), None)
     again = _import(engine, second)
     assert again.counts["unchanged"] == 2 and again.counts["duplicates"] == 0
+
+
+def _winner_gone_under_another_root(engine: Engine, tmp_path: Path, also_second: bool) -> tuple[Path, Path]:
+    """``r1/a`` holds X and ``r2/b`` waits as its duplicate (beside ``r2/c`` with ``also_second``);
+    then ``r1/a`` is deleted and ``r1/k`` added, nothing imported since."""
+    first, second = tmp_path / "r1", tmp_path / "r2"
+    write_model(first, "a", civitai_model("X", file_name="a.safetensors"))
+    write_model(second, "b", civitai_model("X", file_name="b.safetensors"))
+    if also_second:
+        write_model(second, "c", civitai_model("C", file_name="c.safetensors"))
+    _import(engine, first)
+    _import(engine, second)
+    for f in first.iterdir():
+        f.unlink()
+    write_model(first, "k", civitai_model("K", file_name="k.safetensors"))
+    return first, second
