@@ -419,3 +419,16 @@ def _winner_gone_under_another_root(engine: Engine, tmp_path: Path, also_second:
         f.unlink()
     write_model(first, "k", civitai_model("K", file_name="k.safetensors"))
     return first, second
+
+
+def test_a_record_left_missing_by_an_identity_clash_is_deleted_by_prune(engine: Engine, tmp_path: Path) -> None:
+    """README: the old record is marked missing with the user's state; ``--prune`` deletes it."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors"))
+    write_model(lib, "b", civitai_model("Beta", file_name="b.safetensors"))
+    _import(engine, lib)
+    write_json(lib / "b.json", civitai_model("Alpha", file_name="b.safetensors"))
+    _import(engine, lib)
+    assert sorted((r["name"], r["missing_since"] is None) for r in _rows(engine)) == [("Alpha", True), ("Beta", False)]
+    assert _import(engine, lib, prune=True).counts["pruned"] == 1
+    assert [r["name"] for r in _rows(engine)] == ["Alpha"]
