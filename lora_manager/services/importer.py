@@ -96,7 +96,33 @@ def _run_root(
     for o in plan.unchanged_outcomes:
         report.outcome(o)
     _handle_vanished(engine, plan, report, options.dry_run)
-    # Reading and deciding import the parsers and pydantic models: only when there is something to read.
+    if plan.todo_count:
+        _read_and_write(engine, plan, options, report, progress, should_stop, prefetch)
+        if report.interrupted:
+            return
+    if options.dry_run:
+        return
+    with engine.begin() as conn:
+        # A few hundred directories at a time (a files record is 24 bytes a file).
+        for part in repo.chunks(list(plan.fingerprints.items()), 200):
+            repo.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
+        repo.stale_directories(conn, plan.stale_dirs)
+        if options.prune:
+            report.counts["pruned"] += repo.prune_missing(conn, plan.root)
+
+
+def _read_and_write(
+    engine: Engine,
+    plan: RootPlan,
+    options: ImportOptions,
+    report: ImportReport,
+    progress: Progress | None,
+    should_stop: Callable[[], bool],
+    prefetch: Prefetcher | None,
+) -> None:
+    """Read the plan's entries and write them in batches (a dry run decides them and writes nothing)."""
+    # Reading and deciding import the parsers and pydantic models: a run with nothing to read
+    # (the usual cron run) does without them.
     from lora_manager.services.decisions import RunState
     from lora_manager.services.reading import read_batches
 
@@ -125,15 +151,6 @@ def _run_root(
         if should_stop():
             report.interrupted = True
             return
-    if options.dry_run:
-        return
-    with engine.begin() as conn:
-        # A few hundred directories at a time (a files record is 24 bytes a file).
-        for part in repo.chunks(list(plan.fingerprints.items()), 200):
-            repo.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
-        repo.stale_directories(conn, plan.stale_dirs)
-        if options.prune:
-            report.counts["pruned"] += repo.prune_missing(conn, plan.root)
 
 
 def _directory_row(plan: RootPlan, directory: str, fp: str) -> dict[str, object]:
