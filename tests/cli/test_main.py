@@ -359,3 +359,22 @@ def test_the_console_script_loads_without_the_collector_and_a_command_turns_it_b
     frozen = gc.get_freeze_count()
     loaded()  # the collector is on here (pytest): nothing to do
     assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+def test_a_re_import_with_nothing_to_read_loads_no_parser(tmp_path: Path) -> None:
+    """The usual cron run (nothing changed) leaves the sidecar parsers and decision rules unimported."""
+    lib, db = library(tmp_path / "lib"), tmp_path / "catalog.db"
+    assert lora("--db", str(db), "import", str(lib)).returncode == 1  # the library's broken files
+    parsers = ("lora_manager.services.reading", "lora_manager.services.decisions", "lora_manager.parsing.registry")
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['lora', '--db', {str(db)!r}, 'import', {str(lib)!r}]\n"
+        "from lora_manager.cli import run\n"
+        "code = run()\n"
+        f"print(code, [m for m in {parsers!r} if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr
+    (lib / "extra.json").write_text('{"activation text": "new"}', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "'lora_manager.services.reading'" in done.stdout.splitlines()[-1], done.stderr
