@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from lora_manager.db import repository as repo
+from lora_manager.db.rows import adapter_row
 from lora_manager.errors import FailureKind
 from lora_manager.models import FileProblem
 from lora_manager.paths import lies_under
@@ -339,7 +340,7 @@ class RunState:
             out.fresh.add(r.key)
         out.counts[action] += 1
         out.outcome(Outcome(r.key, action, rec["name"], rec["version"], "renamed" if renamed else ""))
-        out.adapters.append(repo.adapter_row(rec, r.key, stamp))
+        out.adapters.append(adapter_row(rec, r.key, stamp))
         return row
 
     @staticmethod

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from lora_manager.db.repository import fields_row
+from lora_manager.db.rows import fields_row
 from lora_manager.discovery import Entry, FileStat
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
@@ -40,7 +40,7 @@ class EntryResult:
     key: str
     signature: str
     status: str
-    row: dict[str, Any] | None = None  # the adapter row (see db.repository.record_row) when status is ok
+    row: dict[str, Any] | None = None  # the adapter row (see db.rows.record_row) when status is ok
     problems: list[FileProblem] = field(default_factory=list)
     model_path: str | None = None
     model_size: int | None = None

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from lora_manager.db import open_catalog, sqlite_plans
 from lora_manager.db import repository as repo
 from lora_manager.db import upsert as upsert_module
+from lora_manager.db.rows import adapter_row, record_row
 from lora_manager.db.schema import adapter, adapter_tag, directory, entry, model_file
 from lora_manager.db.upsert import upsert
 from lora_manager.models import AdapterRecord, SidecarRef
@@ -34,7 +35,7 @@ TABLES = (adapter, adapter_tag, entry, model_file, directory)
 
 def _row(name: str, version: str | None, entry_key: str, when: datetime, **fields: Any) -> dict[str, Any]:
     record = AdapterRecord(name=name, version=version, file_path=f"/lib/{entry_key}.safetensors", **fields)
-    return repo.adapter_row(repo.record_row(record), f"/lib/{entry_key}", when)
+    return adapter_row(record_row(record), f"/lib/{entry_key}", when)
 
 
 def _alpha(when: datetime, **fields: Any) -> dict[str, Any]:

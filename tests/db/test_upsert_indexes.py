@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from lora_manager.db import open_catalog, sqlite_plans
 from lora_manager.db import repository as repo
 from lora_manager.db import upsert as upsert_module
+from lora_manager.db.rows import adapter_row, record_row
 from lora_manager.db.schema import adapter, entry
 from lora_manager.models import AdapterRecord
 from tests.db.refusals import refusals
@@ -36,7 +37,7 @@ def _adapter(name: str, when: datetime = NOW, **fields: Any) -> dict[str, Any]:
     fields.setdefault("base_model", "SD 1.5")
     fields.setdefault("primary_file_sha256", hashlib.sha256(name.encode()).hexdigest())
     record = AdapterRecord(name=name, version="v1", file_path=f"/lib/{name}.safetensors", **fields)
-    return repo.adapter_row(repo.record_row(record), f"/lib/{name}", when)
+    return adapter_row(record_row(record), f"/lib/{name}", when)
 
 
 def _entry(

@@ -87,7 +87,7 @@ def test_the_readers_row_is_the_records_row_for_every_example_entry() -> None:
     from pathlib import Path
 
     from lora_manager.db.jsontext import JsonText, dumps
-    from lora_manager.db.repository import PRESERIALISED, fields_row, record_row
+    from lora_manager.db.rows import PRESERIALISED, fields_row, record_row
     from lora_manager.discovery import walk
     from lora_manager.parsing.merge import merged_fields
     from lora_manager.paths import resolve_root
