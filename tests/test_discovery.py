@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lora_manager.discovery import WalkResult, classify, walk
+from lora_manager.discovery import WalkResult, walk
+from lora_manager.entries import classify
 from lora_manager.errors import LoraError
 from lora_manager.ignore import load_ignore
 from lora_manager.listings import changed_files, changed_names, files_record, pack_names

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from lora_manager.db import repository as repo
-from lora_manager.discovery import Entry, walk, walk_directory
+from lora_manager.discovery import walk, walk_directory
+from lora_manager.entries import Entry
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.ignore import load_ignore
 from lora_manager.paths import resolve_root

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from lora_manager.db import repository as repo
-from lora_manager.discovery import Entry, regroup, walk, walk_directory
+from lora_manager.discovery import regroup, walk, walk_directory
+from lora_manager.entries import Entry
 from lora_manager.ignore import IgnoreRules, load_ignore
 from lora_manager.models import FileProblem
 from lora_manager.services.import_report import ImportOptions, Outcome

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from lora_manager.discovery import Entry
+from lora_manager.entries import Entry
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor

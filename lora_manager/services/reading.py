@@ -13,7 +13,7 @@ from itertools import islice
 from typing import Any
 
 from lora_manager.db.rows import fields_row
-from lora_manager.discovery import Entry, FileStat
+from lora_manager.entries import Entry, FileStat
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
 from lora_manager.parsing.base import ParseContext, safe_file_name

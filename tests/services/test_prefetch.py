@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from lora_manager.db import open_catalog
-from lora_manager.discovery import Entry, walk
+from lora_manager.discovery import walk
+from lora_manager.entries import Entry
 from lora_manager.paths import resolve_root
 from lora_manager.services import prefetch as prefetch_module
 from lora_manager.services.catalog import ListQuery, list_adapters

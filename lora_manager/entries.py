@@ -1,0 +1,106 @@
+"""What the walk groups a library's files into: entries, and the file names it recognises.
+
+A library is read as *entries*: one model file and the sidecars and previews that share its
+stem (``foo.v2.safetensors`` has stem ``foo.v2``; ``foo.v2.civitai.info`` belongs to it). An
+entry's *signature* is the names, sizes and ``st_mtime_ns`` of its files: when it equals the
+stored one, nothing in the entry is opened again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+# Longest first: ``foo.metadata.json`` is a Lora-Manager sidecar of ``foo``, not a ``.json`` of ``foo.metadata``.
+SIDECAR_SUFFIXES = (".civitai.info", ".metadata.json", ".cm-info.json", ".json")
+PREVIEW_SUFFIXES = tuple(
+    f"{prefix}.{ext}" for prefix in (".preview", "") for ext in ("png", "jpg", "jpeg", "webp", "gif", "mp4", "webm")
+)
+
+
+@dataclass(slots=True, frozen=True)
+class FileStat:
+    """A file of an entry as the walk saw it."""
+
+    name: str
+    size: int
+    mtime_ns: int
+
+
+class Entry:
+    """One model file (or the hope of one) and everything beside it with the same stem.
+
+    A plain slotted class rather than a dataclass: the walk makes one per model, and at
+    100,000 models the constructor's cost shows.
+    """
+
+    __slots__ = ("directory", "key", "models", "neighbours", "previews", "sidecars", "stem", "unsafe")
+
+    def __init__(self, directory: str, stem: str) -> None:
+        self.directory = directory
+        self.stem = stem
+        self.key = directory + os.sep + stem  # the entry's identity in the catalog
+        self.models: list[FileStat] = []
+        self.sidecars: list[FileStat] = []
+        self.previews: list[str] = []
+        # Files of this entry that may not be read (a link out of the root), with the reason.
+        self.unsafe: list[tuple[str, str]] = []
+        # Sidecar-less model files in the same directory: a sidecar may name one of them.
+        self.neighbours: tuple[FileStat, ...] = ()
+
+    @property
+    def model(self) -> FileStat | None:
+        """The model file, by extension preference when several share the stem."""
+        if len(self.models) < 2:
+            return self.models[0] if self.models else None
+        return min(self.models, key=lambda f: _model_rank(f.name))
+
+    @property
+    def signature(self) -> str:
+        """What must be unchanged for the stored record to be current (files arrive sorted by name)."""
+        parts = [f"m:{f.name}:{f.size}:{f.mtime_ns}" for f in self.models]
+        parts += [f"s:{f.name}:{f.size}:{f.mtime_ns}" for f in self.sidecars]
+        parts += ["p:" + name for name in self.previews]
+        parts += ["u:" + name for name, _ in self.unsafe]
+        if not self.models:
+            parts += [f"n:{f.name}:{f.size}:{f.mtime_ns}" for f in self.neighbours]
+        return "|".join(parts)
+
+    def path(self, name: str) -> str:
+        return self.directory + os.sep + name
+
+
+_MODEL_EXTS = frozenset(MODEL_EXTENSIONS)
+_SIDECAR_EXTS = frozenset(s[s.rfind(".") :] for s in SIDECAR_SUFFIXES)
+_PREVIEW_EXTS = frozenset(s[s.rfind(".") :] for s in PREVIEW_SUFFIXES)
+
+
+def classify(name: str) -> tuple[str, str] | None:
+    """``(kind, stem)`` for a file name we care about, kind being model, sidecar or preview.
+
+    Called for every file of the library, so it looks at the last extension first.
+    """
+    dot = name.rfind(".")
+    if dot <= 0:
+        return None
+    ext = name[dot:].lower()
+    if ext in _MODEL_EXTS:
+        return "model", name[:dot]
+    suffixes: tuple[str, ...]
+    if ext in _SIDECAR_EXTS:
+        suffixes = SIDECAR_SUFFIXES
+    elif ext in _PREVIEW_EXTS:
+        suffixes = PREVIEW_SUFFIXES
+    else:
+        return None
+    lower = name.lower()
+    for suffix in suffixes:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return ("sidecar" if suffixes is SIDECAR_SUFFIXES else "preview"), name[: -len(suffix)]
+    return None
+
+
+def _model_rank(name: str) -> int:
+    lower = name.lower()
+    return next((i for i, ext in enumerate(MODEL_EXTENSIONS) if lower.endswith(ext)), len(MODEL_EXTENSIONS))
