@@ -50,6 +50,9 @@ class WalkResult:
     names: dict[str, bytes] = field(default_factory=dict)
     # New directories left ungrouped (``defer_new``) -> how many entries they hold; see :func:`regroup`.
     deferred: dict[str, int] = field(default_factory=dict)
+    # Directories that could not be listed (their problems say why): what is in them, and
+    # below them, is unknown this run, not gone.
+    unlisted: list[str] = field(default_factory=list)
 
 
 def walk(
@@ -83,7 +86,7 @@ def walk(
     """
     result = WalkResult(root, [], [], 0, {}, [])
     rules = ignore or IgnoreRules()
-    for directory, listing in _directories(root, rules.match, result.problems):
+    for directory, listing in _directories(root, rules.match, result.problems, result.unlisted):
         result.files_seen += len(listing)
         fp, names, numbers = snapshot(rules.text, listing)
         result.fingerprints[directory] = fp
@@ -218,9 +221,11 @@ def regroup(root: str, directory: str, ignore: IgnoreRules | None = None) -> tup
         return [], ""
     rules = ignore or IgnoreRules()
     problems: list[tuple[str, FailureKind, str]] = []
-    listing, _ = _list(directory, root, rules.match, problems)
-    entries = sorted(_group(directory, root, listing, problems), key=lambda e: e.key)
-    return entries, fingerprint(rules.text, listing)
+    listed = _list(directory, root, rules.match, problems)
+    if listed is None:  # unreadable since the walk: looked at in full next time
+        return [], ""
+    entries = sorted(_group(directory, root, listed[0], problems), key=lambda e: e.key)
+    return entries, fingerprint(rules.text, listed[0])
 
 
 def walk_directory(root: str, directory: str, ignore: IgnoreRules | None = None) -> list[Entry]:
@@ -229,9 +234,16 @@ def walk_directory(root: str, directory: str, ignore: IgnoreRules | None = None)
 
 
 def _directories(
-    root: str, match: Callable[[str], bool] | None, problems: list[tuple[str, FailureKind, str]]
+    root: str,
+    match: Callable[[str], bool] | None,
+    problems: list[tuple[str, FailureKind, str]],
+    unlisted: list[str],
 ) -> Iterator[tuple[str, list[Listed]]]:
-    """Yield each directory once with its files, depth-first in sorted order."""
+    """Yield each directory once with its files, depth-first in sorted order.
+
+    A directory that cannot be listed is not yielded but added to ``unlisted`` (and to
+    ``problems``): an empty listing would pass for a folder whose files are all gone.
+    """
     stack = [root]
     visited: set[tuple[int, int]] = set()
     while stack:
@@ -240,19 +252,24 @@ def _directories(
             st = os.stat(directory)
         except OSError as exc:
             problems.append((directory, FailureKind.UNREADABLE, f"cannot list directory: {exc.strerror}"))
+            unlisted.append(directory)
             continue
         if (st.st_dev, st.st_ino) in visited:
             continue  # a link back to a directory already walked: a loop or a second path
         visited.add((st.st_dev, st.st_ino))
-        listing, subdirs = _list(directory, root, match, problems)
-        stack.extend(reversed(subdirs))
-        yield directory, listing
+        listed = _list(directory, root, match, problems)
+        if listed is None:
+            unlisted.append(directory)
+            continue
+        stack.extend(reversed(listed[1]))
+        yield directory, listed[0]
 
 
 def _list(
     directory: str, root: str, match: Callable[[str], bool] | None, problems: list[tuple[str, FailureKind, str]]
-) -> tuple[list[Listed], list[str]]:
-    """The files (each stat'ed once) and the subdirectories of one directory, sorted by name.
+) -> tuple[list[Listed], list[str]] | None:
+    """The files (each stat'ed once) and the subdirectories of one directory, sorted by name; None
+    (and a problem) when it cannot be listed.
 
     Runs once per file of the library on every import: names are checked for UTF-8 all at
     once (one at a time only in a directory where one fails), and the loop does no more
@@ -264,7 +281,7 @@ def _list(
             items = sorted(it, key=_entry_name)
     except OSError as exc:
         problems.append((directory, FailureKind.UNREADABLE, f"cannot list directory: {exc.strerror}"))
-        return [], []
+        return None
     all_utf8 = is_utf8("".join([item.name for item in items]))
     listing: list[Listed] = []
     subdirs: list[str] = []

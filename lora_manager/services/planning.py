@@ -22,6 +22,7 @@ from lora_manager.discovery import regroup, walk, walk_directory
 from lora_manager.entries import Entry
 from lora_manager.ignore import IgnoreRules, load_ignore
 from lora_manager.models import FileProblem
+from lora_manager.paths import lies_under
 from lora_manager.services.import_report import ImportOptions, Outcome
 from lora_manager.services.prefetch import Prefetcher
 
@@ -117,7 +118,10 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     if prefetch:
         prefetch.walk_done()
     clean = set(result.clean)
-    gone_dirs = [d for d in known_dirs if d not in result.fingerprints]
+    # A folder that could not be listed, and what is below it, is unknown this run: its
+    # records stay as they are (not missing, so ``--prune`` cannot delete them).
+    unknown = [d for d in known_dirs if d not in result.fingerprints and _below_any(d, result.unlisted)]
+    gone_dirs = [d for d in known_dirs if d not in result.fingerprints and not _below_any(d, result.unlisted)]
     looked_at = {d for d in result.fingerprints if d not in clean}
     whole = (looked_at - result.partial.keys()) | set(gone_dirs)
     signatures = repo.load_signatures(conn, root, whole)
@@ -134,7 +138,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     changed = repo.load_entries_by_key(conn, [k for keys in considered.values() for k in keys])
     signatures.update((k, (s.signature, s.status)) for k, s in changed.items())
     unchanged: Counter[str] = Counter()
-    for d in clean:
+    for d in (*clean, *unknown):
         unchanged.update(known_dirs[d][1])
     dir_statuses: dict[str, Counter[str]] = {d: Counter() for d in looked_at}
     for d in result.partial:  # a directory looked at in part: the rest of it is as counted last time
@@ -213,3 +217,8 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         lazy_dirs=result.deferred,
         rules=rules,
     )
+
+
+def _below_any(directory: str, tops: list[str]) -> bool:
+    """Whether ``directory`` is one of ``tops`` or lies under one."""
+    return any(lies_under(directory, top) for top in tops)

@@ -1,0 +1,95 @@
+"""A folder that cannot be listed is unknown for the run, never gone: its records stay, ``--prune`` keeps them.
+
+Permissions are real: the folder is made mode 000. Root reads through modes, so as root the
+commands run with the capabilities that allow it dropped (``setpriv``), as an ordinary user's would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.builders import civitai_version, write_model
+
+_DROP = "-dac_override,-dac_read_search"
+
+
+def _prefix() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root reads folders whatever their mode, and setpriv is not here to drop that")
+    return [setpriv, f"--bounding-set={_DROP}", f"--inh-caps={_DROP}", "--"]
+
+
+def lora(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [*_prefix(), sys.executable, "-m", "lora_manager", "--db", str(db), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def listed(db: Path, *args: str) -> list[dict[str, Any]]:
+    done = lora(db, "list", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    records: list[dict[str, Any]] = json.loads(done.stdout)
+    return records
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
+    """A library of three LoRAs imported; then ``sdxl`` (holding one, and a folder with another) is made unreadable."""
+    lib, db = tmp_path / "lib", tmp_path / "catalog.db"
+    write_model(lib / "sd15", "alpha", civitai_version("Alpha"), suffix=".civitai.info")
+    write_model(lib / "sdxl", "beta", civitai_version("Beta"), suffix=".civitai.info")
+    write_model(lib / "sdxl" / "deep", "gamma", civitai_version("Gamma"), suffix=".civitai.info")
+    first = lora(db, "import", str(lib))
+    assert first.returncode == 0, first.stderr
+    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Gamma"]
+    folder = lib / "sdxl"
+    folder.chmod(0)
+    try:
+        yield lib, db, folder
+    finally:
+        folder.chmod(0o755)
+
+
+def test_an_unreadable_folder_is_reported_and_its_records_stay(locked: tuple[Path, Path, Path]) -> None:
+    lib, db, folder = locked
+    done = lora(db, "import", str(lib))
+    assert done.returncode == 1
+    assert f"{folder}: unreadable: cannot list directory" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert listed(db, "--missing") == []
+    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Gamma"]
+
+
+def test_prune_keeps_the_records_of_an_unreadable_folder(locked: tuple[Path, Path, Path]) -> None:
+    lib, db, folder = locked
+    done = lora(db, "import", "--prune", "--json", str(lib))
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["pruned"] == 0
+    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Gamma"]
+    folder.chmod(0o755)
+    again = lora(db, "import", "--json", str(lib))  # readable again: everything is as it was
+    assert again.returncode == 0, again.stderr
+    assert listed(db, "--missing") == []
+    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Gamma"]
+
+
+def test_a_folder_that_really_went_away_is_still_missing(locked: tuple[Path, Path, Path]) -> None:
+    """Only what could not be listed is spared: a removed folder beside it is gone as before."""
+    lib, db, _folder = locked
+    shutil.rmtree(lib / "sd15")
+    write_model(lib / "pony", "delta", civitai_version("Delta"), suffix=".civitai.info")
+    done = lora(db, "import", str(lib))
+    assert done.returncode == 1
+    assert [r["name"] for r in listed(db, "--missing")] == ["Alpha"]
+    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Delta", "Gamma"]
