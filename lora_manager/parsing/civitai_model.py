@@ -38,11 +38,12 @@ _MAPPED = frozenset(
         "stats",
         "supportsGeneration",
         "nsfwLevel",
-        "nsfw",
         "availability",
     }
     | a1111.USER_KEYS
 )
+# ``nsfw`` (the older responses' only NSFW flag) and the version's ``description`` (its
+# changelog) have no column: they are not listed above or below, so ``extra`` keeps them.
 _VERSION_MAPPED = frozenset(
     {
         "id",
@@ -53,10 +54,16 @@ _VERSION_MAPPED = frozenset(
         "baseModel",
         "files",
         "images",
-        "description",
         "downloadUrl",
     }
 )
+
+
+# Civitai's file types that hold the model itself (the others: "Training Data", "VAE",
+# "Config", "Negative", "Archive"...); an entry without a type is taken for a model.
+_MODEL_FILE_TYPES = (None, "Model", "Pruned Model")
+# What Civitai Helper's skeleton and Lora-Manager write for "no base model known".
+_UNKNOWN_BASE_MODELS = frozenset({"unknown"})
 
 
 class CivitaiModel:
@@ -70,7 +77,7 @@ class CivitaiModel:
     def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo:
         versions = [v for v in data.get("modelVersions") or [] if isinstance(v, dict)]
         version = choose_version(versions, ctx)
-        file = primary_file(as_list(version.get("files")), ctx.model_file_name)
+        file = primary_file(as_list(version.get("files")), ctx.model_file_name, ctx.known_sha256)
         # The model's own id first: a version object's modelId is absent in older responses.
         model_id = as_id(data.get("id")) or as_id(version.get("modelId"))
         info = SidecarInfo(
@@ -116,8 +123,16 @@ def choose_version(versions: list[dict[str, Any]], ctx: ParseContext) -> dict[st
     return versions[0]
 
 
-def primary_file(files: list[dict[str, Any]], model_file_name: str | None) -> dict[str, Any]:
-    """The file entry that is our model file: by name, else ``primary``, else the largest model."""
+def primary_file(
+    files: list[dict[str, Any]], model_file_name: str | None, known_sha256: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The file entry that is our model file.
+
+    By name first, then by a SHA256 another sidecar claims (a renamed file of a version with
+    fp16 and fp32 variants), then ``primary``, else the largest *model* file: Civitai types
+    pruned variants ``"Pruned Model"``, and a training-data zip, often the largest file of a
+    version, must never stand for the model.
+    """
     if not files:
         return {}
     if model_file_name:
@@ -125,10 +140,14 @@ def primary_file(files: list[dict[str, Any]], model_file_name: str | None) -> di
         for f in files:
             if str(f.get("name", "")).lower() == local:
                 return f
+    if known_sha256:
+        for f in files:
+            if hashes_from(f.get("hashes")).get("sha256") in known_sha256:
+                return f
     for f in files:
         if f.get("primary") is True:
             return f
-    models = [f for f in files if f.get("type") in (None, "Model")] or files
+    models = [f for f in files if f.get("type") in _MODEL_FILE_TYPES] or files
     return max(models, key=lambda f: as_float(f.get("sizeKB")) or 0.0)
 
 
@@ -165,7 +184,7 @@ def version_fields(version: dict[str, Any], file: dict[str, Any]) -> dict[str, A
     return {
         "published_at": as_datetime(version.get("publishedAt")),
         "trained_words": as_str_list(version.get("trainedWords"), split_commas=True),
-        "base_model": as_str(version.get("baseModel")),
+        "base_model": known_base_model(version.get("baseModel")),
         "civitai_model_id": as_id(version.get("modelId")),
         "civitai_version_id": as_id(version.get("id")),
         "primary_file_name": safe_file_name(file.get("name")),
@@ -183,3 +202,14 @@ def listing_fields(obj: dict[str, Any]) -> dict[str, Any]:
         "visibility": as_str(obj.get("availability")),
         "stats": as_dict(obj.get("stats")) or None,
     }
+
+
+def known_base_model(value: Any) -> str | None:
+    """A base model name, or None for ``"Unknown"``.
+
+    Civitai itself says ``"Other"``, never ``"Unknown"``; that placeholder comes from Civitai
+    Helper's skeleton for models not on Civitai, and taking it would hide the base model the
+    safetensors header gives.
+    """
+    text = as_str(value)
+    return None if text is None or text.lower() in _UNKNOWN_BASE_MODELS else text

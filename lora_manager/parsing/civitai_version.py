@@ -9,6 +9,10 @@ carries varies with when it was fetched and by whom:
 * newer responses carry a top-level ``creator``, ``stats``, ``nsfwLevel`` and ``air``.
 * Civitai Helper writes ``{}`` when the hash is unknown to Civitai; some tools save the
   API's ``{"error": "Model not found"}`` instead. Both mean "not on Civitai".
+* Civitai Helper's maintained fork writes a *skeleton* instead (``"skeleton_file": true``):
+  empty ids, ``baseModel`` ``"Unknown"``, ``model.name`` set to the file name *with* its
+  extension, and the SHA256 it computed. Its hashes and trained words (from the header's
+  tag frequencies) are worth keeping; its name is no model name.
 """
 
 from __future__ import annotations
@@ -76,7 +80,8 @@ class CivitaiVersion:
         return SidecarInfo(
             dialect=self.name,
             path=ctx.path,
-            name=as_str(model.get("name")),
+            # A skeleton's model name is the file name: the record falls back to the stem instead.
+            name=None if is_skeleton(data) else as_str(model.get("name")),
             version=as_str(data.get("name")),
             # The column is the model's description; a version response only has one when a
             # helper copied it in, else the version's own notes are the best there is.
@@ -87,3 +92,9 @@ class CivitaiVersion:
             **listing_fields(data),
             extra=extra,
         )
+
+
+def is_skeleton(data: dict[str, Any]) -> bool:
+    """Whether Civitai Helper wrote ``data`` from local facts because Civitai does not know the file."""
+    helper = as_dict(as_dict(data.get("extensions")).get("sd_civitai_helper"))
+    return data.get("skeleton_file") is True or helper.get("skeleton_file") is True

@@ -12,6 +12,8 @@ easy to get wrong:
 * ``civitai`` may be ``{}`` or hold only ``trainedWords`` for models not from Civitai.
 * ``preview_url`` is a local path despite its name; ``file_path`` is an absolute path on
   the machine that wrote the file. Neither is trusted as a path: both stay in extra.
+* newer releases write a top-level ``autov3`` (12 hex digits, ``null`` once checked and
+  unavailable), taken from the header or from the Civitai file whose SHA256 matches.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from lora_manager.parsing.base import (
 from lora_manager.parsing.civitai_model import (
     VERSION_OBJECT_KEYS,
     as_list,
+    known_base_model,
     listing_fields,
     primary_file,
     version_fields,
@@ -67,7 +70,7 @@ _SIGNATURE = frozenset(
 )
 _MIN_SIGNATURE = 3
 _MAPPED = frozenset(
-    {"model_name", "sha256", "base_model", "notes", "civitai", "tags", "modelDescription", "usage_tips"}
+    {"model_name", "sha256", "autov3", "base_model", "notes", "civitai", "tags", "modelDescription", "usage_tips"}
 )
 _CIVITAI_MAPPED = VERSION_OBJECT_KEYS | {"customImages"}  # example images are no metadata and can be huge
 _MODEL_MAPPED = frozenset({"name", "description", "tags"})
@@ -107,19 +110,23 @@ class LoraManager:
         civitai = as_dict(data.get("civitai"))
         model = as_dict(civitai.get("model"))
         creator = as_dict(civitai.get("creator")) or as_dict(model.get("creator"))
-        file = primary_file(as_list(civitai.get("files")), ctx.model_file_name)
+        own_sha = as_hash(data.get("sha256"))
+        claims = ctx.known_sha256 | {own_sha} if own_sha else ctx.known_sha256
+        file = primary_file(as_list(civitai.get("files")), ctx.model_file_name, claims)
         tips = usage_tips(data.get("usage_tips"))
         weight = as_float(as_dict(tips).get("strength"))
         notes = as_str(data.get("notes"))
         user_fields = {name for name, value in (("weight", weight), ("notes", notes)) if value}
 
         hashes = hashes_from(file.get("hashes"))
-        own_sha = as_hash(data.get("sha256"))
         if own_sha:  # Lora-Manager hashed the file itself; that beats what Civitai lists
             hashes["sha256"] = own_sha
+        own_autov3 = as_hash(data.get("autov3"), (12,))
+        if own_autov3:  # matched to this very file by Lora-Manager, so it beats the files[] pick too
+            hashes["autov3"] = own_autov3
         base_model = as_str(data.get("base_model"))
         if base_model is None or base_model.lower() in _UNKNOWN_BASE:
-            base_model = as_str(civitai.get("baseModel"))
+            base_model = known_base_model(civitai.get("baseModel"))
 
         extra = pick_unmapped(data, _MAPPED)
         civitai_extra = pick_unmapped(civitai, _CIVITAI_MAPPED)
