@@ -112,6 +112,32 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def refuse_foreign_file(path: Path) -> None:
+    """Refuse a SQLite file that holds another program's tables, before anything is written to it.
+
+    Opening it as a catalog would switch it to WAL and add our tables: a mistyped ``--db``
+    must not change another program's database, even for ``lora list``. The file is read
+    read-only; a catalog (it has the version table, or the tables of revision 0001) or a file
+    with no tables passes. What is no SQLite file at all is left for the open to report.
+    """
+    import sqlite3
+
+    from lora_manager.db.migrate import CORE_TABLES, VERSION_TABLE, foreign_catalog
+
+    try:
+        con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return
+    tables = {t for t in tables if not t.startswith("sqlite_")}
+    if not tables or VERSION_TABLE in tables or all(t in tables for t in CORE_TABLES):
+        return
+    raise foreign_catalog(str(path), tables)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run beside an import; the busy timeout makes overlapping writers wait.
 
@@ -153,7 +179,9 @@ def create_catalog_engine(url: str) -> Engine:
     """An engine for ``url``; for SQLite the file's directory is created on first use."""
     path = sqlite_path(url)
     if path is not None:
-        catalog_file_stat(path)
+        st = catalog_file_stat(path)
+        if st is not None and st.st_size > 0 and stat.S_ISREG(st.st_mode):
+            refuse_foreign_file(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

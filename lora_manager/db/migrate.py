@@ -106,6 +106,8 @@ def schema_state(engine: Engine) -> SchemaState:
     try:
         with engine.connect() as conn:
             current = current_revision(conn)
+            if current is None:
+                _refuse_foreign(engine, conn)
     except SQLAlchemyError as exc:
         raise _cannot_open(engine, exc) from None
     return SchemaState(current, HEAD, current is None or current in known_revisions())
@@ -121,6 +123,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             current = current_revision(conn)  # again: another process may have upgraded meanwhile
             if current == HEAD:
                 return current, HEAD
+            if current is None:
+                _refuse_foreign(engine, conn)
             if current is None and _create_blank_sqlite(conn):
                 return current, HEAD
             if current is not None and current not in known_revisions():
@@ -135,6 +139,25 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     except SQLAlchemyError as exc:
         raise _cannot_open(engine, exc) from None
     return current, HEAD
+
+
+def _refuse_foreign(engine: Engine, conn: Connection) -> None:
+    """Refuse a database that holds another program's tables: ours would be added to it.
+
+    A mistyped ``--db`` may name any SQLite file; even ``lora list`` would otherwise add the
+    catalog's tables to it. A blank database, or one made before migrations existed (it has
+    :data:`CORE_TABLES`), is ours to set up.
+    """
+    tables = set(inspect(conn).get_table_names())
+    if not tables or all(t in tables for t in CORE_TABLES):
+        return
+    raise foreign_catalog(repr(engine.url) if engine.dialect.name != "sqlite" else str(engine.url.database), tables)
+
+
+def foreign_catalog(where: str, tables: set[str]) -> LoraError:
+    """The refusal of a database that holds another program's tables."""
+    named = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    return LoraError(f"{where} is not a lora-manager catalog (it holds the tables {named}); it was not changed")
 
 
 def _create_blank_sqlite(conn: Connection) -> bool:

@@ -383,3 +383,44 @@ def test_a_blank_sqlite_catalog_is_made_exactly_as_the_migrations_make_it(tmp_pa
     finally:
         direct.dispose()
         replayed.dispose()
+
+
+def test_another_programs_sqlite_file_is_refused_and_left_byte_for_byte(tmp_path: Path) -> None:
+    """A mistyped ``--db`` naming some program's SQLite file: every command refuses it, nothing is written."""
+    import sqlite3
+
+    path = tmp_path / "browser-history.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE visits (url TEXT)")
+    con.execute("INSERT INTO visits VALUES ('https://example.org')")
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    runner = CliRunner()
+    for args in (["list"], ["db", "status"], ["db", "upgrade"], ["import", str(tmp_path / "nowhere")]):
+        result = runner.invoke(app, ["--db", str(path), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert (
+            result.stderr
+            == f"lora: error: {path} is not a lora-manager catalog (it holds the tables visits); it was not changed\n"
+        )
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["browser-history.db"]
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_holding_other_tables_is_refused(pg_url: str) -> None:
+    """The same on PostgreSQL: a database with tables of its own gets none of ours."""
+    other = create_catalog_engine(pg_url)
+    try:
+        with other.begin() as conn:
+            conn.execute(text("CREATE TABLE invoices (id integer)"))
+        runner = CliRunner()
+        for args in (["list"], ["db", "status"], ["db", "upgrade"]):
+            result = runner.invoke(app, ["--db", pg_url, *args])
+            assert result.exit_code == 2, (args, result.output)
+            assert "is not a lora-manager catalog (it holds the tables invoices); it was not changed" in result.stderr
+        with other.connect() as conn:
+            assert inspect(conn).get_table_names() == ["invoices"]
+    finally:
+        other.dispose()
