@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lora_manager.cli import boundary, catalog
+
+if TYPE_CHECKING:
+    from lora_manager.services.orphans import Orphan
+
+MAX_LISTED = 20  # problems printed; --json callers see the exit code
 
 
 def orphans(
@@ -26,15 +31,28 @@ def orphans(
     from lora_manager.cli import output
     from lora_manager.services.orphans import find_orphans
 
-    found = find_orphans(catalog(ctx), [str(p) for p in paths], list(ignore or []))
+    problems: list[tuple[str, str, str]] = []
+    found = find_orphans(catalog(ctx), [str(p) for p in paths], list(ignore or []), problems)
     if as_json:
         output.print_json([o.as_dict() for o in found])
-        return
-    if not output.is_terminal():
+    elif not output.is_terminal():
         for o in found:
             output.plain(o.kind, o.path, o.output_name, o.base_model, ", ".join(o.tags or []), o.detail)
-        return
+    else:
+        _table(found)
+    # A folder that could not be listed may hold orphans: the list is short of them, so say so.
+    for path, kind, message in problems[:MAX_LISTED]:
+        output.warn(f"{path}: {kind}: {message}")
+    if len(problems) > MAX_LISTED:
+        output.warn(f"... and {len(problems) - MAX_LISTED} more")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _table(found: list[Orphan]) -> None:
     from rich.table import Table
+
+    from lora_manager.cli import output
 
     table = Table("kind", "path", "header says", "base model", "detail", header_style="bold")
     for o in found:

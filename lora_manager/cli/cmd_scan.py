@@ -9,6 +9,7 @@ import typer
 
 from lora_manager.cli import boundary, catalog
 
+MAX_LISTED = 20  # problems printed on stderr
 LABELS = {"updated": "changed", "failed": "invalid", "skipped": "skipped", "orphan": "orphan"}
 
 
@@ -51,6 +52,14 @@ def scan(
     else:
         for row in rows:
             output.plain(*row)
+    if not as_json:  # what is no entry's row (a folder that cannot be listed, a link out) would go unsaid
+        from lora_manager.errors import FailureKind
+
+        failures = [p for p in report.problems if FailureKind(p.kind).is_failure]
+        for p in failures[:MAX_LISTED]:
+            output.warn(f"{p.path}: {p.kind}: {p.message}")
+        if len(failures) > MAX_LISTED:
+            output.warn(f"... and {len(failures) - MAX_LISTED} more (--json lists them all)")
     if report.failed:
         raise typer.Exit(1)
 

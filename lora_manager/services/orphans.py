@@ -40,8 +40,14 @@ class Orphan:
         return dict(self.__dict__)
 
 
-def find_orphans(engine: Engine | None, roots: list[str], ignore: list[str] | None = None) -> list[Orphan]:
-    """Every orphan under ``roots``, in path order.
+def find_orphans(
+    engine: Engine | None,
+    roots: list[str],
+    ignore: list[str] | None = None,
+    problems: list[tuple[str, str, str]] | None = None,
+) -> list[Orphan]:
+    """Every orphan under ``roots``, in path order; what the walk could not look at goes to
+    ``problems`` as ``(path, kind, message)`` (a folder that cannot be listed hides its orphans).
 
     A folder whose fingerprint is the one the last import stored is not grouped at all: its
     orphans are the entries that import found orphaned or without a model, taken from the
@@ -52,11 +58,14 @@ def find_orphans(engine: Engine | None, roots: list[str], ignore: list[str] | No
     for root in map(resolve_root, roots):
         rules = load_ignore(root, ignore or [])
         if engine is None:
-            found += _from_entries(root, walk(root, rules).entries, {})
+            result = walk(root, rules)
+            _note(result.problems, problems)
+            found += _from_entries(root, result.entries, {})
             continue
         with engine.connect() as conn:
             known = {path: fp for path, (fp, _) in repo.load_directories(conn, root).items() if fp}
             result = walk(root, rules, known)
+            _note(result.problems, problems)
             stored = repo.load_entries_by_key(conn, [e.key for e in result.entries])
             clean = set(result.clean)
             flagged = [s for s in repo.load_entries_with_status(conn, root, FLAGGED) if os.path.dirname(s.key) in clean]
@@ -77,6 +86,11 @@ def find_orphans(engine: Engine | None, roots: list[str], ignore: list[str] | No
             found = [o for o in found if not (o.kind == "model" and o.path in borrowed)]
     found.sort(key=lambda o: o.path)
     return found
+
+
+def _note(found: list[tuple[str, FailureKind, str]], problems: list[tuple[str, str, str]] | None) -> None:
+    if problems is not None:
+        problems.extend((path, kind.value, message) for path, kind, message in found)
 
 
 FLAGGED = ("orphan", "failed")  # the statuses an orphan entry is stored with

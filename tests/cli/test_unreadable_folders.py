@@ -93,3 +93,24 @@ def test_a_folder_that_really_went_away_is_still_missing(locked: tuple[Path, Pat
     assert done.returncode == 1
     assert [r["name"] for r in listed(db, "--missing")] == ["Alpha"]
     assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Delta", "Gamma"]
+
+
+def test_orphans_says_which_folder_it_could_not_look_in(locked: tuple[Path, Path, Path]) -> None:
+    """The list covers the readable folders; the unreadable one is named on stderr, exit 1."""
+    lib, db, folder = locked
+    write_model(lib / "sd15", "lonely")  # a model file without a sidecar
+    for extra in ([], ["--json"]):
+        done = lora(db, "orphans", *extra, str(lib))
+        assert done.returncode == 1, done.stderr
+        assert str(lib / "sd15" / "lonely.safetensors") in done.stdout
+        assert f"{folder}: unreadable: cannot list directory" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert json.loads(lora(db, "orphans", "--json", str(lib)).stdout)[0]["kind"] == "model"
+
+
+def test_scan_names_the_folder_it_could_not_look_in(locked: tuple[Path, Path, Path]) -> None:
+    lib, db, folder = locked
+    done = lora(db, "scan", str(lib))
+    assert done.returncode == 1
+    assert f"{folder}: unreadable: cannot list directory" in done.stderr
+    assert "Traceback" not in done.stderr
