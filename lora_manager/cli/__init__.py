@@ -50,6 +50,13 @@ def settings(ctx: typer.Context) -> Settings:
     return obj if isinstance(obj, Settings) else Settings()
 
 
+def path_args(values: list[str] | None) -> list[str]:
+    """The PATH arguments as typed: an empty one is refused (as a ``Path`` it would be the working folder)."""
+    if any(value == "" for value in values or []):
+        raise LoraError("an empty PATH argument names no folder")
+    return list(values or [])
+
+
 def catalog(ctx: typer.Context) -> Engine:
     """The catalog the command works on (``--db``, ``LORA_DB`` or the default location).
 
@@ -112,11 +119,13 @@ def _refuse_undecodable(kwargs: dict[str, Any]) -> None:
     """A text argument that is not valid UTF-8 (an undecodable byte of the command line) is a usage error.
 
     Names, tags, patterns and the like are compared with the catalog's text, which is UTF-8:
-    such a value could match nothing and cannot even be sent to the database. ``Path``
-    arguments (the folders of ``import``, ``scan``, ``orphans``, ``verify``) are left to
-    their commands, which say what they do with a folder whose name is not UTF-8.
+    such a value could match nothing and cannot even be sent to the database. The PATH
+    arguments (``paths``: the folders of ``import``, ``scan``, ``orphans``, ``verify``) are
+    left to their commands, which say what they do with a folder whose name is not UTF-8.
     """
     for name, value in kwargs.items():
+        if name == "paths":
+            continue
         for item in value if isinstance(value, (list, tuple)) else (value,):
             if isinstance(item, str) and not _is_utf8(item):
                 shown = item.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from lora_manager.cli import INT64_MAX, boundary, catalog
+from lora_manager.errors import LoraError
 
 
 def errors(
@@ -33,6 +34,8 @@ def errors(
     engine = catalog(ctx)
     if last_run or run is not None:
         run_record, problems = run_failures(engine, run)
+        if run is not None and run_record is None:
+            raise LoraError(f"no import run {run} (see `lora status` for the runs recorded)")
         if as_json:
             output.print_json({"run": run_record, "failures": problems})
             return

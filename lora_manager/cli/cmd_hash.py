@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import INT64_MAX, boundary, catalog
 from lora_manager.errors import EXIT_FILES_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 MAX_LISTED = 20
@@ -27,7 +27,8 @@ def hash_(
         ),
     ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", "-j", min=1, help="Files hashed at once (default: min(4, CPUs)).")
+        int | None,
+        typer.Option("--threads", "-j", min=1, max=INT64_MAX, help="Files hashed at once (default: min(4, CPUs))."),
     ] = None,
     tensor_hash: Annotated[
         bool,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import boundary, catalog, path_args
 
 MAX_LISTED = 20
 MAX_SIDECAR_MB = 1024 * 1024  # 1 TiB: anything larger is a typo, and would overflow a read's size
@@ -17,7 +16,7 @@ MAX_SIDECAR_MB = 1024 * 1024  # 1 TiB: anything larger is a typo, and would over
 
 def import_(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Library folders to import.", show_default=False)],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Library folders to import.", show_default=False)],
     force: Annotated[bool, typer.Option("--force", help="Re-read every entry, changed or not.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would change; write nothing.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Delete records whose files are gone.")] = False,
@@ -55,7 +54,7 @@ def import_(
 
     engine = catalog(ctx)
     options = ImportOptions(
-        roots=[str(p) for p in paths],
+        roots=path_args(paths),
         force=force,
         dry_run=dry_run,
         prune=prune,

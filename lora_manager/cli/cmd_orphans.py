@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import boundary, catalog, path_args
 
 if TYPE_CHECKING:
     from lora_manager.services.orphans import Orphan
@@ -17,7 +16,7 @@ MAX_LISTED = 20  # problems printed; --json callers see the exit code
 
 def orphans(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Library folders to check.", show_default=False)],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Library folders to check.", show_default=False)],
     ignore: Annotated[list[str] | None, typer.Option("--ignore", metavar="PATTERN", help="Pattern to skip.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as a JSON array.")] = False,
 ) -> None:
@@ -32,7 +31,7 @@ def orphans(
     from lora_manager.services.orphans import find_orphans
 
     problems: list[tuple[str, str, str]] = []
-    found = find_orphans(catalog(ctx), [str(p) for p in paths], list(ignore or []), problems)
+    found = find_orphans(catalog(ctx), path_args(paths), list(ignore or []), problems)
     if as_json:
         output.print_json([o.as_dict() for o in found])
     elif not output.is_terminal():

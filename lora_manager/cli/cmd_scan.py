@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import boundary, catalog, path_args
 
 MAX_LISTED = 20  # problems printed on stderr
 LABELS = {"updated": "changed", "failed": "invalid", "skipped": "skipped", "orphan": "orphan"}
@@ -15,7 +14,7 @@ LABELS = {"updated": "changed", "failed": "invalid", "skipped": "skipped", "orph
 
 def scan(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Library folders to scan.", show_default=False)],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Library folders to scan.", show_default=False)],
     show_all: Annotated[bool, typer.Option("--all", help="List unchanged entries too.")] = False,
     ignore: Annotated[list[str] | None, typer.Option("--ignore", metavar="PATTERN", help="Pattern to skip.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print entries and summary as JSON.")] = False,
@@ -28,9 +27,7 @@ def scan(
     from lora_manager.services.importer import ImportOptions, run_import
 
     engine = catalog(ctx)
-    options = ImportOptions(
-        roots=[str(p) for p in paths], dry_run=True, ignore=list(ignore or []), list_unchanged=show_all
-    )
+    options = ImportOptions(roots=path_args(paths), dry_run=True, ignore=list(ignore or []), list_unchanged=show_all)
     report = run_import(engine, options)
     rows = [(LABELS.get(o.action, o.action), o.key, o.name, o.version, o.detail) for o in report.outcomes]
     if as_json:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lora_manager.cli import boundary, catalog
+from lora_manager.cli import boundary, catalog, path_args
 from lora_manager.errors import EXIT_FILES_FAILED
 
 
 def verify(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Folders or model files to check (default: the whole catalog).", show_default=False),
+        list[str] | None,
+        typer.Argument(
+            metavar="PATH",
+            help="Folders or model files to check (default: the whole catalog).",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing unless a hash disagrees.")] = False,
@@ -30,7 +33,7 @@ def verify(
     from lora_manager.cli import output
     from lora_manager.services.hashing import verify as verify_hashes
 
-    report = verify_hashes(catalog(ctx), [str(p) for p in paths or []])
+    report = verify_hashes(catalog(ctx), path_args(paths))
     if as_json:
         output.print_json(report.as_dict())
     elif not output.is_terminal():

@@ -187,6 +187,12 @@ def create_catalog_engine(url: str) -> Engine:
         except OSError as exc:
             raise LoraError(f"cannot create the database directory {path.parent}: {exc.strerror}") from None
     try:
+        backend = make_url(url).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise LoraError(
+                f"cannot open database {make_url(url)!r}: {backend} is not supported "
+                "(a catalog is a SQLite file or a PostgreSQL URL)"
+            )
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, json_serializer=_json_dumps)
             event.listen(engine, "connect", _sqlite_pragmas)

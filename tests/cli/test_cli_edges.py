@@ -92,8 +92,9 @@ def test_a_sqlite_url_with_query_parameters_is_refused_without_a_raw_warning(run
         ["status", "--runs", "99999999999999999999"],
         ["errors", "--run", "99999999999999999999"],
         ["import", "{tmp}/lib", "--max-sidecar-mb", "99999999999999999999"],
+        ["hash", "--threads", "99999999999999999999"],
     ],
-    ids=["ordinal", "negative-ordinal", "limit", "runs", "run", "max-sidecar-mb"],
+    ids=["ordinal", "negative-ordinal", "limit", "runs", "run", "max-sidecar-mb", "threads"],
 )
 def test_an_integer_option_past_64_bits_is_a_usage_error_naming_it(
     runner: CliRunner, tmp_path: Path, args: list[str]
@@ -258,3 +259,30 @@ def test_ctrl_c_at_any_moment_of_an_import_exits_130_without_a_traceback(tmp_pat
         assert code in (0, 130), err
         assert "Traceback" not in err and "unexpected" not in err and "Exception closing" not in err, err
     assert any(code == 130 for code, _ in runs)
+
+
+@pytest.mark.parametrize("command", ["import", "scan", "orphans", "verify"])
+def test_an_empty_path_argument_is_refused_not_taken_for_the_working_folder(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """``lora import ''`` (an unset shell variable) must not import whatever folder the shell is in."""
+    write_model(tmp_path / "here", "stray", a1111(activation_text="x"), metadata={})
+    monkeypatch.chdir(tmp_path / "here")
+    result = run(runner, command, "")
+    assert_clean_refusal(result, "an empty PATH argument names no folder")
+    assert json.loads(run(runner, "list", "--json").stdout) == []
+
+
+def test_errors_of_a_run_that_does_not_exist_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    alpha_catalog(runner, tmp_path)
+    for extra in ([], ["--json"]):
+        assert_clean_refusal(run(runner, "errors", "--run", "999", *extra), "no import run 999")
+    assert run(runner, "errors", "--run", "1").exit_code == 0
+
+
+@pytest.mark.parametrize("url", ["mysql://u:s3cret@host/db", "mssql+pyodbc://h/db", "oracle://h/db"])
+def test_a_database_we_do_not_support_is_named_as_such(runner: CliRunner, url: str) -> None:
+    """Not an install hint for a driver: lora-manager keeps its catalog in SQLite or PostgreSQL only."""
+    result = run(runner, "--db", url, "list")
+    assert_clean_refusal(result, "is not supported (a catalog is a SQLite file or a PostgreSQL URL)")
+    assert "s3cret" not in result.output
