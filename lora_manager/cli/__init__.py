@@ -57,8 +57,12 @@ def path_args(values: list[str] | None) -> list[str]:
     return list(values or [])
 
 
-def catalog(ctx: typer.Context) -> Engine:
+def catalog(ctx: typer.Context, create: bool = True, warn_absent: bool = True) -> Engine:
     """The catalog the command works on (``--db``, ``LORA_DB`` or the default location).
+
+    A command that only reads passes ``create=False``: a SQLite catalog that does not exist is
+    then not made; the command sees an empty one, and (``warn_absent``: for the commands that
+    query the catalog) a warning names the path, so a typo in ``--db`` shows at once.
 
     Called once the command has imported what it needs: the console script loaded with the
     garbage collector off, and it comes back on here (see :mod:`lora_manager.console`).
@@ -66,7 +70,15 @@ def catalog(ctx: typer.Context) -> Engine:
     from lora_manager.console import loaded
     from lora_manager.db import open_catalog
 
-    engine = open_catalog(settings(ctx).db)
+    engine = open_catalog(settings(ctx).db, create=create)
+    if not create and warn_absent:
+        from lora_manager.db.engine import database_url, is_stand_in
+
+        if is_stand_in(engine):
+            from lora_manager.cli.output import warn
+
+            where = database_url(settings(ctx).db).removeprefix("sqlite:///")
+            warn(f"lora: warning: no catalog at {where} yet (`lora import FOLDER` makes it); nothing is catalogued")
     loaded()
     return engine
 

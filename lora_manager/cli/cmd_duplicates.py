@@ -28,7 +28,7 @@ def duplicates(
     from lora_manager.cli import output
     from lora_manager.services.hashing import find_duplicates
 
-    report = find_duplicates(catalog(ctx))
+    report = find_duplicates(catalog(ctx, create=False))
     if as_json:
         output.print_json(report.as_dict())
         return

@@ -31,7 +31,7 @@ def errors(
     from lora_manager.cli import output
     from lora_manager.services.catalog import known_problems, run_failures
 
-    engine = catalog(ctx)
+    engine = catalog(ctx, create=False)
     if last_run or run is not None:
         run_record, problems = run_failures(engine, run)
         if run is not None and run_record is None:

@@ -52,7 +52,7 @@ def import_(
     from lora_manager.db.lock import import_lock
     from lora_manager.services.importer import ImportOptions, run_import
 
-    engine = catalog(ctx)
+    engine = catalog(ctx, create=not dry_run, warn_absent=False)
     options = ImportOptions(
         roots=path_args(paths),
         force=force,

@@ -39,7 +39,7 @@ def list_(
     from lora_manager.cli import output
     from lora_manager.services.catalog import ListQuery, list_adapters
 
-    engine = catalog(ctx)
+    engine = catalog(ctx, create=False)
     records = list_adapters(
         engine,
         ListQuery(

@@ -31,7 +31,7 @@ def orphans(
     from lora_manager.services.orphans import find_orphans
 
     problems: list[tuple[str, str, str]] = []
-    found = find_orphans(catalog(ctx), path_args(paths), list(ignore or []), problems)
+    found = find_orphans(catalog(ctx, create=False, warn_absent=False), path_args(paths), list(ignore or []), problems)
     if as_json:
         output.print_json([o.as_dict() for o in found])
     elif not output.is_terminal():

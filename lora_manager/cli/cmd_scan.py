@@ -26,7 +26,7 @@ def scan(
     from lora_manager.cli import output
     from lora_manager.services.importer import ImportOptions, run_import
 
-    engine = catalog(ctx)
+    engine = catalog(ctx, create=False, warn_absent=False)
     options = ImportOptions(roots=path_args(paths), dry_run=True, ignore=list(ignore or []), list_unchanged=show_all)
     report = run_import(engine, options)
     rows = [(LABELS.get(o.action, o.action), o.key, o.name, o.version, o.detail) for o in report.outcomes]

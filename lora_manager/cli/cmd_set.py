@@ -54,7 +54,7 @@ def set_(
         values["archetype"] = archetype or None
     if not values:
         raise LoraError("nothing to set: give --active/--inactive, --weight, --reset-weight, --ordinal or --archetype")
-    record = set_user_state(catalog(ctx), name, version, values)
+    record = set_user_state(catalog(ctx, create=False), name, version, values)
     if as_json:
         output.print_json(record)
     else:

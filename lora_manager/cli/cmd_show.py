@@ -25,7 +25,7 @@ def show(
     from lora_manager.cli import output
     from lora_manager.services.catalog import find_adapter
 
-    record = find_adapter(catalog(ctx), name, version)
+    record = find_adapter(catalog(ctx, create=False), name, version)
     if as_json:
         output.print_json(record)
         return

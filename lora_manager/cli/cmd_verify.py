@@ -33,7 +33,7 @@ def verify(
     from lora_manager.cli import output
     from lora_manager.services.hashing import verify as verify_hashes
 
-    report = verify_hashes(catalog(ctx), path_args(paths))
+    report = verify_hashes(catalog(ctx, create=False, warn_absent=False), path_args(paths))
     if as_json:
         output.print_json(report.as_dict())
     elif not output.is_terminal():

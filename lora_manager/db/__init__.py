@@ -5,11 +5,15 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 
-def open_catalog(db: str | None) -> Engine:
-    """The engine for ``--db`` (or ``LORA_DB``, or the default), its schema ready."""
+def open_catalog(db: str | None, create: bool = True) -> Engine:
+    """The engine for ``--db`` (or ``LORA_DB``, or the default), its schema ready.
+
+    ``create`` False: a SQLite file that does not exist is not made (an empty catalog in
+    memory stands for it; see ``engine.create_catalog_engine``).
+    """
     from lora_manager.db.engine import create_catalog_engine, database_url
     from lora_manager.db.migrate import ensure_schema
 
-    engine = create_catalog_engine(database_url(db))
+    engine = create_catalog_engine(database_url(db), create=create)
     ensure_schema(engine)
     return engine

@@ -175,11 +175,19 @@ def dispose_all() -> None:
         engine.dispose()
 
 
-def create_catalog_engine(url: str) -> Engine:
-    """An engine for ``url``; for SQLite the file's directory is created on first use."""
+def create_catalog_engine(url: str, create: bool = True) -> Engine:
+    """An engine for ``url``; for SQLite the file's directory is created on first use.
+
+    With ``create`` False, a SQLite catalog file that does not exist is not made: the engine
+    is an empty catalog in memory instead (see :func:`is_stand_in`). A command that only
+    reads must leave nothing behind, least of all at a mistyped ``--db`` path.
+    """
     path = sqlite_path(url)
     if path is not None:
         st = catalog_file_stat(path)
+        if st is None and not create:
+            _check_could_be_made(path)
+            return _in_memory()
         if st is not None and st.st_size > 0 and stat.S_ISREG(st.st_mode):
             refuse_foreign_file(path)
         try:
@@ -207,3 +215,32 @@ def create_catalog_engine(url: str) -> Engine:
         raise LoraError(f"cannot open database {make_url(url)!r}: {exc}{hint}") from None
     _ENGINES.add(engine)
     return engine
+
+
+def _check_could_be_made(path: Path) -> None:
+    """A usage error when ``path`` could never be a catalog file (a file stands where a folder of it would)."""
+    for parent in path.absolute().parents:
+        try:
+            st = parent.stat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise LoraError(f"cannot use the catalog file {path}: {exc.strerror or exc}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise LoraError(f"cannot use the catalog file {path}: {parent} is not a directory")
+        return
+
+
+def _in_memory() -> Engine:
+    """An empty catalog in memory, one connection shared by every use (so it keeps its schema)."""
+    from sqlalchemy.pool import StaticPool
+
+    engine = create_engine("sqlite://", poolclass=StaticPool, json_serializer=_json_dumps)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    _ENGINES.add(engine)
+    return engine
+
+
+def is_stand_in(engine: Engine) -> bool:
+    """Whether ``engine`` is the empty in-memory catalog that stands for a file not made yet."""
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")

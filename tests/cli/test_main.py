@@ -144,20 +144,25 @@ def test_relative_db_path_is_taken_from_the_working_directory(
 ) -> None:
     """A relative ``--db`` is created under the current directory, its folders included."""
     monkeypatch.chdir(tmp_path)
-    assert run(runner, "--db", "nested/dir/catalog.db", "status").exit_code == 0
+    assert run(runner, "--db", "nested/dir/catalog.db", "db", "upgrade").exit_code == 0
     assert (tmp_path / "nested" / "dir" / "catalog.db").is_file()
 
 
 def test_default_database_lives_in_the_user_data_directory(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without ``--db`` or ``LORA_DB`` the catalog is ``catalog.db`` in the user data directory, created on use."""
+    """Without ``--db`` or ``LORA_DB`` the catalog is ``catalog.db`` in the user data directory, made by an import."""
     monkeypatch.delenv("LORA_DB")
     result = run(runner, "status", "--json")
     assert result.exit_code == 0, result.output
     expected = tmp_path / "userdata" / "lora-manager" / "catalog.db"
     assert json.loads(result.stdout)["database"] == f"sqlite:///{expected}"
+    assert result.stderr.startswith(f"lora: warning: no catalog at {expected} yet (`lora import FOLDER` makes it)")
+    assert not expected.exists()  # asking made nothing
+    (tmp_path / "lib").mkdir()
+    assert run(runner, "import", tmp_path / "lib").exit_code == 0
     assert expected.is_file()
+    assert run(runner, "status").stderr == ""
 
 
 @pytest.mark.parametrize(
@@ -378,3 +383,41 @@ def test_a_re_import_with_nothing_to_read_loads_no_parser(tmp_path: Path) -> Non
     (lib / "extra.json").write_text('{"activation text": "new"}', encoding="utf-8")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert "'lora_manager.services.reading'" in done.stdout.splitlines()[-1], done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["list"], 0),
+        (["list", "--json"], 0),
+        (["show", "Alpha"], 2),
+        (["set", "Alpha", "--weight", "0.5"], 2),
+        (["status"], 0),
+        (["errors"], 0),
+        (["duplicates"], 0),
+        (["verify"], 0),
+        (["scan", "{lib}"], 0),
+        (["orphans", "{lib}"], 0),
+        (["import", "--dry-run", "{lib}"], 0),
+    ],
+)
+def test_a_command_that_only_reads_makes_no_catalog(tmp_path: Path, args: list[str], code: int) -> None:
+    """A mistyped ``--db`` must not leave folders and an empty catalog behind: only an import makes one."""
+    lib = tmp_path / "lib"
+    write_model(lib, "alpha", civitai_version("Alpha"), suffix=".civitai.info")
+    db = tmp_path / "typo" / "catalgo.db"
+    done = lora("--db", db, *(a.replace("{lib}", str(lib)) for a in args))
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "typo").exists()
+    if args[0] in ("list", "status", "errors", "duplicates"):  # a query: the path is named
+        assert f"lora: warning: no catalog at {db} yet" in done.stderr
+    assert lora("--db", db, "import", lib).returncode == 0
+    assert db.is_file()
+
+
+def test_a_catalog_path_below_a_file_is_refused_by_a_read_too(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
+    done = lora("--db", tmp_path / "notes.txt" / "catalog.db", "list")
+    assert done.returncode == 2
+    assert done.stderr.startswith("lora: error: cannot use the catalog file") and "is not a directory" in done.stderr
