@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from lora_manager.cli import boundary, catalog, path_args
+from lora_manager.errors import LoraError
 
 MAX_LISTED = 20
 MAX_SIDECAR_MB = 1024 * 1024  # 1 TiB: anything larger is a typo, and would overflow a read's size
@@ -52,6 +53,8 @@ def import_(
     from lora_manager.db.lock import import_lock
     from lora_manager.services.importer import ImportOptions, run_import
 
+    if hash_ and dry_run:
+        raise LoraError("--hash cannot be used with --dry-run (a dry run writes nothing, hashes included)")
     engine = catalog(ctx, create=not dry_run, warn_absent=False)
     options = ImportOptions(
         roots=path_args(paths),

@@ -286,3 +286,9 @@ def test_a_database_we_do_not_support_is_named_as_such(runner: CliRunner, url: s
     result = run(runner, "--db", url, "list")
     assert_clean_refusal(result, "is not supported (a catalog is a SQLite file or a PostgreSQL URL)")
     assert "s3cret" not in result.output
+
+
+def test_hash_with_dry_run_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    """A dry run writes nothing, so it cannot record hashes: refused rather than silently ignored."""
+    write_model(tmp_path / "lib", "alpha", a1111(activation_text="x"), metadata={})
+    assert_clean_refusal(run(runner, "import", "--dry-run", "--hash", tmp_path / "lib"), "--hash cannot be used")
