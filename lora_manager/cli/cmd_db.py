@@ -10,7 +10,7 @@ from lora_manager.cli import boundary, settings
 
 db_app = typer.Typer(
     name="db",
-    help="The catalog database's schema: show its revision, or upgrade it.",
+    help="The catalog database's schema: show its revision, or upgrade it.\n\nExample: lora db status --json",
     no_args_is_help=True,
 )
 
