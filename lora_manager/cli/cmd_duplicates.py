@@ -48,14 +48,20 @@ def duplicates(
                 output.line(f"  {f['path']}{sha}{'  (' + mark + ')' if mark else ''}")
     counts = {k: sum(g.kind == k for g in report.groups) for k in HEADINGS}
     output.warn(
-        f"{counts['copies']} sets of copies ({decimal(report.freeable)} could be freed), "
-        f"{counts['reheadered']} sets of re-headered weights, {counts['claimed']} LoRAs claimed by several files"
+        f"{_n(counts['copies'], 'set')} of copies ({decimal(report.freeable)} could be freed), "
+        f"{_n(counts['reheadered'], 'set')} of re-headered weights, "
+        f"{_n(counts['claimed'], 'LoRA')} claimed by several files"
     )
     if report.unhashed:
-        output.warn(f"{report.unhashed} model files are not hashed yet: run `lora hash` to include them")
+        output.warn(f"{_n(report.unhashed, 'model file')} not hashed yet: run `lora hash` to include them")
     if report.stale:
-        output.warn(f"{len(report.stale)} hashed files changed or vanished since: run `lora hash` again")
+        output.warn(f"{_n(len(report.stale), 'hashed file')} changed or vanished since: run `lora hash` again")
 
 
 def register(app: typer.Typer) -> None:
     app.command("duplicates")(boundary(duplicates))
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 set``, ``2 sets``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

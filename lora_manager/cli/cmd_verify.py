@@ -50,7 +50,9 @@ def verify(
             f"{report.no_claim} without a claimed hash, {len(report.missing)} missing"
         )
         if report.unverified:
-            output.warn(f"{len(report.unverified)} files are not hashed yet or changed since: run `lora hash` first")
+            count = len(report.unverified)
+            noun = "file is" if count == 1 else "files are"
+            output.warn(f"{count} {noun} not hashed yet or changed since: run `lora hash` first")
     if report.mismatches:
         raise typer.Exit(EXIT_FILES_FAILED)
 

@@ -125,5 +125,5 @@ def test_groups_in_a_pipe_are_tab_separated_and_unhashed_files_are_counted(runne
     lines = [line.split("\t") for line in result.stdout.splitlines()]
     assert [(f[0], f[2]) for f in lines] == [("copies", str(original)), ("copies", str(lib / "b.safetensors"))]
     assert original.stat().st_size == 4232
-    assert "1 sets of copies (4.2 kB could be freed)" in result.stderr
-    assert "1 model files are not hashed yet: run `lora hash`" in result.stderr
+    assert "1 set of copies (4.2 kB could be freed)" in result.stderr
+    assert "1 model file not hashed yet: run `lora hash`" in result.stderr
