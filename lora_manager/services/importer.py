@@ -55,6 +55,9 @@ def run_import(
                 with engine.connect() as conn:
                     plan = plan_root(conn, root, options, prefetch)
                 if plan.files_seen == 0 and (plan.known_dirs or options.prune):
+                    unlisted = next((p.message for p in plan.walk_problems if p.path == root), None)
+                    if unlisted is not None:  # the root itself: every record would be unknown anyway
+                        raise LoraError(f"{root}: {unlisted}. Nothing was changed.")
                     raise LoraError(f"{root}: the folder is empty; is the drive mounted? Nothing was changed.")
                 _run_root(engine, plan, options, report, progress, should_stop, prefetch)
             finally:

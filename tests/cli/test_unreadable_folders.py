@@ -114,3 +114,15 @@ def test_scan_names_the_folder_it_could_not_look_in(locked: tuple[Path, Path, Pa
     assert done.returncode == 1
     assert f"{folder}: unreadable: cannot list directory" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unreadable_library_folder_says_so_and_changes_nothing(locked: tuple[Path, Path, Path]) -> None:
+    lib, db, _folder = locked
+    lib.chmod(0)
+    try:
+        done = lora(db, "import", "--prune", str(lib))
+    finally:
+        lib.chmod(0o755)
+    assert done.returncode == 2
+    assert done.stderr == f"lora: error: {lib}: cannot list directory: Permission denied. Nothing was changed.\n"
+    assert listed(db, "--missing") == []
