@@ -72,3 +72,35 @@ def import_lock(
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
             conn.commit()
+
+
+def import_running(engine: Engine) -> bool:
+    """Whether an import holds the catalog's import lock right now (nothing is taken or created).
+
+    A run the catalog records as running while this is False was killed: it never got to
+    record how it ended.
+    """
+    if engine.dialect.name == "sqlite":
+        path = sqlite_path(engine.url.render_as_string(hide_password=False))
+        if path is None:
+            return False
+        import fcntl
+
+        try:
+            fd = os.open(f"{os.path.realpath(path)}.lock", os.O_RDONLY)
+        except OSError:  # no lock file: no import ever ran here
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+    held = text(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid = :high AND objid = :low AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+    )
+    with engine.connect() as conn:
+        return bool(conn.execute(held, {"high": ADVISORY_KEY >> 32, "low": ADVISORY_KEY & 0xFFFFFFFF}).scalar())

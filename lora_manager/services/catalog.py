@@ -202,7 +202,15 @@ def status(engine: Engine, runs: int = 5) -> dict[str, Any]:
             conn.execute(select(entry.c.status, func.count()).group_by(entry.c.status)).all()
         )
         last = conn.execute(select(import_run).order_by(import_run.c.id.desc()).limit(runs)).all()
-    return {"adapters": total, "missing": missing, "entries": by_status, "runs": [_record(r) for r in last]}
+    records = [_record(r) for r in last]
+    if any(r["status"] == "running" for r in records):
+        from lora_manager.db.lock import import_running
+
+        if not import_running(engine):  # killed before it could say so (the next import records it too)
+            for r in records:
+                if r["status"] == "running":
+                    r["status"] = "interrupted"
+    return {"adapters": total, "missing": missing, "entries": by_status, "runs": records}
 
 
 def set_user_state(engine: Engine, name: str, version: str | None, values: dict[str, Any]) -> dict[str, Any]:

@@ -89,3 +89,19 @@ def test_refused_import_is_recorded_as_failed(runner: CliRunner, lib: Path, tmp_
     data = status_json(runner)
     assert [r["status"] for r in data["runs"]] == ["failed", "completed"]
     assert (data["adapters"], data["missing"]) == (2, 0)
+
+
+def test_a_killed_run_shows_as_interrupted_unless_an_import_holds_the_lock(engine: Any) -> None:
+    """A run row left ``running`` by a SIGKILL is no running import: only the lock says one runs."""
+    from datetime import UTC, datetime
+
+    from lora_manager.db import repository as repo
+    from lora_manager.db.lock import import_lock
+    from lora_manager.services.catalog import status
+
+    with engine.begin() as conn:
+        repo.start_run(conn, ["/lib"], False, datetime.now(UTC))  # and never finished: killed
+    assert [r["status"] for r in status(engine)["runs"]] == ["interrupted"]
+    with import_lock(engine, wait=False):  # an import that is still going
+        assert [r["status"] for r in status(engine)["runs"]] == ["running"]
+    assert [r["status"] for r in status(engine)["runs"]] == ["interrupted"]
