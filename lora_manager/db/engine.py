@@ -40,6 +40,8 @@ def default_database_path() -> Path:
 
 def database_url(value: str | None) -> str:
     """The SQLAlchemy URL for ``--db`` (or ``LORA_DB``, or the default path)."""
+    if value == "":  # ``--db "$UNSET"``: not the default catalog, which is not what was asked for
+        raise LoraError("--db is empty: give the catalog's path or URL, or leave --db out for the default")
     value = value or os.environ.get(ENV_VAR) or str(default_database_path())
     try:
         value.encode("utf-8")

@@ -292,3 +292,7 @@ def test_hash_with_dry_run_is_a_usage_error(runner: CliRunner, tmp_path: Path) -
     """A dry run writes nothing, so it cannot record hashes: refused rather than silently ignored."""
     write_model(tmp_path / "lib", "alpha", a1111(activation_text="x"), metadata={})
     assert_clean_refusal(run(runner, "import", "--dry-run", "--hash", tmp_path / "lib"), "--hash cannot be used")
+
+
+def test_an_empty_db_option_is_refused_not_taken_for_the_default_catalog(runner: CliRunner) -> None:
+    assert_clean_refusal(run(runner, "--db", "", "list"), "--db is empty")
