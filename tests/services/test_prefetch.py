@@ -126,7 +126,10 @@ def test_a_reader_that_dies_leaves_every_entry_to_the_importer(
         edited = _edit(lib, 2)
         monkeypatch.setattr(prefetch_module, "_read", _reader_that_dies)
         report = run_import(engine, ImportOptions(roots=[str(lib)]))
-        assert closed[-1] == (len(edited), 0)  # all sent, none came back
+        sent, used = closed[-1]
+        # Entries were sent and none came back (how many were sent depends on when the pool
+        # noticed the death: a broken pool takes no more).
+        assert 0 < sent <= len(edited) and used == 0
         assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
         assert sum(1 for r in list_adapters(engine, ListQuery()) if r["description"] == "edited") == len(edited)
     finally:
