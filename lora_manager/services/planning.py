@@ -197,7 +197,9 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         for key in sorted(unchanged_keys):
             old_entry = details[key]
             action = "unchanged" if old_entry.status in ("ok", "duplicate") else old_entry.status
-            outcomes.append(Outcome(key, action, old_entry.name, old_entry.version_key or None))
+            # Its files did not change: it stays as the last import left it (see `lora errors` for why).
+            detail = "" if action == "unchanged" else "unchanged since the last import"
+            outcomes.append(Outcome(key, action, old_entry.name, old_entry.version_key or None, detail))
     return RootPlan(
         root=root,
         todo=todo,

@@ -67,6 +67,18 @@ def test_scan_all_lists_unchanged_entries_too(runner: CliRunner, tmp_path: Path)
     ]
 
 
+def test_scan_all_says_an_invalid_entry_is_unchanged_since_the_last_import(runner: CliRunner, tmp_path: Path) -> None:
+    """A still-invalid entry whose files did not change is listed with that said, not with an empty reason."""
+    lib = tmp_path / "lib"
+    good(lib, "alpha", "Alpha")
+    write_json(lib / "ghost.json", civitai_model("Ghost"))
+    assert run(runner, "import", lib).exit_code == 1
+    assert rows(run(runner, "scan", "--all", lib)) == [
+        ["unchanged", str(lib / "alpha"), "Alpha", "v1.0", ""],
+        ["invalid", str(lib / "ghost"), "", "", "unchanged since the last import"],
+    ]
+
+
 def test_scan_reports_invalid_entries_and_exits_1(runner: CliRunner, tmp_path: Path) -> None:
     """An entry that would fail is listed as invalid with its reason, and the scan exits 1."""
     lib = tmp_path / "lib"
