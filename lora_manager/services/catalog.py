@@ -93,37 +93,49 @@ def find_adapter(engine: Engine, name: str, version: str | None = None) -> dict[
     Raises :class:`LoraError` naming close matches when nothing fits.
     """
     columns = [c for c in adapter.c if c.name not in HIDDEN]
+
+    def newest(conn: Any, wanted: list[str]) -> dict[str, Any] | None:
+        stmt = select(*columns).where(adapter.c.name.in_(wanted))
+        if version is not None:
+            stmt = stmt.where(adapter.c.version_key == version)
+        newest_first = (adapter.c.published_at.desc().nulls_last(), adapter.c.version_key.desc())
+        rows = conn.execute(stmt.order_by(*newest_first)).all()
+        if not rows:
+            return None
+        record = _record(rows[0])
+        record["other_versions"] = [r.version for r in rows[1:]]
+        return record
+
     with engine.connect() as conn:
         # The case-insensitive match is looked for among names only (the name index covers it):
         # asking for whole rows by lower(name) read the whole wide table.
         folded = select(adapter.c.name).where(func.lower(adapter.c.name) == name.lower()).distinct()
         for exact in (True, False):
             wanted = [name] if exact else list(conn.execute(folded).scalars())
-            if not wanted:
-                break
-            stmt = select(*columns).where(adapter.c.name.in_(wanted))
-            if version is not None:
-                stmt = stmt.where(adapter.c.version_key == version)
-            newest_first = (adapter.c.published_at.desc().nulls_last(), adapter.c.version_key.desc())
-            rows = conn.execute(stmt.order_by(*newest_first)).all()
-            if rows:
-                record = _record(rows[0])
-                record["other_versions"] = [r.version for r in rows[1:]]
+            if wanted and (record := newest(conn, wanted)) is not None:
                 return record
-        suggestions = suggest(conn, name)
+        # SQLite's lower() folds ASCII letters only: 'łora' and 'Łora' meet among the names here.
+        names = sorted(conn.execute(select(adapter.c.name).distinct()).scalars())
+        key = name.casefold()
+        wanted = [n for n in names if n.casefold() == key]
+        if wanted and (record := newest(conn, wanted)) is not None:
+            return record
+        suggestions = suggest(conn, name, names=names)
     what = f"{name!r} version {version!r}" if version is not None else repr(name)
     hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
     raise LoraError(f"no LoRA named {what} in the catalog{hint}")
 
 
-def suggest(conn: Any, name: str, limit: int = 5) -> list[str]:
+def suggest(conn: Any, name: str, limit: int = 5, names: list[str] | None = None) -> list[str]:
     """Names close to ``name``: names containing it first, then similar spellings.
 
     The catalog's names come from the name index alone (a few MB at 100,000 LoRAs, where a
-    search of the wide table read hundreds); similar spellings are looked for among the
-    names that share its longest word, not compared with every name.
+    search of the wide table read hundreds), unless the caller read them already (``names``,
+    sorted); similar spellings are looked for among the names that share its longest word,
+    not compared with every name.
     """
-    names = sorted(conn.execute(select(adapter.c.name).distinct()).scalars())
+    if names is None:
+        names = sorted(conn.execute(select(adapter.c.name).distinct()).scalars())
     lowered = [n.lower() for n in names]
 
     def containing(text: str, most: int) -> list[str]:

@@ -72,6 +72,16 @@ def test_show_matches_a_name_differing_only_in_case(runner: CliRunner, lib: Path
     assert shown(runner, NAME.upper())["name"] == NAME
 
 
+def test_show_matches_a_name_in_another_case_beyond_ascii(runner: CliRunner, lib: Path) -> None:
+    """SQLite folds ASCII letters only: 'ŁORA' and 'łora', 'STRASSE' and 'straße' are the same name to a user."""
+    write_model(lib, "lora", civitai_model("Ünïcødé Łora Straße", file_name="lora.safetensors"))
+    assert run(runner, "import", lib).exit_code == 0
+    for typed in ("ünïcødé łora straße", "ÜNÏCØDÉ ŁORA STRASSE"):
+        assert shown(runner, typed)["name"] == "Ünïcødé Łora Straße"
+    assert run(runner, "set", "ünïcødé łora straße", "--weight", "0.5").exit_code == 0
+    assert shown(runner, "Ünïcødé Łora Straße")["weight"] == 0.5
+
+
 def test_show_json_is_the_full_record(runner: CliRunner, lib: Path) -> None:
     """``--json`` holds every column, the sidecars that fed it and the header metadata."""
     record = shown(runner, NAME)
