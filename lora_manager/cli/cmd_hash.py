@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from lora_manager.cli import INT64_MAX, boundary, catalog
-from lora_manager.errors import EXIT_FILES_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from lora_manager.errors import EXIT_FILES_FAILED, EXIT_INTERRUPTED, EXIT_OK, LoraError
 
 MAX_LISTED = 20
 
@@ -54,6 +54,8 @@ def hash_(
     options = HashOptions(tensor="always" if tensor_hash else "auto")
     if threads:
         options.threads = threads
+    if target == "":  # as a path it would be the working folder, as a name nothing
+        raise LoraError("an empty PATH|QUERY names no folder, file or LoRA")
     if target is not None and os.path.exists(os.path.expanduser(target)):
         options.paths = [target]
     elif target is not None:

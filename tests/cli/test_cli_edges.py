@@ -296,3 +296,9 @@ def test_hash_with_dry_run_is_a_usage_error(runner: CliRunner, tmp_path: Path) -
 
 def test_an_empty_db_option_is_refused_not_taken_for_the_default_catalog(runner: CliRunner) -> None:
     assert_clean_refusal(run(runner, "--db", "", "list"), "--db is empty")
+
+
+def test_hash_of_an_empty_target_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """``lora hash ''`` must not hash the whole catalog (or the working folder)."""
+    alpha_catalog(runner, tmp_path)
+    assert_clean_refusal(run(runner, "hash", ""), "an empty PATH|QUERY names no folder")
