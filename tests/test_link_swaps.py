@@ -202,3 +202,35 @@ def test_an_orphan_model_header_swapped_for_a_link_out_is_not_read(tmp_path: Pat
     _swap_for_link(orphan, str(secret))
     found = _model_orphan(str(orphan), secret.stat().st_size, root)
     assert found.output_name is None and "leads out of the library" in found.detail
+
+
+def test_verify_and_duplicates_do_not_vouch_for_a_file_swapped_for_a_link_out(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """After hashing, two copies are swapped for links to copies outside kept with the same size and mtime:
+    no hash in the catalog describes what the links lead to, so neither is verified nor a duplicate."""
+    import shutil
+
+    db = str(tmp_path / "catalog.db")
+    lib, outside = _library(tmp_path)
+    first = write_model(lib / "a", "copy")
+    sha = hashlib.sha256(first.read_bytes()).hexdigest()
+    write_json(lib / "a" / "copy.json", civitai_model("Copy A", file_name="copy.safetensors", sha256=sha))
+    second = lib / "b" / "copy.safetensors"
+    second.parent.mkdir(parents=True)
+    shutil.copy2(first, second)
+    write_json(lib / "b" / "copy.json", civitai_model("Copy B", file_name="copy.safetensors", sha256=sha))
+    assert runner.invoke(app, ["--db", db, "import", str(lib)]).exit_code == 0
+    assert runner.invoke(app, ["--db", db, "hash"]).exit_code == 0
+    before = json.loads(runner.invoke(app, ["--db", db, "duplicates", "--json"]).stdout)
+    assert len(before["copies"]) == 1
+    assert json.loads(runner.invoke(app, ["--db", db, "verify", "--json"]).stdout)["ok"] == 2
+    for i, model in enumerate((first, second)):
+        kept = outside / f"kept-{i}.safetensors"
+        shutil.copy2(model, kept)  # same bytes, same size, same mtime
+        _swap_for_link(model, str(kept))
+    after = json.loads(runner.invoke(app, ["--db", db, "duplicates", "--json"]).stdout)
+    assert after["copies"] == [] and after["freeable_bytes"] == 0
+    verified = json.loads(runner.invoke(app, ["--db", db, "verify", "--json"]).stdout)
+    assert verified["ok"] == 0
+    assert sorted(verified["unverified_files"]) == sorted([str(first), str(second)])

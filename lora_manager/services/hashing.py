@@ -287,23 +287,35 @@ def _hash_all(
         store()
 
 
-def on_disk(path: str, size: int, mtime_ns: int) -> str:
-    """``same``, ``changed`` or ``gone``: whether a stored hash can still describe the file at ``path``."""
+def on_disk(path: str, size: int, mtime_ns: int, roots: Sequence[str] = ()) -> str:
+    """``same``, ``changed``, ``gone`` or ``unsafe``: whether a stored hash can still describe the file at ``path``.
+
+    A file swapped for a link leading out of every library (``roots``) is ``unsafe``: what it
+    points at is not the catalogued file, whatever its size and mtime (``lora hash`` refuses it too).
+    """
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
+        if statmod.S_ISLNK(st.st_mode):
+            if roots and not any(lies_under(os.path.realpath(path), root) for root in roots):
+                return "unsafe"
+            st = os.stat(path)
     except OSError:
         return "gone"
     return "same" if (st.st_size, int64(st.st_mtime_ns)) == (size, mtime_ns) else "changed"
+
+
+def _on_disk_under(roots: Sequence[str]) -> db.OnDisk:
+    return lambda path, size, mtime_ns: on_disk(path, size, mtime_ns, roots)
 
 
 def verify(engine: Engine, paths: Sequence[str] = ()) -> db.VerifyReport:
     """Compare the hashes the sidecars claim with the computed ones, under ``paths`` (default: all)."""
     folders, files = split_paths(paths)
     with engine.connect() as conn:
-        return db.verify(conn, on_disk, folders, files)
+        return db.verify(conn, _on_disk_under(db.library_roots(conn)), folders, files)
 
 
 def find_duplicates(engine: Engine) -> db.DuplicatesReport:
     """Copies, re-headered copies and identity clashes, with the bytes that keeping one copy frees."""
     with engine.connect() as conn:
-        return db.duplicates(conn, on_disk)
+        return db.duplicates(conn, _on_disk_under(db.library_roots(conn)))
