@@ -49,10 +49,14 @@ def verify(
             f"verified: {report.ok} match, {len(report.mismatches)} mismatched, {len(report.unverified)} unverified, "
             f"{report.no_claim} without a claimed hash, {len(report.missing)} missing"
         )
-        if report.unverified:
-            count = len(report.unverified)
-            noun = "file is" if count == 1 else "files are"
-            output.warn(f"{count} {noun} not hashed yet or changed since: run `lora hash` first")
+        unhashed = len(report.unverified) - len(report.autov3_only)
+        if unhashed:
+            noun = "file is" if unhashed == 1 else "files are"
+            output.warn(f"{unhashed} {noun} not hashed yet or changed since: run `lora hash` first")
+        if report.autov3_only:
+            count = len(report.autov3_only)
+            noun = "file claims" if count == 1 else "files claim"
+            output.warn(f"{count} {noun} only an AutoV3: run `lora hash --tensor-hash` to check it")
     if report.mismatches:
         raise typer.Exit(EXIT_FILES_FAILED)
 

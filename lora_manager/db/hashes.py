@@ -279,6 +279,8 @@ class VerifyReport:
     unverified: list[str] = field(default_factory=list)  # claims, but no current computed hash to check
     no_claim: int = 0
     missing: list[str] = field(default_factory=list)
+    # Of ``unverified``: hashed, but the only claim is an AutoV3, which needs the tensor hash.
+    autov3_only: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -286,6 +288,7 @@ class VerifyReport:
             "mismatches": [m.__dict__ for m in self.mismatches],
             "unverified": len(self.unverified),
             "unverified_files": self.unverified,
+            "unverified_autov3_only": self.autov3_only,
             "no_claim": self.no_claim,
             "missing": self.missing,
         }
@@ -314,6 +317,7 @@ def verify(conn: Connection, on_disk: OnDisk, folders: Sequence[str] = (), files
         checks = {k: v for k, v in claimed.items() if computed[k]}
         if not checks:
             report.unverified.append(row.file_path)  # claims AutoV3 only, and we have no tensor hash
+            report.autov3_only.append(row.file_path)
             continue
         bad = [k for k, v in checks.items() if v[: len(computed[k])] != computed[k]]
         for k in bad:

@@ -116,6 +116,21 @@ def test_a_header_autov3_that_the_tensor_data_contradicts_is_a_mismatch(runner: 
     )
 
 
+def test_a_file_claiming_only_an_autov3_is_sent_to_the_tensor_hash_not_to_plain_hash(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Hashed, but its only claim is the header's AutoV3: `lora hash` again would change nothing."""
+    lib = tmp_path / "lib"
+    model = write_model(lib, "v3", None, metadata={"sshs_model_hash": "12" * 32, "ss_output_name": "v3"})
+    write_json(lib / "v3.civitai.info", civitai_version("V3", file_name=model.name))
+    prepare(runner, lib)
+    data = verify_json(runner)
+    assert (data["unverified"], data["unverified_autov3_only"]) == (1, [str(model)])
+    result = run(runner, "verify")
+    assert "1 file claims only an AutoV3: run `lora hash --tensor-hash` to check it" in result.stderr
+    assert "not hashed yet" not in result.stderr
+
+
 def test_a_path_limits_verify_to_that_folder(runner: CliRunner, tmp_path: Path) -> None:
     """``lora verify FOLDER`` checks only the LoRAs whose model file is below FOLDER."""
     lib = tmp_path / "lib"
