@@ -206,6 +206,7 @@ class IdentityClaim(NamedTuple):
     path: str
     winner: bool
     sha256: str | None  # computed and trusted, else None
+    size: int | None = None  # as the last import saw the file; None when it is no model file known
 
 
 def claimed_identities(conn: Connection) -> list[list[IdentityClaim]]:
@@ -228,14 +229,17 @@ def claimed_identities(conn: Connection) -> list[list[IdentityClaim]]:
         winners.update(((n, v), p) for n, v, p in rows)
     paths = sorted({p for ps in by_ident.values() for p in ps} | set(winners.values()))
     hashes: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     for names in chunks(paths):
         q = select(model_file.c.path, model_file.c.sha256).where(trusted(), model_file.c.path.in_(names))
         hashes.update((p, h) for p, h in conn.execute(q))
+        q = select(model_file.c.path, model_file.c.size).where(model_file.c.path.in_(names))
+        sizes.update((p, n) for p, n in conn.execute(q))
     groups = []
     for ident, losers in sorted(by_ident.items()):
         members = [(winners[ident], True)] if ident in winners else []
         members += [(p, False) for p in losers]
-        groups.append([IdentityClaim(*ident, p, w, hashes.get(p)) for p, w in members])
+        groups.append([IdentityClaim(*ident, p, w, hashes.get(p), sizes.get(p)) for p, w in members])
     return groups
 
 
@@ -383,7 +387,7 @@ def duplicates(conn: Connection, on_disk: OnDisk) -> DuplicatesReport:
             report.groups.append(DuplicateGroup(kind, str(getattr(here[0], column)), files, freeable))
     for members in claimed_identities(conn):
         key = f"{members[0].name} {members[0].version_key}".strip()
-        files = [{"path": m.path, "catalogued": m.winner, "sha256": m.sha256} for m in members]
+        files = [{"path": m.path, "size": m.size, "catalogued": m.winner, "sha256": m.sha256} for m in members]
         report.groups.append(DuplicateGroup("claimed", key, files))
     return report
 

@@ -85,6 +85,7 @@ def test_several_files_claiming_one_lora_are_listed_catalogued_first(runner: Cli
     assert group["key"] == "Shared Name v1.0"
     assert [(f["path"], f["catalogued"]) for f in group["files"]] == [(str(winner), True), (str(loser), False)]
     assert all(f["sha256"] for f in group["files"])
+    assert [f["size"] for f in group["files"]] == [winner.stat().st_size, loser.stat().st_size]
 
 
 def test_sidecar_claims_never_make_files_duplicates(runner: CliRunner, tmp_path: Path) -> None:
