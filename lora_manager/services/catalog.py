@@ -228,14 +228,48 @@ def status(engine: Engine, runs: int = 5) -> dict[str, Any]:
 def set_user_state(engine: Engine, name: str, version: str | None, values: dict[str, Any]) -> dict[str, Any]:
     """Change the user's own columns of one record; imports never overwrite them."""
     record = find_adapter(engine, name, version)
+    reread = False
     if "weight" in values:
-        values["weight_source"] = "user" if values["weight"] is not None else "default"
-        values["weight"] = values["weight"] if values["weight"] is not None else 1.0
+        if values["weight"] is not None:
+            values["weight_source"] = "user"
+        else:  # back to what the sidecars say, read from them now
+            sidecar = _sidecar_weight(engine, record["entry_key"], record["name"], record["version"])
+            reread = sidecar is None
+            values["weight"], values["weight_source"] = sidecar or (1.0, "default")
     values["updated_at"] = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(update(adapter).where(adapter.c.id == record["id"]).values(**values))
-        if values.get("weight_source") == "default" and record["entry_key"]:
-            # Forget the entry's signature so the next import restores the sidecar's weight.
+        if reread and record["entry_key"]:
+            # Not readable now: forget the entry's signature so the next import restores the sidecar's weight.
             conn.execute(update(entry).where(entry.c.key == record["entry_key"]).values(signature=""))
             stale_directories(conn, [os.path.dirname(record["entry_key"])])
     return find_adapter(engine, record["name"], record["version"] or "")
+
+
+def _sidecar_weight(engine: Engine, key: str | None, name: str, version: str | None) -> tuple[float, str] | None:
+    """``(weight, weight_source)`` as reading the record's entry now gives them, or None if it cannot be read.
+
+    The entry is read as an import would read it (read-only, inside the library it was imported
+    from); a result for another identity (the sidecar changed since) is no answer either.
+    """
+    if not key:
+        return None
+    from lora_manager.db.hashes import library_roots
+    from lora_manager.discovery import walk_directory
+    from lora_manager.paths import lies_under
+    from lora_manager.services.reading import read_entry
+
+    with engine.connect() as conn:
+        roots = [r for r in library_roots(conn) if lies_under(key, r)]
+    if not roots:
+        return None
+    root = roots[-1]  # the innermost: shortest first
+    try:
+        entries = walk_directory(root, os.path.dirname(key))
+    except (OSError, LoraError):
+        return None
+    found = next((e for e in entries if e.key == key), None)
+    row = read_entry(found, root).row if found is not None else None
+    if row is None or (row["name"], row["version"]) != (name, version):
+        return None
+    return float(row["weight"]), str(row["weight_source"])

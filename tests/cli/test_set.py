@@ -96,15 +96,34 @@ def test_sidecar_weight_is_used_until_the_user_sets_one(runner: CliRunner, lib: 
     assert record(runner)["weight"] == 0.45
 
 
-def test_reset_weight_brings_back_the_sidecar_weight_on_the_next_import(runner: CliRunner, lib: Path) -> None:
-    """``--reset-weight`` forgets the user's weight; the next import restores the sidecar's."""
+def test_reset_weight_brings_back_the_sidecar_weight_at_once(runner: CliRunner, lib: Path) -> None:
+    """``--reset-weight`` reads the sidecar's weight again now; the next import has nothing to change."""
     ok(runner, "set", NAME, "--weight", "0.9")
     ok(runner, "import", lib)
     assert record(runner)["weight"] == 0.9
     ok(runner, "set", NAME, "--reset-weight")
-    ok(runner, "import", lib)
     after = record(runner)
     assert (after["weight"], after["weight_source"]) == (0.6, "sidecar")
+    again = json.loads(ok(runner, "import", "--json", lib).stdout)
+    assert (again["updated"], again["new"]) == (0, 0)
+    assert (record(runner)["weight"], record(runner)["weight_source"]) == (0.6, "sidecar")
+
+
+def test_reset_weight_of_a_sidecar_that_cannot_be_read_now_waits_for_the_next_import(
+    runner: CliRunner, lib: Path
+) -> None:
+    """The default until then, and the entry is read again by the next import, which restores the sidecar's."""
+    ok(runner, "set", NAME, "--weight", "0.9")
+    sidecars = sorted(p for p in lib.rglob("*") if p.suffix == ".json")
+    saved = {p: p.read_bytes() for p in sidecars}
+    for p in sidecars:
+        p.write_text("{broken", encoding="utf-8")
+    ok(runner, "set", NAME, "--reset-weight")
+    assert (record(runner)["weight"], record(runner)["weight_source"]) == (1.0, "default")
+    for p, data in saved.items():
+        p.write_bytes(data)
+    ok(runner, "import", lib)
+    assert (record(runner)["weight"], record(runner)["weight_source"]) == (0.6, "sidecar")
 
 
 def test_set_prints_the_new_state(runner: CliRunner, lib: Path) -> None:
