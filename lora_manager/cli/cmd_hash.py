@@ -38,6 +38,12 @@ def hash_(
             "so `lora duplicates` can match their weights.",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Read every file again, even those hashed at their size and mtime (to catch bit rot)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary and the hashes as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
 ) -> None:
@@ -51,7 +57,7 @@ def hash_(
     """
     from lora_manager.services.hashing import HashOptions
 
-    options = HashOptions(tensor="always" if tensor_hash else "auto")
+    options = HashOptions(tensor="always" if tensor_hash else "auto", force=force)
     if threads:
         options.threads = threads
     if target == "":  # as a path it would be the working folder, as a name nothing

@@ -48,6 +48,9 @@ class HashOptions:
     query: str | None = None  # else: files of catalogued LoRAs whose name contains this
     threads: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
     tensor: TensorMode = "auto"
+    # Read every file in scope again, current or not: content rewritten behind a restored size
+    # and mtime (bit rot, a tool that keeps timestamps) shows only so.
+    force: bool = False
     batch_files: int = 64
     batch_seconds: float = 1.0
 
@@ -180,10 +183,11 @@ def _plan(
         if (st.st_size, mtime_ns) != (row.size, row.mtime_ns):
             moved[not current].append({"path": row.path, "size": st.st_size, "mtime_ns": mtime_ns})
         tensor_wanted = options.tensor == "always" and row.autov3_source == "header" and row.tensor_sha256 is None
-        if current and not tensor_wanted:
+        if current and not tensor_wanted and not options.force:
             report.current += 1
             continue
-        jobs.append(_Job(row.path, st.st_size, (st.st_size, mtime_ns) if current else None, inside))
+        expect = (st.st_size, mtime_ns) if current and not options.force else None
+        jobs.append(_Job(row.path, st.st_size, expect, inside))
     if gone or back or any(moved.values()):
         with engine.begin() as conn:
             repo.mark_model_files_missing(conn, gone, datetime.now(UTC))

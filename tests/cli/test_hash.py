@@ -96,6 +96,28 @@ def test_file_replaced_in_place_loses_its_hash_and_is_rehashed(runner: CliRunner
     assert new == hashlib.sha256(files["orphan"].read_bytes()).hexdigest() != old
 
 
+def test_force_reads_current_files_again_and_catches_content_changed_behind_a_kept_mtime(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Bit rot keeps size and mtime: a plain hash trusts them, ``--force`` reads the file and stores its real hash."""
+    import os
+
+    db = str(tmp_path / "catalog.db")
+    files = library(tmp_path / "lib")
+    imported(runner, db, tmp_path / "lib")
+    hash_json(runner, db)
+    target = files["orphan"]
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF  # one flipped byte in the tensor data
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert hash_json(runner, db)["hashed"] == 0  # size and mtime say nothing changed
+    forced = hash_json(runner, db, "--force")
+    assert (forced["hashed"], forced["already_current"]) == (4, 0)
+    assert rows(db)[str(target)]["sha256"] == hashlib.sha256(bytes(data)).hexdigest()
+
+
 def test_a_path_limits_hashing_to_model_files_under_that_folder(runner: CliRunner, tmp_path: Path) -> None:
     """``lora hash FOLDER`` reads only the tracked files below FOLDER; ``lora hash FILE`` only that file."""
     db = str(tmp_path / "catalog.db")
