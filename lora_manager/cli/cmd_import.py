@@ -108,7 +108,9 @@ def show_report(report: Any, as_json: bool, quiet: bool, verb: str) -> None:
     for p in shown[:MAX_LISTED]:
         output.warn(f"{p.path}: {p.kind}: {p.message}")
     if len(shown) > MAX_LISTED:
-        output.warn(f"... and {len(shown) - MAX_LISTED} more (see `lora errors`)")
+        # A dry run records nothing for `lora errors` to show.
+        where = "--json lists them all" if report.run_id is None else "see `lora errors`"
+        output.warn(f"... and {len(shown) - MAX_LISTED} more ({where})")
     if report.interrupted:
         output.warn("interrupted: the batches done so far are saved; run the import again to finish")
 

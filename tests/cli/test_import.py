@@ -684,3 +684,15 @@ def test_no_wait_exits_2_while_another_import_holds_the_lock(runner: CliRunner, 
     assert "another import is running" in result.stderr
     assert records(runner) == []
     assert summary(runner, lib)["new"] == 1
+
+
+def test_a_dry_run_with_many_problems_does_not_send_the_user_to_lora_errors(runner: CliRunner, tmp_path: Path) -> None:
+    """A dry run records nothing, so the rest of its problems are in its --json, not in `lora errors`."""
+    lib = tmp_path / "lib"
+    for i in range(25):
+        write_json(lib / f"ghost-{i:02}.json", civitai_model(f"Ghost {i}"))  # no model file beside any
+    result = run(runner, "import", "--dry-run", lib)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "... and 5 more (--json lists them all)"
+    real = run(runner, "import", lib)
+    assert real.stderr.splitlines()[-1] == "... and 5 more (see `lora errors`)"
