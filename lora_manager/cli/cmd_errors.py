@@ -28,14 +28,23 @@ def errors(
 
     Example: lora errors --last-run
     """
+    import os
+
     from lora_manager.cli import output
+    from lora_manager.paths import lies_under
     from lora_manager.services.catalog import known_problems, run_failures
 
+    if last_run and run is not None:
+        raise LoraError("--last-run and --run contradict each other: give one")
+    if path is not None:  # as the catalog spells folders: absolute, normalised, links resolved
+        path = os.path.realpath(os.path.expanduser(path))
     engine = catalog(ctx, create=False)
     if last_run or run is not None:
         run_record, problems = run_failures(engine, run)
         if run is not None and run_record is None:
             raise LoraError(f"no import run {run} (see `lora status` for the runs recorded)")
+        if path is not None:
+            problems = [p for p in problems if lies_under(str(p["path"]), path)]
         if as_json:
             output.print_json({"run": run_record, "failures": problems})
             return

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select, update
 from lora_manager.db.repository import stale_directories, under
 from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run
 from lora_manager.errors import LoraError
+from lora_manager.paths import lies_under
 
 HIDDEN = frozenset({"search_text", "version_key"})
 SORTABLE = (
@@ -72,7 +73,7 @@ def list_adapters(engine: Engine, query: ListQuery) -> list[dict[str, Any]]:
         stmt = stmt.where(adapter.c.missing_since.is_not(None) if query.missing else adapter.c.missing_since.is_(None))
     if query.active is not None:
         stmt = stmt.where(adapter.c.active.is_(query.active))
-    field_name = query.sort.lstrip("-")
+    field_name = query.sort[1:] if query.sort.startswith("-") else query.sort
     if field_name not in SORTABLE:
         raise LoraError(f"--sort {query.sort!r}: choose one of {', '.join(SORTABLE)} (prefix - to reverse)")
     column = adapter.c[field_name]
@@ -172,18 +173,36 @@ def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, An
                     }
                 )
         # Problems of the walk itself (a folder link out of the library, an unreadable folder, a
-        # name that is not UTF-8) belong to no entry; every run finds them again, so the last one's hold.
-        last = conn.execute(select(func.max(import_run.c.id)).where(import_run.c.status != "running")).scalar()
-        if last is not None:
-            seen = {p["path"] for p in out}
-            walk_kinds = ("unsafe_path", "unreadable")
+        # name that is not UTF-8) belong to no entry; every run of a library finds them again, so
+        # for each library (root) the last run that walked it holds them.
+        seen = {p["path"] for p in out}
+        walk_kinds = ("unsafe_path", "unreadable")
+        for run_id, roots in _last_run_of_each_root(conn):
             stmt2 = select(import_failure.c.path, import_failure.c.category, import_failure.c.message).where(
-                import_failure.c.run_id == last, import_failure.c.category.in_(walk_kinds)
+                import_failure.c.run_id == run_id, import_failure.c.category.in_(walk_kinds)
             )
             for fpath, category, message in conn.execute(stmt2.order_by(import_failure.c.path)):
-                if fpath not in seen and fpath.startswith(prefix):
+                if fpath not in seen and fpath.startswith(prefix) and any(lies_under(fpath, r) for r in roots):
+                    seen.add(fpath)
                     out.append({"path": fpath, "category": category, "message": message, "entry_status": None})
     return out
+
+
+def _last_run_of_each_root(conn: Any) -> list[tuple[int, list[str]]]:
+    """``(run id, roots)``: for every library ever imported, the last finished run that walked it."""
+    runs = conn.execute(
+        select(import_run.c.id, import_run.c.roots)
+        .where(import_run.c.status != "running")
+        .order_by(import_run.c.id.desc())
+    )
+    covered: list[str] = []
+    picked: list[tuple[int, list[str]]] = []
+    for run_id, roots in runs:
+        fresh = [r for r in roots or [] if isinstance(r, str) and not any(lies_under(r, c) for c in covered)]
+        if fresh:
+            picked.append((run_id, fresh))
+            covered += fresh
+    return picked
 
 
 def run_failures(engine: Engine, run_id: int | None = None) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

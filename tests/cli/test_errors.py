@@ -120,6 +120,44 @@ def test_path_option_limits_the_problems_to_a_folder(runner: CliRunner, lib: Pat
     assert errors_json(runner, "--path", lib / "nowhere") == []
 
 
+def test_path_option_takes_a_folder_however_it_is_spelled(
+    runner: CliRunner, lib: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative, with ``..`` or ``//``, through a link: the same folder, the same problems; with a run too."""
+    run(runner, "import", lib)
+    (lib.parent / "link").symlink_to(lib)
+    monkeypatch.chdir(lib)
+    wanted = [str(lib / "b" / "good.json")]
+    for spelled in ("b", "./b/", f"{lib}//b", f"{lib}/a/../b", str(lib.parent / "link" / "b")):
+        assert [p["path"] for p in errors_json(runner, "--path", spelled)] == wanted, spelled
+    failures = errors_json(runner, "--last-run", "--path", lib / "b")["failures"]
+    assert [p["path"] for p in failures] == []  # the duplicate is no failure; nothing else is under b
+    assert [p["path"] for p in errors_json(runner, "--last-run", "--path", lib)["failures"]] == [
+        str(lib / "broken.json"),
+        str(lib / "ghost.json"),
+    ]
+    result = run(runner, "errors", "--last-run", "--run", "1")
+    assert result.exit_code == 2 and "contradict" in result.stderr
+
+
+def test_a_walk_problem_stays_listed_after_another_library_is_imported(
+    runner: CliRunner, lib: Path, tmp_path: Path
+) -> None:
+    """A link out of one library is that library's problem until it is fixed, whatever else is imported since."""
+    outside = tmp_path / "outside"
+    write_safetensors(outside / "secret.safetensors", {})
+    (lib / "escape.safetensors").symlink_to(outside / "secret.safetensors")
+    other = tmp_path / "other"
+    write_model(other, "fine", civitai_model("Fine", file_name="fine.safetensors"))
+    run(runner, "import", lib)
+    assert str(lib / "escape.safetensors") in [p["path"] for p in errors_json(runner)]
+    assert run(runner, "import", other).exit_code == 0
+    assert str(lib / "escape.safetensors") in [p["path"] for p in errors_json(runner)]
+    (lib / "escape.safetensors").unlink()
+    run(runner, "import", lib)
+    assert str(lib / "escape.safetensors") not in [p["path"] for p in errors_json(runner)]
+
+
 def test_errors_on_a_new_catalog(runner: CliRunner) -> None:
     """No runs yet: nothing is listed, and ``--last-run`` says there is no run."""
     assert errors_json(runner) == []

@@ -224,8 +224,13 @@ def test_limit_caps_the_number_of_records(runner: CliRunner, lib: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--sort", "bogus"], "choose one of"), (["--limit", "0"], "Invalid value")],
-    ids=["unknown-sort", "zero-limit"],
+    [
+        (["--sort", "bogus"], "choose one of"),
+        (["--sort=--name"], "choose one of"),
+        (["--sort=---name"], "choose one of"),
+        (["--limit", "0"], "Invalid value"),
+    ],
+    ids=["unknown-sort", "double-dash-sort", "triple-dash-sort", "zero-limit"],
 )
 def test_bad_list_options_exit_2(runner: CliRunner, lib: Path, args: list[str], message: str) -> None:
     """An unknown sort field or a limit below 1 is a usage error."""
