@@ -177,30 +177,34 @@ def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, An
         # for each library (root) the last run that walked it holds them.
         seen = {p["path"] for p in out}
         walk_kinds = ("unsafe_path", "unreadable")
-        for run_id, roots in _last_run_of_each_root(conn):
+        for run_id, roots, newer in _last_run_of_each_root(conn):
             stmt2 = select(import_failure.c.path, import_failure.c.category, import_failure.c.message).where(
                 import_failure.c.run_id == run_id, import_failure.c.category.in_(walk_kinds)
             )
             for fpath, category, message in conn.execute(stmt2.order_by(import_failure.c.path)):
-                if fpath not in seen and fpath.startswith(prefix) and any(lies_under(fpath, r) for r in roots):
-                    seen.add(fpath)
-                    out.append({"path": fpath, "category": category, "message": message, "entry_status": None})
+                if fpath in seen or not fpath.startswith(prefix) or not any(lies_under(fpath, r) for r in roots):
+                    continue
+                if any(lies_under(fpath, r) for r in newer):  # a later run of a folder inside saw it as it is now
+                    continue
+                seen.add(fpath)
+                out.append({"path": fpath, "category": category, "message": message, "entry_status": None})
     return out
 
 
-def _last_run_of_each_root(conn: Any) -> list[tuple[int, list[str]]]:
-    """``(run id, roots)``: for every library ever imported, the last finished run that walked it."""
+def _last_run_of_each_root(conn: Any) -> list[tuple[int, list[str], list[str]]]:
+    """``(run id, roots, newer)``: for every library ever imported, the last finished run that walked
+    it; ``newer`` are the roots later runs walked (a folder inside one of the roots included)."""
     runs = conn.execute(
         select(import_run.c.id, import_run.c.roots)
         .where(import_run.c.status != "running")
         .order_by(import_run.c.id.desc())
     )
     covered: list[str] = []
-    picked: list[tuple[int, list[str]]] = []
+    picked: list[tuple[int, list[str], list[str]]] = []
     for run_id, roots in runs:
         fresh = [r for r in roots or [] if isinstance(r, str) and not any(lies_under(r, c) for c in covered)]
         if fresh:
-            picked.append((run_id, fresh))
+            picked.append((run_id, fresh, list(covered)))
             covered += fresh
     return picked
 

@@ -158,6 +158,20 @@ def test_a_walk_problem_stays_listed_after_another_library_is_imported(
     assert str(lib / "escape.safetensors") not in [p["path"] for p in errors_json(runner)]
 
 
+def test_a_walk_problem_fixed_and_seen_so_by_an_import_of_a_folder_inside_is_gone(
+    runner: CliRunner, lib: Path, tmp_path: Path
+) -> None:
+    """The library's own last run still holds the problem, but a later run of the folder holding it saw it fixed."""
+    outside = tmp_path / "outside"
+    write_safetensors(outside / "secret.safetensors", {})
+    (lib / "a" / "escape.safetensors").symlink_to(outside / "secret.safetensors")
+    run(runner, "import", lib)
+    assert str(lib / "a" / "escape.safetensors") in [p["path"] for p in errors_json(runner)]
+    (lib / "a" / "escape.safetensors").unlink()
+    run(runner, "import", lib / "a")
+    assert str(lib / "a" / "escape.safetensors") not in [p["path"] for p in errors_json(runner)]
+
+
 def test_errors_on_a_new_catalog(runner: CliRunner) -> None:
     """No runs yet: nothing is listed, and ``--last-run`` says there is no run."""
     assert errors_json(runner) == []
