@@ -18,6 +18,7 @@ from lora_manager.db.repository import stale_directories, under
 from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run
 from lora_manager.errors import LoraError
 from lora_manager.paths import lies_under
+from lora_manager.services.import_report import COUNT_KEYS
 
 HIDDEN = frozenset({"search_text", "version_key"})
 SORTABLE = (
@@ -238,6 +239,9 @@ def status(engine: Engine, runs: int = 5) -> dict[str, Any]:
         )
         last = conn.execute(select(import_run).order_by(import_run.c.id.desc()).limit(runs)).all()
     records = [_record(r) for r in last]
+    for r in records:  # every count, zero or not (a killed run recorded none)
+        counts = r.get("counts") or {}
+        r["counts"] = {**{k: 0 for k in COUNT_KEYS}, **counts}
     if any(r["status"] == "running" for r in records):
         from lora_manager.db.lock import import_running
 

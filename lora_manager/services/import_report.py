@@ -41,6 +41,10 @@ class Outcome:
     detail: str = ""
 
 
+# What an import counts, each always present in its --json summary and in `lora status`.
+COUNT_KEYS = ("new", "updated", "unchanged", "skipped", "failed", "duplicates", "orphans", "missing", "pruned")
+
+
 @dataclass
 class ImportReport:
     counts: Counter[str] = field(default_factory=Counter)
@@ -62,9 +66,8 @@ class ImportReport:
         return any(FailureKind(p.kind).is_failure for p in self.problems)
 
     def as_dict(self) -> dict[str, object]:
-        keys = ("new", "updated", "unchanged", "skipped", "failed", "duplicates", "orphans", "missing", "pruned")
         return {
-            **{k: self.counts.get(k, 0) for k in keys},
+            **{k: self.counts.get(k, 0) for k in COUNT_KEYS},
             "problems": [p.model_dump() for p in self.problems],
             "duration_seconds": round(self.duration, 3),
             "run_id": self.run_id,

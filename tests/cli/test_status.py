@@ -101,7 +101,11 @@ def test_a_killed_run_shows_as_interrupted_unless_an_import_holds_the_lock(engin
 
     with engine.begin() as conn:
         repo.start_run(conn, ["/lib"], False, datetime.now(UTC))  # and never finished: killed
-    assert [r["status"] for r in status(engine)["runs"]] == ["interrupted"]
+    (killed,) = status(engine)["runs"]
+    assert killed["status"] == "interrupted"
+    assert killed["counts"] == dict.fromkeys(
+        ("new", "updated", "unchanged", "skipped", "failed", "duplicates", "orphans", "missing", "pruned"), 0
+    )
     with import_lock(engine, wait=False):  # an import that is still going
         assert [r["status"] for r in status(engine)["runs"]] == ["running"]
     assert [r["status"] for r in status(engine)["runs"]] == ["interrupted"]
