@@ -12,6 +12,7 @@ import errno
 import io
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -39,6 +40,11 @@ def resolve_root(path: str | os.PathLike[str]) -> str:
 def is_inside(path: str, root: str) -> bool:
     """True when the real path of ``path`` lies under ``root`` (itself a real path)."""
     return lies_under(os.path.realpath(path), root)
+
+
+def library_of(path: str, roots: Sequence[str]) -> str | None:
+    """The outermost of ``roots`` (imported folders, shortest first) that ``path`` lies under, or None."""
+    return next((root for root in roots if lies_under(path, root)), None)
 
 
 def lies_under(real: str, root: str) -> bool:

@@ -7,7 +7,6 @@ known point, a test keeps SQLite's write lock itself; the import then waits in i
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import queue
@@ -23,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from lora_manager.cli import app
+from lora_manager.db.lock import import_running
 from lora_manager.services.importer import ImportOptions
 from tests.builders import civitai_model, write_model
 
@@ -76,18 +77,8 @@ def _count(db: Path, table: str = "entry") -> int:
 
 
 def _lock_held(db: Path) -> bool:
-    """Whether some process holds the import lock (the flock on ``<db>.lock``)."""
-    try:
-        fd = os.open(f"{db}.lock", os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether some process holds the import lock (the flock on ``<db>.lock``), as ``lora status`` asks."""
+    return import_running(create_engine(f"sqlite:///{db}"))
 
 
 @contextmanager

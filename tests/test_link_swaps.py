@@ -17,7 +17,7 @@ from lora_manager.db.schema import import_run
 from lora_manager.discovery import walk
 from lora_manager.paths import LeadsOut, open_regular, resolve_root
 from lora_manager.services.file_hashes import hash_file
-from lora_manager.services.reading import read_entry
+from lora_manager.services.reading import EntryResult, read_entry
 from tests.builders import civitai_model, write_json, write_model, write_safetensors
 from tests.cli.test_hash import rows
 from tests.waiting import answers_at_once
@@ -85,14 +85,19 @@ def test_open_regular_inside_still_refuses_a_fifo_without_waiting(tmp_path: Path
     assert error.strerror == "not a regular file"
 
 
-def test_sidecar_swapped_for_a_link_out_after_the_walk_is_not_read(tmp_path: Path) -> None:
-    """Walk, then swap the sidecar for a link to an outside file: the read refuses it and catalogues nothing of it."""
+def _read_after_swap(tmp_path: Path, name: str, target: str) -> tuple[Path, EntryResult]:
+    """Walk a library of one model ``m``, swap its file ``name`` for a link to ``target``, then read the entry."""
     lib, _ = _library(tmp_path)
     write_model(lib, "m", civitai_model("Inside", file_name="m.safetensors"))
     root = resolve_root(lib)
     (entry,) = walk(root).entries
-    _swap_for_link(lib / "m.json", "../outside/secret.json")
-    result = read_entry(entry, root)
+    _swap_for_link(lib / name, target)
+    return lib, read_entry(entry, root)
+
+
+def test_sidecar_swapped_for_a_link_out_after_the_walk_is_not_read(tmp_path: Path) -> None:
+    """Walk, then swap the sidecar for a link to an outside file: the read refuses it and catalogues nothing of it."""
+    lib, result = _read_after_swap(tmp_path, "m.json", "../outside/secret.json")
     assert result.status == "failed"
     assert result.row is None
     assert [(p.path, p.kind) for p in result.problems] == [(str(lib / "m.json"), "unsafe_path")]
@@ -101,12 +106,7 @@ def test_sidecar_swapped_for_a_link_out_after_the_walk_is_not_read(tmp_path: Pat
 
 def test_model_file_swapped_for_a_link_out_after_the_walk_has_no_header_read(tmp_path: Path) -> None:
     """Walk, then swap the model file for a link to an outside safetensors: its header is refused as unsafe_path."""
-    lib, _ = _library(tmp_path)
-    write_model(lib, "m", civitai_model("Inside", file_name="m.safetensors"))
-    root = resolve_root(lib)
-    (entry,) = walk(root).entries
-    _swap_for_link(lib / "m.safetensors", "../outside/secret.safetensors")
-    result = read_entry(entry, root)
+    lib, result = _read_after_swap(tmp_path, "m.safetensors", "../outside/secret.safetensors")
     assert result.status == "ok" and result.row is not None  # the sidecar is in the library and read
     assert [(p.path, p.kind, p.message) for p in result.problems] == [
         (str(lib / "m.safetensors"), "unsafe_path", "link leads out of the library; not followed")

@@ -12,8 +12,6 @@ import typer
 from lora_manager.cli import INT64_MAX, boundary, catalog
 from lora_manager.errors import EXIT_FILES_FAILED, EXIT_INTERRUPTED, EXIT_OK, LoraError
 
-MAX_LISTED = 20
-
 
 def hash_(
     ctx: typer.Context,
@@ -133,10 +131,7 @@ def show_report(report: Any, quiet: bool) -> None:
     )
     notes += [] if quiet else [f"{p}: changed while it was read; not stored (run again)" for p in report.changed]
     notes += [f"{p.path}: {p.kind}: {p.message}" for p in report.problems]
-    for line in notes[:MAX_LISTED]:
-        output.warn(line)
-    if len(notes) > MAX_LISTED:
-        output.warn(f"... and {len(notes) - MAX_LISTED} more (see --json)")
+    output.warn_lines(notes, "see --json")
     if report.interrupted:
         output.warn("interrupted: the files hashed so far are saved; run `lora hash` again to finish")
 

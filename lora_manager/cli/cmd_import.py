@@ -11,7 +11,6 @@ import typer
 from lora_manager.cli import boundary, catalog, path_args
 from lora_manager.errors import LoraError
 
-MAX_LISTED = 20
 MAX_SIDECAR_MB = 1024 * 1024  # 1 TiB: anything larger is a typo, and would overflow a read's size
 
 
@@ -105,12 +104,9 @@ def show_report(report: Any, as_json: bool, quiet: bool, verb: str) -> None:
     if not quiet:
         output.line(line)
     shown = report.problems if not quiet else failures
-    for p in shown[:MAX_LISTED]:
-        output.warn(f"{p.path}: {p.kind}: {p.message}")
-    if len(shown) > MAX_LISTED:
-        # A dry run records nothing for `lora errors` to show.
-        where = "--json lists them all" if report.run_id is None else "see `lora errors`"
-        output.warn(f"... and {len(shown) - MAX_LISTED} more ({where})")
+    # A dry run records nothing for `lora errors` to show.
+    where = "--json lists them all" if report.run_id is None else "see `lora errors`"
+    output.warn_lines([f"{p.path}: {p.kind}: {p.message}" for p in shown], where)
     if report.interrupted:
         output.warn("interrupted: the batches done so far are saved; run the import again to finish")
 

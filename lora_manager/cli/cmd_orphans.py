@@ -11,8 +11,6 @@ from lora_manager.cli import boundary, catalog, path_args
 if TYPE_CHECKING:
     from lora_manager.services.orphans import Orphan
 
-MAX_LISTED = 20  # problems printed; --json callers see the exit code
-
 
 def orphans(
     ctx: typer.Context,
@@ -40,10 +38,7 @@ def orphans(
     else:
         _table(found)
     # A folder that could not be listed may hold orphans: the list is short of them, so say so.
-    for path, kind, message in problems[:MAX_LISTED]:
-        output.warn(f"{path}: {kind}: {message}")
-    if len(problems) > MAX_LISTED:
-        output.warn(f"... and {len(problems) - MAX_LISTED} more")
+    output.warn_lines([f"{path}: {kind}: {message}" for path, kind, message in problems])
     if problems:
         raise typer.Exit(1)
 

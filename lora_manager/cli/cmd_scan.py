@@ -8,7 +8,6 @@ import typer
 
 from lora_manager.cli import boundary, catalog, path_args
 
-MAX_LISTED = 20  # problems printed on stderr
 LABELS = {"updated": "changed", "failed": "invalid", "skipped": "skipped", "orphan": "orphan"}
 
 
@@ -53,10 +52,7 @@ def scan(
         from lora_manager.errors import FailureKind
 
         failures = [p for p in report.problems if FailureKind(p.kind).is_failure]
-        for p in failures[:MAX_LISTED]:
-            output.warn(f"{p.path}: {p.kind}: {p.message}")
-        if len(failures) > MAX_LISTED:
-            output.warn(f"... and {len(failures) - MAX_LISTED} more (--json lists them all)")
+        output.warn_lines([f"{p.path}: {p.kind}: {p.message}" for p in failures], "--json lists them all")
     if report.failed:
         raise typer.Exit(1)
 

@@ -119,6 +119,17 @@ def warn(message: str) -> None:
     _write(sys.stderr, safe_text(message) + "\n")
 
 
+MAX_LISTED = 20  # problem lines a command prints on stderr before "... and N more"
+
+
+def warn_lines(lines: list[str], more: str = "") -> None:
+    """The first :data:`MAX_LISTED` of ``lines`` on stderr, then how many more (``more`` says where they are)."""
+    for line in lines[:MAX_LISTED]:
+        warn(line)
+    if len(lines) > MAX_LISTED:
+        warn(f"... and {len(lines) - MAX_LISTED} more" + (f" ({more})" if more else ""))
+
+
 @contextmanager
 def progress_bar(label: str, enabled: bool) -> Iterator[Any]:
     """A Rich progress bar on stderr when it is a terminal; a no-op callback otherwise.

@@ -119,12 +119,12 @@ def refuse_foreign_file(path: Path) -> None:
 
     Opening it as a catalog would switch it to WAL and add our tables: a mistyped ``--db``
     must not change another program's database, even for ``lora list``. The file is read
-    read-only; a catalog (it has the version table, or the tables of revision 0001) or a file
-    with no tables passes. What is no SQLite file at all is left for the open to report.
+    read-only (see ``migrate.is_foreign`` for what passes). What is no SQLite file at all is
+    left for the open to report.
     """
     import sqlite3
 
-    from lora_manager.db.migrate import CORE_TABLES, VERSION_TABLE, foreign_catalog
+    from lora_manager.db.migrate import foreign_catalog, is_foreign
 
     try:
         con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
@@ -134,10 +134,8 @@ def refuse_foreign_file(path: Path) -> None:
             con.close()
     except sqlite3.Error:
         return
-    tables = {t for t in tables if not t.startswith("sqlite_")}
-    if not tables or VERSION_TABLE in tables or all(t in tables for t in CORE_TABLES):
-        return
-    raise foreign_catalog(str(path), tables)
+    if is_foreign(tables):
+        raise foreign_catalog(str(path), tables)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -29,16 +29,13 @@ def import_lock(
     engine: Engine, wait: bool = True, on_wait: Callable[[], None] | None = None, poll_seconds: float = 0.2
 ) -> Iterator[None]:
     """Hold the catalog's import lock, waiting for another import to end (or, without ``wait``, failing)."""
-    path = sqlite_path(engine.url.render_as_string(hide_password=False))
     if engine.dialect.name == "sqlite":
-        if path is None:
+        lock_path = _lock_file(engine)
+        if lock_path is None:
             yield  # an in-memory catalog is private to this process
             return
         import fcntl
 
-        # Named after the real file, so that every path to one catalog (a link to it, a link to
-        # its folder, a relative path) shares one lock.
-        lock_path = f"{os.path.realpath(path)}.lock"
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -81,13 +78,13 @@ def import_running(engine: Engine) -> bool:
     record how it ended.
     """
     if engine.dialect.name == "sqlite":
-        path = sqlite_path(engine.url.render_as_string(hide_password=False))
-        if path is None:
+        lock_path = _lock_file(engine)
+        if lock_path is None:
             return False
         import fcntl
 
         try:
-            fd = os.open(f"{os.path.realpath(path)}.lock", os.O_RDONLY)
+            fd = os.open(lock_path, os.O_RDONLY)
         except OSError:  # no lock file: no import ever ran here
             return False
         try:
@@ -104,3 +101,13 @@ def import_running(engine: Engine) -> bool:
     )
     with engine.connect() as conn:
         return bool(conn.execute(held, {"high": ADVISORY_KEY >> 32, "low": ADVISORY_KEY & 0xFFFFFFFF}).scalar())
+
+
+def _lock_file(engine: Engine) -> str | None:
+    """``<db>.lock`` beside a SQLite catalog; None for one in memory.
+
+    Named after the real file, so that every path to one catalog (a link to it, a link to its
+    folder, a relative path) shares one lock.
+    """
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    return None if path is None else f"{os.path.realpath(path)}.lock"

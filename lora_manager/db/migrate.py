@@ -149,9 +149,18 @@ def _refuse_foreign(engine: Engine, conn: Connection) -> None:
     :data:`CORE_TABLES`), is ours to set up.
     """
     tables = set(inspect(conn).get_table_names())
-    if not tables or all(t in tables for t in CORE_TABLES):
-        return
-    raise foreign_catalog(repr(engine.url) if engine.dialect.name != "sqlite" else str(engine.url.database), tables)
+    if is_foreign(tables):
+        raise foreign_catalog(repr(engine.url) if engine.dialect.name != "sqlite" else str(engine.url.database), tables)
+
+
+def is_foreign(tables: set[str]) -> bool:
+    """Whether a database holding ``tables`` (``sqlite_*`` ones left out) is another program's.
+
+    Blank, a catalog (the version table), or made before migrations existed (the tables of
+    revision 0001) is ours.
+    """
+    tables = {t for t in tables if not t.startswith("sqlite_")}
+    return bool(tables) and VERSION_TABLE not in tables and not all(t in tables for t in CORE_TABLES)
 
 
 def foreign_catalog(where: str, tables: set[str]) -> LoraError:

@@ -283,14 +283,13 @@ def _sidecar_weight(engine: Engine, key: str | None, name: str, version: str | N
         return None
     from lora_manager.db.hashes import library_roots
     from lora_manager.discovery import walk_directory
-    from lora_manager.paths import lies_under
+    from lora_manager.paths import library_of
     from lora_manager.services.reading import read_entry
 
     with engine.connect() as conn:
-        roots = [r for r in library_roots(conn) if lies_under(key, r)]
-    if not roots:
+        root = library_of(key, library_roots(conn))
+    if root is None:
         return None
-    root = roots[-1]  # the innermost: shortest first
     try:
         entries = walk_directory(root, os.path.dirname(key))
     except (OSError, LoraError):

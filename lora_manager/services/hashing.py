@@ -30,7 +30,7 @@ from lora_manager.db import repository as repo
 from lora_manager.errors import FailureKind, LoraError
 from lora_manager.listings import int64
 from lora_manager.models import FileProblem
-from lora_manager.paths import LINK_OUT, LeadsOut, is_inside, lies_under, resolve_root
+from lora_manager.paths import LINK_OUT, LeadsOut, is_inside, library_of, resolve_root
 from lora_manager.services.file_hashes import Aborted, FileChanged, FileHashes, TensorMode, hash_file
 
 
@@ -140,7 +140,7 @@ def _library_of(path: str, roots: Sequence[str]) -> str:
     A file catalogued by an import of that folder may link anywhere in it, as the walk allows.
     A path under no recorded root (runs deleted by hand) gets itself: no link is followed.
     """
-    return next((root for root in roots if lies_under(path, root)), path)
+    return library_of(path, roots) or path
 
 
 def _plan(
@@ -294,13 +294,14 @@ def _hash_all(
 def on_disk(path: str, size: int, mtime_ns: int, roots: Sequence[str] = ()) -> str:
     """``same``, ``changed``, ``gone`` or ``unsafe``: whether a stored hash can still describe the file at ``path``.
 
-    A file swapped for a link leading out of every library (``roots``) is ``unsafe``: what it
-    points at is not the catalogued file, whatever its size and mtime (``lora hash`` refuses it too).
+    A file swapped for a link leading out of its library (``roots``: see ``_library_of``) is
+    ``unsafe``: what it points at is not the catalogued file, whatever its size and mtime
+    (``lora hash`` refuses it too).
     """
     try:
         st = os.lstat(path)
         if statmod.S_ISLNK(st.st_mode):
-            if roots and not any(lies_under(os.path.realpath(path), root) for root in roots):
+            if not is_inside(path, _library_of(path, roots)):  # the rule `lora hash` reads by
                 return "unsafe"
             st = os.stat(path)
     except OSError:

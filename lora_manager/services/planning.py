@@ -22,7 +22,7 @@ from lora_manager.discovery import regroup, walk, walk_directory
 from lora_manager.entries import Entry
 from lora_manager.ignore import IgnoreRules, load_ignore
 from lora_manager.models import FileProblem
-from lora_manager.paths import lies_under
+from lora_manager.paths import library_of
 from lora_manager.services.import_report import ImportOptions, Outcome
 from lora_manager.services.prefetch import Prefetcher
 
@@ -120,8 +120,11 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     clean = set(result.clean)
     # A folder that could not be listed, and what is below it, is unknown this run: its
     # records stay as they are (not missing, so ``--prune`` cannot delete them).
-    unknown = [d for d in known_dirs if d not in result.fingerprints and _below_any(d, result.unlisted)]
-    gone_dirs = [d for d in known_dirs if d not in result.fingerprints and not _below_any(d, result.unlisted)]
+    unknown: list[str] = []
+    gone_dirs: list[str] = []
+    for d in known_dirs:
+        if d not in result.fingerprints:
+            (unknown if library_of(d, result.unlisted) else gone_dirs).append(d)
     looked_at = {d for d in result.fingerprints if d not in clean}
     whole = (looked_at - result.partial.keys()) | set(gone_dirs)
     signatures = repo.load_signatures(conn, root, whole)
@@ -219,8 +222,3 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         lazy_dirs=result.deferred,
         rules=rules,
     )
-
-
-def _below_any(directory: str, tops: list[str]) -> bool:
-    """Whether ``directory`` is one of ``tops`` or lies under one."""
-    return any(lies_under(directory, top) for top in tops)

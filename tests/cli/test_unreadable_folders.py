@@ -43,6 +43,16 @@ def listed(db: Path, *args: str) -> list[dict[str, Any]]:
     return records
 
 
+def names(db: Path, *args: str) -> list[str]:
+    return sorted(r["name"] for r in listed(db, *args))
+
+
+def assert_names_the_folder(done: subprocess.CompletedProcess[str], folder: Path) -> None:
+    """The folder and why are on stderr, and nothing else went wrong."""
+    assert f"{folder}: unreadable: cannot list directory" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.fixture
 def locked(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
     """A library of three LoRAs imported; then ``sdxl`` (holding one, and a folder with another) is made unreadable."""
@@ -52,7 +62,7 @@ def locked(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
     write_model(lib / "sdxl" / "deep", "gamma", civitai_version("Gamma"), suffix=".civitai.info")
     first = lora(db, "import", str(lib))
     assert first.returncode == 0, first.stderr
-    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Gamma"]
+    assert names(db) == ["Alpha", "Beta", "Gamma"]
     folder = lib / "sdxl"
     folder.chmod(0)
     try:
@@ -65,10 +75,9 @@ def test_an_unreadable_folder_is_reported_and_its_records_stay(locked: tuple[Pat
     lib, db, folder = locked
     done = lora(db, "import", str(lib))
     assert done.returncode == 1
-    assert f"{folder}: unreadable: cannot list directory" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert_names_the_folder(done, folder)
     assert listed(db, "--missing") == []
-    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Gamma"]
+    assert names(db) == ["Alpha", "Beta", "Gamma"]
 
 
 def test_prune_keeps_the_records_of_an_unreadable_folder(locked: tuple[Path, Path, Path]) -> None:
@@ -76,12 +85,12 @@ def test_prune_keeps_the_records_of_an_unreadable_folder(locked: tuple[Path, Pat
     done = lora(db, "import", "--prune", "--json", str(lib))
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["pruned"] == 0
-    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Gamma"]
+    assert names(db) == ["Alpha", "Beta", "Gamma"]
     folder.chmod(0o755)
     again = lora(db, "import", "--json", str(lib))  # readable again: everything is as it was
     assert again.returncode == 0, again.stderr
     assert listed(db, "--missing") == []
-    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Gamma"]
+    assert names(db) == ["Alpha", "Beta", "Gamma"]
 
 
 def test_a_folder_that_really_went_away_is_still_missing(locked: tuple[Path, Path, Path]) -> None:
@@ -92,7 +101,7 @@ def test_a_folder_that_really_went_away_is_still_missing(locked: tuple[Path, Pat
     done = lora(db, "import", str(lib))
     assert done.returncode == 1
     assert [r["name"] for r in listed(db, "--missing")] == ["Alpha"]
-    assert sorted(r["name"] for r in listed(db)) == ["Alpha", "Beta", "Delta", "Gamma"]
+    assert names(db) == ["Alpha", "Beta", "Delta", "Gamma"]
 
 
 def test_orphans_says_which_folder_it_could_not_look_in(locked: tuple[Path, Path, Path]) -> None:
@@ -103,8 +112,7 @@ def test_orphans_says_which_folder_it_could_not_look_in(locked: tuple[Path, Path
         done = lora(db, "orphans", *extra, str(lib))
         assert done.returncode == 1, done.stderr
         assert str(lib / "sd15" / "lonely.safetensors") in done.stdout
-        assert f"{folder}: unreadable: cannot list directory" in done.stderr
-        assert "Traceback" not in done.stderr
+        assert_names_the_folder(done, folder)
     assert json.loads(lora(db, "orphans", "--json", str(lib)).stdout)[0]["kind"] == "model"
 
 
@@ -112,8 +120,7 @@ def test_scan_names_the_folder_it_could_not_look_in(locked: tuple[Path, Path, Pa
     lib, db, folder = locked
     done = lora(db, "scan", str(lib))
     assert done.returncode == 1
-    assert f"{folder}: unreadable: cannot list directory" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert_names_the_folder(done, folder)
 
 
 def test_an_unreadable_library_folder_says_so_and_changes_nothing(locked: tuple[Path, Path, Path]) -> None:

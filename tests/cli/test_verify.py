@@ -131,6 +131,17 @@ def test_a_file_claiming_only_an_autov3_is_sent_to_the_tensor_hash_not_to_plain_
     assert "not hashed yet" not in result.stderr
 
 
+def test_a_claimed_hash_that_is_no_hash_counts_as_no_claim(runner: CliRunner, tmp_path: Path) -> None:
+    """A 20-digit prefix or 64 characters that are not hexadecimal claim nothing: not a mismatch, not a match."""
+    lib = tmp_path / "lib"
+    prefix = hashlib.sha256(write_model(lib / "short", "one", None).read_bytes()).hexdigest()[:20]
+    write_json(lib / "short" / "one.civitai.info", civitai_version("One", file_name="one.safetensors", sha256=prefix))
+    claimed(lib / "text", "two", "Two", sha256="zz" * 32)
+    prepare(runner, lib)
+    data = verify_json(runner)
+    assert (data["ok"], data["mismatches"], data["no_claim"]) == (0, [], 2)
+
+
 def test_a_path_limits_verify_to_that_folder(runner: CliRunner, tmp_path: Path) -> None:
     """``lora verify FOLDER`` checks only the LoRAs whose model file is below FOLDER."""
     lib = tmp_path / "lib"
