@@ -7,28 +7,44 @@ the plan is made, the importer takes the results of the entries it must read. A 
 used only for the very ``Entry`` object it was read for (same files, same grouping), so it
 is what reading that entry later would give; anything the reader could not do is read as
 before.
+
+The reader is a fresh interpreter talking over two pipes, not a forked worker of a process
+pool: a fork shares the walk's memory, and every page the walk then writes is copied
+(thousands of page faults at 100,000 models), and a pool's result thread unpickles results
+in this process while the walk runs. Here the walk only appends to a pipe it never waits
+on, and the results stay bytes until the importer asks for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import TYPE_CHECKING, Any
+import pickle
+import struct
+import subprocess
+import sys
+from typing import IO, TYPE_CHECKING, Any
 
 from lora_manager.entries import Entry
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
-
     from lora_manager.services.reading import EntryResult
 
 # Fewer entries than this are read in this process for less than a reader costs: its start
-# (~15 ms here), sending entries and results, and the walk's slowdown while it reads (about
-# 0.1 ms an entry). At 10,000 models, 110 edited entries were read faster without one; at
-# 100,000, 1,100 in about 0.1 s less with one.
+# (a fresh interpreter importing the parsers, ~0.15 s on another core), sending entries and
+# results, and the walk's slowdown while it reads. At 10,000 models, 110 edited entries were
+# read faster without one; at 100,000, 1,100 faster with one.
 START_AT = 256
 CHUNK = 64  # entries sent to the reader at a time
 # Results held at most (a few KB each); entries past this are read the usual way.
 LIMIT = 4000
+_FRAME = struct.Struct("<I")  # each message: its length, then a pickle
+_READY = b"R"  # the reader's first byte: it has loaded its modules
+_PIPE_BYTES = 1 << 20  # asked of the kernel for each pipe, so the walk rarely finds one full
+# How long the importer waits for a reader still loading (tests raise it: a loaded machine is slow).
+BOOT_WAIT = 0.0
+# What the reader process runs (a test replaces it with a reader that dies).
+_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from lora_manager.services.prefetch import serve; serve()"
 
 
 class Prefetcher:
@@ -44,9 +60,14 @@ class Prefetcher:
         self.sent = 0  # entries given to the reader
         self.used = 0  # results handed out
         self._waiting: list[Entry] = []
-        self._slots: dict[str, tuple[Entry, Future[list[EntryResult]], int]] = {}
-        self._pool: ProcessPoolExecutor | None = None
-        self._broken = False
+        self._slots: dict[str, tuple[Entry, int, int]] = {}  # key -> (entry, chunk number, place in it)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._outbox = bytearray()  # framed chunks the pipe did not take yet
+        self._inbox = bytearray()  # result bytes read, not yet decoded
+        self._results: list[list[EntryResult] | None] = []  # by chunk number: None until decoded
+        self._done = 0  # chunks decoded
+        self._ready = False  # the reader said it has loaded and reads
+        self._broken = False  # no reader (it could not start, or died): the importer reads the rest
 
     def add(self, entries: list[Entry]) -> None:
         """Entries that will probably be read: sent to the reader once there are enough of them."""
@@ -54,12 +75,12 @@ class Prefetcher:
         if room <= 0 or self._broken:
             return
         self._waiting.extend(entries[:room])
-        if self.sent + len(self._waiting) >= self.start_at and len(self._waiting) >= (CHUNK if self._pool else 1):
+        if self.sent + len(self._waiting) >= self.start_at and len(self._waiting) >= (CHUNK if self._proc else 1):
             self._send()
 
     def walk_done(self) -> None:
         """Send what is left; too few entries to be worth a reader are left to the importer."""
-        if self._pool is not None and self._waiting:
+        if self._proc is not None and self._waiting:
             self._send()
         self._waiting = []
 
@@ -68,51 +89,226 @@ class Prefetcher:
         slot = self._slots.pop(entry.key, None)
         if slot is None or slot[0] is not entry:
             return None
-        try:
-            results = slot[1].result()
-        except Exception:  # a reader that died (BrokenProcessPool) or failed: the importer reads it
+        _, number, place = slot
+        chunk = self._chunk(number)
+        if chunk is None:
             return None
         self.used += 1
-        return results[slot[2]]
+        return chunk[place]
 
     def close(self) -> None:
         """Stop the reader; results not taken are dropped."""
         self._slots.clear()
         self._waiting = []
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._results = []
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _stop(proc)
 
     def _send(self) -> None:
         chunk, self._waiting = self._waiting, []
-        try:
-            pool = self._pool or self._start()
-            future = pool.submit(_read, chunk, self.root, self.max_sidecar_bytes)
-        except Exception:  # no process could be started (limits, a sandbox): the importer reads it all
-            self._broken = True
+        if self._proc is None and not self._start():
             return
+        data = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
+        self._outbox += _FRAME.pack(len(data)) + data
+        number = len(self._results)
+        self._results.append(None)
         self.sent += len(chunk)
         for i, e in enumerate(chunk):
-            self._slots[e.key] = (e, future, i)
+            self._slots[e.key] = (e, number, i)
+        self._pump()
 
-    def _start(self) -> ProcessPoolExecutor:
-        from concurrent.futures import ProcessPoolExecutor
+    def _start(self) -> bool:
+        """Start the reader; False (and the importer reads everything) when no process can be had."""
+        import lora_manager
 
-        from lora_manager.services.reading import _die_with_parent
+        # -P: nothing from the working directory (which may be the library) is importable.
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lora_manager.__file__)))
+        argv = [sys.executable, "-P", "-c", _CHILD, package_parent, self.root, str(self.max_sidecar_bytes)]
+        try:
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True
+            )
+        except (OSError, ValueError, subprocess.SubprocessError):
+            self._broken = True
+            return False
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            _widen(pipe)
+            os.set_blocking(pipe.fileno(), False)
+        return True
 
-        self._pool = ProcessPoolExecutor(max_workers=1, initializer=_die_with_parent)
-        return self._pool
+    def _pump(self) -> None:
+        """Write what the pipe takes and read what results wait, never blocking the walk."""
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            return
+        try:
+            while self._outbox:
+                written = os.write(proc.stdin.fileno(), self._outbox)
+                del self._outbox[:written]
+        except BlockingIOError:
+            pass
+        except OSError:  # the reader is gone
+            self._fail()
+            return
+        self._drain(block=False)
+
+    def _drain(self, block: bool) -> bool:
+        """Read result bytes; with ``block``, wait for at least some. False at the end of the stream."""
+        proc = self._proc
+        if proc is None or proc.stdout is None:
+            return False
+        fd = proc.stdout.fileno()
+        try:
+            os.set_blocking(fd, block)
+            while True:
+                data = os.read(fd, 1 << 20)
+                if not data:
+                    return False
+                if not self._ready:
+                    self._ready, data = data[:1] == _READY, data[1:]
+                    if not self._ready:
+                        return False
+                self._inbox += data
+                if block:
+                    return True
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    def _finish_sending(self) -> None:
+        """Send the rest (waiting as needed, reading results meanwhile) and close the reader's input."""
+        import select
+
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdout is None or proc.stdin.closed:
+            return
+        while self._outbox and not self._broken:
+            # A reader blocked on a full result pipe reads no more: results are read meanwhile.
+            select.select([proc.stdout], [proc.stdin], [])
+            self._pump()
+        try:
+            proc.stdin.close()
+        except OSError:
+            self._fail()
+
+    def _chunk(self, number: int) -> list[EntryResult] | None:
+        """The results of chunk ``number``, decoding (and waiting for) those before it; None if the reader failed.
+
+        A reader still loading when the importer first asks is let go (its entries are read
+        here): it would be slower than reading them. Once it reads, it reads as fast as this
+        process would, and ahead of it.
+        """
+        if not self._ready and not self._broken:
+            self._await_ready()
+        self._finish_sending()
+        while not self._broken and self._done <= number:
+            if not self._decode_one() and not self._drain(block=True):
+                self._fail()
+        return self._results[number] if number < self._done else None
+
+    def _await_ready(self) -> None:
+        """Take the reader's word that it reads, waiting at most ``BOOT_WAIT`` seconds for it; else let it go."""
+        import select
+        import time
+
+        deadline = time.monotonic() + BOOT_WAIT
+        while self._proc is not None and self._proc.stdout is not None:
+            if not self._drain(block=False) or self._ready:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            select.select([self._proc.stdout], [], [], left)
+        if not self._ready:
+            self._fail()
+
+    def _decode_one(self) -> bool:
+        """Decode the next complete message in the inbox; False when there is none yet."""
+        if not self._ready:
+            return False
+        if len(self._inbox) < _FRAME.size:
+            return False
+        (size,) = _FRAME.unpack_from(self._inbox)
+        if len(self._inbox) < _FRAME.size + size:
+            return False
+        data = bytes(self._inbox[_FRAME.size : _FRAME.size + size])
+        del self._inbox[: _FRAME.size + size]
+        try:
+            results = pickle.loads(data)
+        except Exception:
+            self._fail()
+            return False
+        self._results[self._done] = results
+        self._done += 1
+        return True
+
+    def _fail(self) -> None:
+        """The reader broke: what it did not return is read by the importer."""
+        self._broken = True
+        self._outbox.clear()
+        self._slots = {k: s for k, s in self._slots.items() if s[1] < self._done}
+        if self._done == 0 and self._proc is not None:  # nothing to take from it: stop it now
+            proc, self._proc = self._proc, None
+            _stop(proc)
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except (OSError, ImportError):
+        pass  # the default size works, with more waits
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    for pipe in (proc.stdin, proc.stdout):
+        try:
+            if pipe is not None:
+                pipe.close()
+        except OSError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
 def prefetcher_for(root: str, max_sidecar_bytes: int, workers: int | None) -> Prefetcher | None:
-    """A prefetcher when there is a second core to read on (and the caller did not ask for one process)."""
-    if workers == 1 or (workers is None and (os.cpu_count() or 1) < 2):
+    """A prefetcher when there is a second core to read on (and the caller did not ask for one process).
+
+    POSIX only: the reader's pipes are polled with ``select``.
+    """
+    if workers == 1 or (workers is None and (os.cpu_count() or 1) < 2) or not sys.executable or os.name != "posix":
         return None
     return Prefetcher(root, max_sidecar_bytes)
 
 
-def _read(entries: list[Entry], root: str, max_sidecar_bytes: int) -> list[Any]:
-    """Runs in the reader process."""
-    from lora_manager.services.reading import read_entry
+def serve() -> None:
+    """The reader process: read each chunk of entries from stdin, write its results to stdout, until EOF."""
+    import signal
 
-    return [read_entry(e, root, max_sidecar_bytes) for e in entries]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to answer: it stops us
+    from lora_manager.services.reading import _die_with_parent, read_entry
+
+    _die_with_parent()
+    root, max_bytes = sys.argv[2], int(sys.argv[3])
+    source = sys.stdin.buffer
+    # The results go to a private copy of stdout; anything else printed goes nowhere.
+    sink = os.fdopen(os.dup(1), "wb")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    sink.write(_READY)
+    sink.flush()
+    while True:
+        head = source.read(_FRAME.size)
+        if len(head) < _FRAME.size:
+            break
+        (size,) = _FRAME.unpack(head)
+        entries: list[Any] = pickle.loads(source.read(size))
+        data = pickle.dumps([read_entry(e, root, max_bytes) for e in entries], pickle.HIGHEST_PROTOCOL)
+        sink.write(_FRAME.pack(len(data)) + data)
+        sink.flush()
+    os._exit(0)  # nothing to tear down

@@ -10,7 +10,6 @@ import pytest
 
 from lora_manager.db import open_catalog
 from lora_manager.discovery import walk
-from lora_manager.entries import Entry
 from lora_manager.paths import resolve_root
 from lora_manager.services import prefetch as prefetch_module
 from lora_manager.services.catalog import ListQuery, list_adapters
@@ -20,6 +19,12 @@ from lora_manager.services.reading import read_entry
 from tests.builders import civitai_model, write_model
 
 MAX = 1 << 20
+
+
+@pytest.fixture(autouse=True)
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wait for the reader to load: on a busy test machine it may load after the walk of a small library."""
+    monkeypatch.setattr(prefetch_module, "BOOT_WAIT", 30.0)
 
 
 def _library(root: Path, count: int, folders: int = 4) -> Path:
@@ -111,10 +116,6 @@ def closed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return seen
 
 
-def _reader_that_dies(entries: list[Entry], root: str, max_sidecar_bytes: int) -> list[object]:
-    os._exit(3)
-
-
 def test_a_reader_that_dies_leaves_every_entry_to_the_importer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
 ) -> None:
@@ -124,7 +125,7 @@ def test_a_reader_that_dies_leaves_every_entry_to_the_importer(
     try:
         run_import(engine, ImportOptions(roots=[str(lib)]))
         edited = _edit(lib, 2)
-        monkeypatch.setattr(prefetch_module, "_read", _reader_that_dies)
+        monkeypatch.setattr(prefetch_module, "_CHILD", "import os; os._exit(3)")
         report = run_import(engine, ImportOptions(roots=[str(lib)]))
         sent, used = closed[-1]
         # Entries were sent and none came back (how many were sent depends on when the pool
@@ -159,3 +160,44 @@ def test_an_import_with_a_reader_during_the_walk_equals_one_without(
     # "during": nothing to read ahead on the first import, every edit on the second; "after" has no reader.
     assert closed == [(0, 0), (len(edited), len(edited))]
     assert records[0] == records[1]
+
+
+def test_a_reader_still_loading_when_asked_is_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The importer does not wait for a reader that has not loaded: it reads those entries itself."""
+    root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
+    entries = walk(root).entries
+    monkeypatch.setattr(prefetch_module, "BOOT_WAIT", 0.0)
+    monkeypatch.setattr(prefetch_module, "_CHILD", "import time; time.sleep(60)")
+    pf = Prefetcher(root, MAX, start_at=1)
+    try:
+        pf.add(entries)
+        pf.walk_done()
+        assert pf.sent == 6
+        proc = pf._proc
+        assert proc is not None
+        assert all(pf.take(e) is None for e in entries)
+        assert pf.used == 0
+        assert proc.poll() is not None  # stopped at once, not left running for a minute
+    finally:
+        pf.close()
+
+
+def test_the_reader_imports_nothing_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
+) -> None:
+    """A library may hold a ``pydantic.py``: run from inside it, the reader still loads the real modules."""
+    lib = _library(tmp_path / "lib", 12)
+    marker = tmp_path / "ran"
+    for name in ("pydantic", "orjson", "lora_manager"):
+        (lib / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    monkeypatch.chdir(lib)
+    engine = open_catalog(str(tmp_path / "c.db"))
+    try:
+        run_import(engine, ImportOptions(roots=[str(lib)]))
+        edited = _edit(lib, 2)
+        report = run_import(engine, ImportOptions(roots=[str(lib)]))
+        assert report.counts["updated"] == len(edited)
+        assert closed[-1] == (len(edited), len(edited))  # every edit came from the reader
+        assert not marker.exists()
+    finally:
+        engine.dispose()
