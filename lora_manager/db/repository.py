@@ -49,7 +49,7 @@ _OWNER_COLUMNS = (
     adapter.c.version_key,
     adapter.c.id,
     adapter.c.entry_key,
-    adapter.c.missing_since,
+    adapter.c.missing_since.is_not(None),  # not the date: parsing it cost more than the query
     adapter.c.json_file_path,
 )
 
@@ -225,11 +225,11 @@ def owners(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, O
     found: dict[Identity, Owner] = {}
     # ``name IN (...)`` walks the unique index's leading column; a row-value IN may not.
     for part in chunks(sorted({name for name, _ in wanted})):
-        for name, version_key, adapter_id, entry_key, missing_since, json_path in conn.execute(
+        for name, version_key, adapter_id, entry_key, missing, json_path in conn.execute(
             select(*_OWNER_COLUMNS).where(adapter.c.name.in_(part))
         ):
             if (name, version_key) in wanted:
-                found[(name, version_key)] = Owner(adapter_id, entry_key, missing_since is not None, json_path)
+                found[(name, version_key)] = Owner(adapter_id, entry_key, bool(missing), json_path)
     return found
 
 
