@@ -30,10 +30,11 @@ from lora_manager.entries import Entry
 if TYPE_CHECKING:
     from lora_manager.services.reading import EntryResult
 
-# Fewer entries than this are read in this process for less than a reader costs: its start
-# (a fresh interpreter importing the parsers, ~0.15 s on another core), sending entries and
-# results, and the walk's slowdown while it reads. At 10,000 models, 110 edited entries were
-# read faster without one; at 100,000, 1,100 faster with one.
+# Fewer entries than this are read in this process for less than a reader costs: sending
+# entries and results, and the walk's slowdown while it reads; the reader itself (a fresh
+# interpreter loading the parsers, ~0.15 s on the other core) starts with the first entry
+# and is let go unused. At 10,000 models, 110 edited entries were read faster without one;
+# at 100,000, 1,100 faster with one.
 START_AT = 256
 CHUNK = 64  # entries sent to the reader at a time
 # Results held at most (a few KB each); entries past this are read the usual way.
@@ -70,17 +71,26 @@ class Prefetcher:
         self._broken = False  # no reader (it could not start, or died): the importer reads the rest
 
     def add(self, entries: list[Entry]) -> None:
-        """Entries that will probably be read: sent to the reader once there are enough of them."""
+        """Entries that will probably be read: sent to the reader once there are enough of them.
+
+        The reader starts with the first of them, so that it has loaded by then; if there
+        are not enough in the end, it is let go unused.
+        """
         room = self.limit - self.sent - len(self._waiting)
-        if room <= 0 or self._broken:
+        if room <= 0 or self._broken or not entries:
+            return
+        if self._proc is None and not self._start():
             return
         self._waiting.extend(entries[:room])
-        if self.sent + len(self._waiting) >= self.start_at and len(self._waiting) >= (CHUNK if self._proc else 1):
+        if self.sent + len(self._waiting) >= self.start_at and len(self._waiting) >= (CHUNK if self.sent else 1):
             self._send()
 
     def walk_done(self) -> None:
         """Send what is left; too few entries to be worth a reader are left to the importer."""
-        if self._proc is not None and self._waiting:
+        if self.sent == 0 and self._proc is not None:
+            proc, self._proc = self._proc, None
+            _stop(proc)
+        elif self._waiting and not self._broken:
             self._send()
         self._waiting = []
 
@@ -107,7 +117,7 @@ class Prefetcher:
 
     def _send(self) -> None:
         chunk, self._waiting = self._waiting, []
-        if self._proc is None and not self._start():
+        if self._proc is None:
             return
         data = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
         self._outbox += _FRAME.pack(len(data)) + data

@@ -87,8 +87,10 @@ def test_too_few_entries_start_no_reader_and_past_the_limit_none_are_sent(tmp_pa
     entries = walk(root).entries
     few = Prefetcher(root, MAX, start_at=20)
     few.add(entries)
+    reader = few._proc
     few.walk_done()
     assert few.sent == 0 and few.take(entries[0]) is None
+    assert few._proc is None and reader is not None and reader.poll() is not None  # started, and let go
     few.close()
     capped = Prefetcher(root, MAX, start_at=1, limit=5)
     try:
