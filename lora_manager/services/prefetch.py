@@ -30,11 +30,11 @@ from lora_manager.entries import Entry
 if TYPE_CHECKING:
     from lora_manager.services.reading import EntryResult
 
-# Fewer entries than this are read in this process for less than a reader costs: sending
-# entries and results, and the walk's slowdown while it reads; the reader itself (a fresh
-# interpreter loading the parsers, ~0.15 s on the other core) starts with the first entry
-# and is let go unused. At 10,000 models, 110 edited entries were read faster without one;
-# at 100,000, 1,100 faster with one.
+# Fewer changed entries than this are read in this process: for so few, sending entries and
+# results and the walk's slowdown cost more than the reading saves (at 10,000 models, 110
+# edited entries were read faster here; at 100,000, 1,100 faster with a reader). The reader
+# itself (a fresh interpreter loading the parsers, ~0.15 s on the other core) starts with the
+# first entry, so that it has loaded if they are many, and is let go unused if they are few.
 START_AT = 256
 CHUNK = 64  # entries sent to the reader at a time
 # Results held at most (a few KB each); entries past this are read the usual way.
