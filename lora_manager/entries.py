@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 # Longest first: ``foo.metadata.json`` is a Lora-Manager sidecar of ``foo``, not a ``.json`` of ``foo.metadata``.
-SIDECAR_SUFFIXES = (".civitai.info", ".metadata.json", ".cm-info.json", ".json")
+# ``.api_info.json`` is civitai-browser-plus's copy of Civitai's response, ``.civitai.json``
+# SignalFlagZ's civitai browser's.
+SIDECAR_SUFFIXES = (".metadata.json", ".api_info.json", ".civitai.info", ".civitai.json", ".cm-info.json", ".json")
 PREVIEW_SUFFIXES = tuple(
     f"{prefix}.{ext}" for prefix in (".preview", "") for ext in ("png", "jpg", "jpeg", "webp", "gif", "mp4", "webm")
 )

@@ -22,8 +22,10 @@ from lora_manager.models import SidecarInfo
 from lora_manager.parsing.base import ParseContext, as_float, as_hash, as_int, as_str, pick_unmapped
 
 USER_KEYS = frozenset({"description", "sd version", "activation text", "preferred weight", "negative text", "notes"})
-# Keys that civitai-browser-plus adds to the same file.
-BROWSER_KEYS = frozenset({"modelId", "modelVersionId", "sha256"})
+# Keys that civitai-browser-plus adds to the same file (its forks add the model page's URL,
+# which has no column: it stays in ``extra``).
+_BROWSER_MAPPED = frozenset({"modelId", "modelVersionId", "sha256"})
+BROWSER_KEYS = _BROWSER_MAPPED | {"modelPageURL"}
 # Keys other writers of this file are known to add; they never count against detection.
 TOOL_KEYS = frozenset({"extensions", "unpackList"})
 _KNOWN = USER_KEYS | BROWSER_KEYS | TOOL_KEYS
@@ -87,7 +89,7 @@ class A1111:
     def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo:
         """Map the user keys and the browser's ids; ``name`` stays None (the importer uses the file name)."""
         sha256 = as_hash(data.get("sha256"))
-        extra = pick_unmapped(data, USER_KEYS | BROWSER_KEYS)
+        extra = pick_unmapped(data, USER_KEYS | _BROWSER_MAPPED)
         # Keep what an id field said when it is no id: "Model not found" tells the merge step
         # that this file was looked up and is not on Civitai.
         for key in ("modelId", "modelVersionId"):

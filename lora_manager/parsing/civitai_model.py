@@ -182,7 +182,8 @@ def version_fields(version: dict[str, Any], file: dict[str, Any]) -> dict[str, A
     Lora-Manager embeds one: all three read it through here.
     """
     return {
-        "published_at": as_datetime(version.get("publishedAt")),
+        # Versions saved before Civitai had ``publishedAt`` (2023) carry only ``createdAt``.
+        "published_at": as_datetime(version.get("publishedAt")) or as_datetime(version.get("createdAt")),
         "trained_words": as_str_list(version.get("trainedWords"), split_commas=True),
         "base_model": known_base_model(version.get("baseModel")),
         "civitai_model_id": as_id(version.get("modelId")),

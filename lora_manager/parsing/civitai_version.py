@@ -23,6 +23,7 @@ from lora_manager.models import SidecarInfo
 from lora_manager.parsing.base import (
     ParseContext,
     as_dict,
+    as_id,
     as_str,
     as_str_list,
     pick_unmapped,
@@ -95,6 +96,16 @@ class CivitaiVersion:
 
 
 def is_skeleton(data: dict[str, Any]) -> bool:
-    """Whether Civitai Helper wrote ``data`` from local facts because Civitai does not know the file."""
+    """Whether Civitai Helper wrote ``data`` from local facts because Civitai does not know the file.
+
+    Its forks flag a skeleton; older ones did not, but their skeleton is still plain to see:
+    no ids, and a "model name" that is one of its own file names.
+    """
     helper = as_dict(as_dict(data.get("extensions")).get("sd_civitai_helper"))
-    return data.get("skeleton_file") is True or helper.get("skeleton_file") is True
+    if data.get("skeleton_file") is True or helper.get("skeleton_file") is True:
+        return True
+    if as_id(data.get("id")) is not None or as_id(data.get("modelId")) is not None:
+        return False
+    model_name = as_str(as_dict(data.get("model")).get("name"))
+    files = {as_str(f.get("name")) for f in as_list(data.get("files")) if isinstance(f, dict)}
+    return model_name is not None and model_name.lower() in {n.lower() for n in files if n}

@@ -424,3 +424,40 @@ def test_a_postgresql_database_holding_other_tables_is_refused(pg_url: str) -> N
             assert inspect(conn).get_table_names() == ["invoices"]
     finally:
         other.dispose()
+
+
+OLD_SIDECAR_SUFFIXES = (".civitai.info", ".metadata.json", ".cm-info.json", ".json")
+
+
+def test_0007_regroups_folders_whose_entries_were_grouped_by_the_old_sidecar_names(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog made before ``.api_info.json`` was a sidecar name: after the upgrade, the next
+    import merges that file into its model's record, and leaves an unrelated folder unread."""
+    from lora_manager import entries
+    from lora_manager.services.catalog import ListQuery, list_adapters
+    from lora_manager.services.importer import ImportOptions, run_import
+    from tests.builders import a1111, civitai_version, write_json, write_model
+
+    lib = tmp_path / "lib"
+    write_model(lib / "browser", "ink", a1111(activation_text="ink wash"))
+    write_json(lib / "browser" / "ink.api_info.json", civitai_version("Ink Wash", "v2", file_name="ink.safetensors"))
+    write_model(lib / "other", "plain", civitai_version("Plain"), suffix=".civitai.info")
+    ensure_schema(engine)
+    monkeypatch.setattr(entries, "SIDECAR_SUFFIXES", OLD_SIDECAR_SUFFIXES)
+    old = run_import(engine, ImportOptions(roots=[str(lib)]))
+    assert old.counts["failed"] == 1  # "ink.api_info": no model file "ink.api_info.*"
+    monkeypatch.undo()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+    ensure_schema(engine)
+    assert _revision(engine) == HEAD
+
+    report = run_import(engine, ImportOptions(roots=[str(lib)]))
+
+    assert (report.counts["updated"], report.counts["unchanged"], report.counts["failed"]) == (1, 1, 0)
+    names = {(r["name"], r["version"], r["activation_text"]) for r in list_adapters(engine, ListQuery())}
+    assert names == {("Ink Wash", "v2", "ink wash"), ("Plain", "v1.0", None)}
+    with engine.connect() as conn:
+        keys = set(conn.execute(text("SELECT key FROM entry")).scalars())
+    assert keys == {str(lib.resolve() / "browser" / "ink"), str(lib.resolve() / "other" / "plain")}

@@ -4,7 +4,8 @@ Each shape follows the code that writes it (cited per test): Civitai Helper's ma
 (zixaphir, ``ch_lib/model_action_civitai.py`` ``get_metadata_skeleton``), Civitai's REST API
 (``/api/v1/model-versions/{id}`` and ``/api/v1/models/{id}``), ComfyUI-Lora-Manager
 (``py/utils/models.py`` ``BaseModelMetadata``), Stability Matrix (``ConnectedModelInfo``)
-and AUTOMATIC1111 / civitai-browser-plus. Values are short and made up; the shapes are not.
+AUTOMATIC1111 / civitai-browser-plus and its forks, and SignalFlagZ's civitai browser. Values
+are short and made up; the shapes are not.
 """
 
 from __future__ import annotations
@@ -317,3 +318,89 @@ def test_other_real_shapes_map_as_a_user_expects(tmp_path: Path) -> None:
 
     info = parse_file(write(tmp_path / "ids.json", {"modelId": 5529}))
     assert (info.dialect, info.civitai_model_id) == ("a1111", 5529)
+
+
+def test_civitai_browser_forks_ids_file_with_the_model_page_url_is_read(tmp_path: Path) -> None:
+    """sd-civitai-browser-neo's scan (``civitai_file_manage.py`` ``find_and_save``) writes the ids,
+    the SHA256 and the model page's URL: A1111's file, the URL kept in ``extra``."""
+    data = {
+        "modelId": 1241890,
+        "modelVersionId": 1388211,
+        "modelPageURL": "https://civitai.com/models/1241890?modelVersionId=1388211",
+        "sha256": SHA_A.upper(),
+    }
+    info = parse_file(write(tmp_path / "a.json", data))
+    assert (info.dialect, info.civitai_model_id, info.civitai_version_id) == ("a1111", 1241890, 1388211)
+    assert info.hashes == {"sha256": SHA_A}
+    assert info.extra == {"modelPageURL": data["modelPageURL"]}
+
+
+def test_browser_copies_of_civitai_responses_are_sidecars_of_their_model(tmp_path: Path) -> None:
+    """civitai-browser-plus's ``NAME.api_info.json`` (``save_model_info``) and SignalFlagZ's
+    ``NAME.civitai.json`` (``civsfz_filemanage.py``) merge into NAME's record with its other
+    sidecars, even when they name the file as Civitai does, not as it is called here."""
+    lib = tmp_path / "lib"
+    write_safetensors(lib / "ink.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"})
+    write(lib / "ink.json", {"activation text": "ink wash", "sd version": "Unknown", "modelId": 1241890})
+    version = modern_version_response()
+    version.update(name="v2.0 Flux", baseModel="Flux.1 D", model={"name": "Ink Wash Landscapes", "type": "LORA"})
+    write(lib / "ink.api_info.json", version)
+    write_safetensors(lib / "cat.safetensors", {})
+    write(lib / "cat.json", {"activation text": "cat", "sd version": "SD1"})
+    model = {
+        "id": 4201, "name": "Cat Ears", "type": "LORA", "tags": ["cat"], "creator": {"username": "mira"},
+        "modelVersions": [{
+            "id": 9001, "modelId": 4201, "name": "v3", "baseModel": "SD 1.5", "trainedWords": ["cat ears"],
+            "files": [{"name": "cat_ears_v3.safetensors", "primary": True, "hashes": {"SHA256": SHA_C}}],
+        }],
+        "html0": "<div>the browser's own card</div>",
+    }  # fmt: skip
+    write(lib / "cat.civitai.json", model)
+
+    rows = {r["name"]: r for r in import_rows(tmp_path, lib)}
+
+    assert set(rows) == {"Ink Wash Landscapes", "Cat Ears"}
+    ink, cat = rows["Ink Wash Landscapes"], rows["Cat Ears"]
+    assert (ink["version"], ink["base_model"], ink["activation_text"]) == ("v2.0 Flux", "Flux.1 D", "ink wash")
+    assert (cat["version"], cat["base_model"], cat["activation_text"]) == ("v3", "SD 1.5", "cat")
+    assert cat["primary_file_sha256"] == SHA_C and cat["author_username"] == "mira"
+
+
+def test_a_2023_version_without_published_at_is_dated_by_its_creation(tmp_path: Path) -> None:
+    """Versions saved before Civitai had ``publishedAt`` carry ``createdAt`` only (Civitai Helper, 2023)."""
+    data = {
+        "id": 9857, "modelId": 3036, "name": "CharTurner V2 - For 2.1", "createdAt": "2023-02-12T22:44:01.442Z",
+        "updatedAt": "2023-02-13T01:02:03.000Z", "baseModel": "SD 2.1", "model": {"name": "Character Turner"},
+        "files": [{"name": "charturnerv2.pt", "hashes": {"SHA256": SHA_A}}],
+    }  # fmt: skip
+    info = parse_file(write(tmp_path / "charturner.civitai.info", data), "charturnerv2.pt")
+    assert info.published_at is not None and info.published_at.isoformat() == "2023-02-12T22:44:01.442000+00:00"
+    data["publishedAt"] = "2023-02-14T00:00:00Z"
+    info = parse_file(write(tmp_path / "charturner.civitai.info", data), "charturnerv2.pt")
+    assert info.published_at is not None and info.published_at.isoformat() == "2023-02-14T00:00:00+00:00"
+
+
+def test_an_older_helper_skeleton_without_its_flag_is_still_a_skeleton(tmp_path: Path) -> None:
+    """Civitai Helper forks before the flag (zixaphir's ``get_metadata_skeleton``) wrote empty ids
+    and the file name as the model name: the record takes the stem, not ``mochi_cat_v2.safetensors``."""
+    data = helper_skeleton("mochi_cat_v2.safetensors", SHA_A)
+    del data["skeleton_file"]
+    data["extensions"] = {"sd_civitai_helper": {"version": "1.7.2"}}
+    info = parse_file(write(tmp_path / "mochi_cat_v2.civitai.info", data), "mochi_cat_v2.safetensors")
+    assert info.name is None and info.hashes["sha256"] == SHA_A
+    # A real version whose model happens to be called like its file keeps its name.
+    real = {**data, "id": 77, "modelId": 66}
+    info = parse_file(write(tmp_path / "real.civitai.info", real), "mochi_cat_v2.safetensors")
+    assert info.name == "mochi_cat_v2.safetensors"
+
+
+def test_a1111_sd_version_naming_a_base_model_outranks_the_header(tmp_path: Path) -> None:
+    """Browser forks write Civitai's base model ("Pony") into ``sd version``; the header of a Pony
+    LoRA says SDXL. The webui's own families ("SDXL", "SD1") say less than the header."""
+    lib = tmp_path / "lib"
+    for stem, sd_version in (("pony", "Pony"), ("family", "SDXL")):
+        write_safetensors(lib / f"{stem}.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"})
+        write(lib / f"{stem}.json", {"activation text": stem, "sd version": sd_version, "modelId": 1})
+    rows = {r["name"]: r for r in import_rows(tmp_path, lib)}
+    assert (rows["pony"]["base_model"], rows["pony"]["sd_version"]) == ("Pony", "Pony")
+    assert (rows["family"]["base_model"], rows["family"]["sd_version"]) == ("SDXL 1.0", "SDXL")
