@@ -68,7 +68,7 @@ class CivitaiVersion:
         if not data or (set(data) <= _NOT_FOUND_KEYS and "id" not in data):
             return SidecarInfo(dialect=self.name, path=ctx.path, empty=True, extra=dict(data))
         model = as_dict(data.get("model"))
-        file = primary_file(as_list(data.get("files")), ctx.model_file_name)
+        file = primary_file(as_list(data.get("files")), ctx.model_file_name, ctx.known_sha256)
         creator = as_dict(data.get("creator")) or as_dict(model.get("creator"))
         extra = pick_unmapped(data, _MAPPED)
         model_extra = pick_unmapped(model, _MODEL_MAPPED)

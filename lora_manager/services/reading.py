@@ -29,8 +29,10 @@ from lora_manager.services.import_report import DEFAULT_MAX_SIDECAR_BYTES
 # several batches of writing.
 PARALLEL_THRESHOLD = 4000
 POOL_CHUNK = 200
-# A version pick by SHA256 needs the claims of the other sidecars first.
-_NEEDS_CLAIMS = ("civitai_model",)
+# A Civitai response's pick of its file by SHA256 needs the other sidecars' claims first: a
+# version file's, those of the sidecars that hashed the file here; then a model response's,
+# those and the version file's. (dialect, the dialects whose claims do not guide it)
+_CLAIMS_FOR = (("civitai_version", ("civitai_version", "civitai_model")), ("civitai_model", ("civitai_model",)))
 
 
 @dataclass(slots=True)
@@ -153,14 +155,15 @@ def _parse_sidecars(
         if info is not None:
             parsed.append(info)
             refs.append(SidecarRef(path=entry.path(name), dialect=info.dialect, size=size, mtime_ns=mtime_ns))
-    # A model response picks its version by file name, else by a SHA256 another sidecar claims:
+    # A Civitai response picks its file by file name, else by a SHA256 another sidecar claims:
     # parse it again, with those claims, when its first pick disagrees with them.
-    claims = frozenset(s.hashes["sha256"] for s in parsed if "sha256" in s.hashes and s.dialect not in _NEEDS_CLAIMS)
-    for i, info in enumerate(parsed):
-        if info.dialect in _NEEDS_CLAIMS and claims and info.hashes.get("sha256") not in claims:
-            raw = next(r for n, r, _, _ in raw_by_name if entry.path(n) == info.path)
-            again = _parse_one(info.path, entry.stem, "", raw, model_name, claims, [])
-            parsed[i] = again or info
+    for dialect, unguided in _CLAIMS_FOR:
+        claims = frozenset(s.hashes["sha256"] for s in parsed if "sha256" in s.hashes and s.dialect not in unguided)
+        for i, info in enumerate(parsed):
+            if info.dialect == dialect and claims and info.hashes.get("sha256") not in claims:
+                raw = next(r for n, r, _, _ in raw_by_name if entry.path(n) == info.path)
+                again = _parse_one(info.path, entry.stem, "", raw, model_name, claims, [])
+                parsed[i] = again or info
     refs.sort(key=lambda r: r.path)
     return parsed, refs
 

@@ -404,3 +404,20 @@ def test_a1111_sd_version_naming_a_base_model_outranks_the_header(tmp_path: Path
     rows = {r["name"]: r for r in import_rows(tmp_path, lib)}
     assert (rows["pony"]["base_model"], rows["pony"]["sd_version"]) == ("Pony", "Pony")
     assert (rows["family"]["base_model"], rows["family"]["sd_version"]) == ("SDXL 1.0", "SDXL")
+
+
+def test_a_version_file_of_a_renamed_variant_follows_the_sha256_hashed_here(tmp_path: Path) -> None:
+    """Civitai Helper saves a by-hash response whole, every file of the version listed; with the
+    local fp32 file renamed, the SHA256 civitai-browser-plus computed here (``NAME.json``) picks
+    the fp32 entry: name, size and hash of one file, not the primary fp16's name with fp32's hash.
+    A model JSON beside them follows the same pick."""
+    lib = tmp_path / "lib"
+    write_safetensors(lib / "renamed_fp32.safetensors", {})
+    [version] = two_variant_model_response()["modelVersions"]
+    write(lib / "renamed_fp32.civitai.info", {**version, "model": {"name": "Character Turner"}})
+    write(lib / "renamed_fp32.json", {"modelId": 3036, "sha256": SHA_C})
+
+    [row] = import_rows(tmp_path, lib)
+
+    assert row["primary_file_name"] == "charturner_v2_fp32.safetensors"
+    assert (row["primary_file_size_kb"], row["primary_file_sha256"]) == (36.0, SHA_C)
