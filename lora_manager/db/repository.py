@@ -246,6 +246,8 @@ def upsert_adapters(conn: Connection, rows: list[dict[str, Any]], all_new: bool 
 
     A user-set weight survives: the weight columns are refreshed only while the weight
     still comes from a sidecar or the default. ``all_new``: see :func:`~lora_manager.db.upsert.upsert`.
+    The ids are found by identity: an entry that moved to another identity may still name
+    the row it left (marked missing, kept for its return), so its key finds two rows.
     """
     user_set = adapter.c.weight_source == "user"
     upsert(
@@ -260,10 +262,12 @@ def upsert_adapters(conn: Connection, rows: list[dict[str, Any]], all_new: bool 
         },
         all_new=all_new,
     )
-    ids: dict[str, int] = {}
-    for part in chunks([r["entry_key"] for r in rows]):
-        ids.update(conn.execute(select(adapter.c.entry_key, adapter.c.id).where(adapter.c.entry_key.in_(part))).all())
-    return ids
+    wanted = {(r["name"], r["version_key"]) for r in rows}
+    by_identity: dict[Identity, int] = {}
+    for part in chunks(sorted({name for name, _ in wanted})):
+        stmt = select(adapter.c.name, adapter.c.version_key, adapter.c.id).where(adapter.c.name.in_(part))
+        by_identity.update(((n, v), i) for n, v, i in conn.execute(stmt) if (n, v) in wanted)
+    return {r["entry_key"]: by_identity[(r["name"], r["version_key"])] for r in rows}
 
 
 def replace_tags(conn: Connection, tags_by_id: dict[int, list[str]], fresh: Collection[int] = ()) -> None:

@@ -432,3 +432,28 @@ def test_a_record_left_missing_by_an_identity_clash_is_deleted_by_prune(engine: 
     assert sorted((r["name"], r["missing_since"] is None) for r in _rows(engine)) == [("Alpha", True), ("Beta", False)]
     assert _import(engine, lib, prune=True).counts["pruned"] == 1
     assert [r["name"] for r in _rows(engine)] == ["Alpha"]
+
+
+def test_an_entry_that_takes_over_an_identity_keeps_its_tags_and_link_on_that_record(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """An entry whose old record is kept missing (an identity clash) names two rows once it takes
+    over the identity it clashed with: its tags and its entry must follow the live one."""
+    from lora_manager.db.schema import entry
+
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors"))
+    write_model(lib, "b", civitai_model("Beta", file_name="b.safetensors", tags=["old"]))
+    _import(engine, lib)
+    write_json(lib / "b.json", civitai_model("Alpha", file_name="b.safetensors", tags=["mine"]))
+    _import(engine, lib)  # Alpha is a's: b is a duplicate, Beta kept missing for b's return
+    (lib / "a.json").unlink()
+    _import(engine, lib)  # a lets Alpha go: b takes it over
+
+    live = {r["name"]: r for r in _rows(engine) if r["missing_since"] is None}
+    assert set(live) == {"Alpha"}
+    assert live["Alpha"]["tags"] == ["mine"]
+    assert [r["name"] for r in list_adapters(engine, ListQuery(tags=["mine"]))] == ["Alpha"]
+    with engine.connect() as conn:
+        held = conn.execute(select(entry.c.adapter_id).where(entry.c.key == str(lib.resolve() / "b"))).scalar()
+    assert held == live["Alpha"]["id"]
