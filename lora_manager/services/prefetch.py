@@ -132,9 +132,9 @@ class Prefetcher:
         """Start the reader; False (and the importer reads everything) when no process can be had."""
         import lora_manager
 
-        # -P: nothing from the working directory (which may be the library) is importable.
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lora_manager.__file__)))
-        argv = [sys.executable, "-P", "-c", _CHILD, package_parent, self.root, str(self.max_sidecar_bytes)]
+        argv = [sys.executable, *child_flags(sys.flags), "-c", _CHILD, package_parent, self.root]
+        argv.append(str(self.max_sidecar_bytes))
         try:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True
@@ -263,6 +263,15 @@ class Prefetcher:
         if self._done == 0 and self._proc is not None:  # nothing to take from it: stop it now
             proc, self._proc = self._proc, None
             _stop(proc)
+
+
+def child_flags(flags: Any) -> list[str]:
+    """The reader's interpreter options: ``-P`` (nothing from the working directory, which may
+    be the library, is importable), and this interpreter's isolation (``-I``, ``-E``, ``-s``),
+    so that the reader loads nothing this process would not."""
+    if flags.isolated:
+        return ["-P", "-I"]
+    return ["-P", *(["-E"] if flags.ignore_environment else []), *(["-s"] if flags.no_user_site else [])]
 
 
 def _widen(pipe: IO[bytes]) -> None:

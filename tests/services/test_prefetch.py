@@ -203,3 +203,51 @@ def test_the_reader_imports_nothing_from_the_working_directory(
         assert not marker.exists()
     finally:
         engine.dispose()
+
+
+def test_the_reader_is_as_isolated_as_the_importer(tmp_path: Path) -> None:
+    """Run with ``python -I``, the importer ignores PYTHONPATH; so does its reader (a
+    ``sitecustomize`` there never runs), which still reads every edit."""
+    import subprocess
+    import sys
+    import textwrap
+
+    lib = _library(tmp_path / "lib", 12)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "ran"
+    (evil / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    repo = str(Path(__file__).resolve().parents[2])
+    code = textwrap.dedent(f"""
+        import json, os, sys
+        sys.path.insert(0, {repo!r})
+        from lora_manager.db import open_catalog
+        from lora_manager.services import prefetch
+        from lora_manager.services.importer import ImportOptions, run_import
+        from tests.services.test_prefetch import _edit
+        from pathlib import Path
+        prefetch.START_AT, prefetch.BOOT_WAIT = 1, 30.0
+        os.cpu_count = lambda: 2
+        seen = []
+        close = prefetch.Prefetcher.close
+        def recording_close(self):
+            seen.append((self.sent, self.used))
+            close(self)
+        prefetch.Prefetcher.close = recording_close
+        engine = open_catalog({str(tmp_path / "c.db")!r})
+        run_import(engine, ImportOptions(roots=[{str(lib)!r}]))
+        edited = _edit(Path({str(lib)!r}), 2)
+        run_import(engine, ImportOptions(roots=[{str(lib)!r}]))
+        print(json.dumps([len(edited), seen[-1]]))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(evil)}
+    done = subprocess.run([sys.executable, "-I", "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    edited, (sent, used) = json.loads(done.stdout)
+    assert sent == used == edited
+    assert not marker.exists()
+    assert prefetch_module.child_flags(type("F", (), {"isolated": 0, "ignore_environment": 1, "no_user_site": 1})) == [
+        "-P",
+        "-E",
+        "-s",
+    ]
