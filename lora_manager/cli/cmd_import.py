@@ -128,6 +128,9 @@ class _StopFlag:
     def installed(self) -> Any:
         @contextlib.contextmanager
         def scope() -> Any:
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with Ctrl-C ignored (`cmd &`)
+                yield
+                return
             try:
                 previous = signal.signal(signal.SIGINT, self._handle)
             except ValueError:  # not the main thread (e.g. under a test runner): no handler

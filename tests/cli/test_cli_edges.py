@@ -302,3 +302,29 @@ def test_hash_of_an_empty_target_is_refused(runner: CliRunner, tmp_path: Path) -
     """``lora hash ''`` must not hash the whole catalog (or the working folder)."""
     alpha_catalog(runner, tmp_path)
     assert_clean_refusal(run(runner, "hash", ""), "an empty PATH|QUERY names no folder")
+
+
+def test_an_import_started_with_ctrl_c_ignored_ignores_it_throughout(tmp_path: Path) -> None:
+    """``lora import ... &`` in a script starts with SIGINT ignored: a SIGINT neither stops the
+    walk nor the writing (it used to stop the writing only)."""
+    lib, db = tmp_path / "lib", tmp_path / "c.db"
+    for i in range(300):
+        write_model(lib / f"f{i % 6}", f"m{i:03}", civitai_model(f"Model {i:03}", file_name=f"m{i:03}.safetensors"))
+    proc = subprocess.Popen(
+        [str(LORA), "--db", str(db), "import", str(lib), "--force", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what a shell does for `cmd &`
+    )
+    try:
+        while proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.005)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    listed = CliRunner().invoke(app, ["--db", str(db), "list", "--json"])
+    assert len(json.loads(listed.stdout)) == 300
