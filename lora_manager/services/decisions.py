@@ -266,12 +266,15 @@ class RunState:
         old = self.plan.stored.get(r.key)
         old_id = old.adapter_id if old else None
         old_ident = (old.name or "", old.version_key or "") if old and old.adapter_id is not None else None
-        # The row it held is still its own: not claimed by another entry this run, nor taken over since.
+        # The row it held is still its own: it still bears that identity (another entry may have
+        # taken it over and moved it to another since), no other entry holds it, and none claimed
+        # it this run. Else that row is another's now, and nothing this entry does may touch it.
         held = owners.get(old_ident) if old_ident is not None else None
         mine_or_free = (
-            old_ident is not None
+            held is not None
+            and held.adapter_id == old_id
+            and held.entry_key in (None, r.key)
             and claims.get(old_ident) in (None, r.key)
-            and (held is None or held.adapter_id != old_id or held.entry_key in (None, r.key))
         )
         out.problems.extend(r.problems)
         row: dict[str, Any] = {

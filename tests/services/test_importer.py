@@ -457,3 +457,25 @@ def test_an_entry_that_takes_over_an_identity_keeps_its_tags_and_link_on_that_re
     with engine.connect() as conn:
         held = conn.execute(select(entry.c.adapter_id).where(entry.c.key == str(lib.resolve() / "b"))).scalar()
     assert held == live["Alpha"]["id"]
+
+
+def test_a_record_taken_over_and_renamed_is_never_touched_by_the_entry_that_held_it_first(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """b/x loses its model file (its record is left missing), a/y takes that identity over and
+    then moves the record to another; b/x, read again, still remembers the row, but the row is
+    a/y's now: b/x must leave it be (it used to mark a/y's record missing)."""
+    lib = tmp_path / "lib"
+    write_model(lib / "b", "x", civitai_model("Alpha", file_name="x.safetensors"))
+    _import(engine, lib)
+    (lib / "b" / "x.safetensors").unlink()
+    _import(engine, lib)  # b/x: model_missing, Alpha left missing
+    write_model(lib / "a", "y", civitai_model("Alpha", file_name="y.safetensors"))
+    _import(engine, lib)  # a/y takes the missing Alpha over
+    write_json(lib / "a" / "y.json", civitai_model("Gamma", file_name="y.safetensors"))
+    _import(engine, lib)  # a/y moves its record to Gamma
+    write_json(lib / "b" / "x.json", civitai_model("Alpha", file_name="x.safetensors", tags=["again"]))
+    _import(engine, lib)  # b/x read again, its model still missing
+
+    live = [(r["name"], r["entry_key"]) for r in _rows(engine) if r["missing_since"] is None]
+    assert live == [("Gamma", str(lib.resolve() / "a" / "y"))]
