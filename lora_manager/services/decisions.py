@@ -271,7 +271,8 @@ class RunState:
         # it this run. Else that row is another's now, and nothing this entry does may touch it.
         held = owners.get(old_ident) if old_ident is not None else None
         mine_or_free = (
-            held is not None
+            old_ident is not None
+            and held is not None
             and held.adapter_id == old_id
             and held.entry_key in (None, r.key)
             and claims.get(old_ident) in (None, r.key)
