@@ -127,8 +127,9 @@ def merged_fields(
     )
 
 
-# The webui's own "sd version" choices: a family, less than the safetensors header says.
-_WEBUI_SD_VERSIONS = frozenset({"unknown", "other", "sd1", "sd2", "sdxl", "sd3"})
+# The webuis' own "sd version" choices (their ``SdVersion`` enums: AUTOMATIC1111's, Forge's
+# ``Flux``, SD.Next's ``F1``, ``SC``, ``HV``, ``CHROMA``): a family, less than the header says.
+_WEBUI_SD_VERSIONS = frozenset({"unknown", "other", "sd1", "sd2", "sd3", "sdxl", "flux", "f1", "sc", "hv", "chroma"})
 
 
 def _specific(sd_version: str | None) -> str | None:

@@ -398,12 +398,13 @@ def test_a1111_sd_version_naming_a_base_model_outranks_the_header(tmp_path: Path
     """Browser forks write Civitai's base model ("Pony") into ``sd version``; the header of a Pony
     LoRA says SDXL. The webui's own families ("SDXL", "SD1") say less than the header."""
     lib = tmp_path / "lib"
-    for stem, sd_version in (("pony", "Pony"), ("family", "SDXL")):
+    for stem, sd_version in (("pony", "Pony"), ("family", "SDXL"), ("forge", "Flux")):
         write_safetensors(lib / f"{stem}.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"})
         write(lib / f"{stem}.json", {"activation text": stem, "sd version": sd_version, "modelId": 1})
     rows = {r["name"]: r for r in import_rows(tmp_path, lib)}
     assert (rows["pony"]["base_model"], rows["pony"]["sd_version"]) == ("Pony", "Pony")
     assert (rows["family"]["base_model"], rows["family"]["sd_version"]) == ("SDXL 1.0", "SDXL")
+    assert rows["forge"]["base_model"] == "SDXL 1.0"  # Forge's "Flux" family: the header says more
 
 
 def test_a_version_file_of_a_renamed_variant_follows_the_sha256_hashed_here(tmp_path: Path) -> None:
