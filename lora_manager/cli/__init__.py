@@ -333,21 +333,11 @@ class _Noted:
 @contextlib.contextmanager
 def _sigint_noted() -> Iterator[_Noted]:
     """Within this block a Ctrl-C is only noted (in the main thread; elsewhere none arrives)."""
-    import signal
+    from lora_manager.cli.sigint import sigint_handler
 
     noted = _Noted()
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with Ctrl-C ignored (nohup, `cmd &`)
+    with sigint_handler(noted):
         yield noted
-        return
-    try:
-        previous = signal.signal(signal.SIGINT, noted)
-    except ValueError:  # not the main thread: signals go to the main thread, nothing to defer
-        yield noted
-        return
-    try:
-        yield noted
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _exit_code(code: object) -> int:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 from typing import Annotated, Any
 
 import typer
 
 from lora_manager.cli import boundary, catalog, path_args
+from lora_manager.cli.sigint import sigint_handler
 from lora_manager.errors import LoraError
 
 MAX_SIDECAR_MB = 1024 * 1024  # 1 TiB: anything larger is a typo, and would overflow a read's size
@@ -126,22 +126,7 @@ class _StopFlag:
         self._set = True
 
     def installed(self) -> Any:
-        @contextlib.contextmanager
-        def scope() -> Any:
-            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with Ctrl-C ignored (`cmd &`)
-                yield
-                return
-            try:
-                previous = signal.signal(signal.SIGINT, self._handle)
-            except ValueError:  # not the main thread (e.g. under a test runner): no handler
-                yield
-                return
-            try:
-                yield
-            finally:
-                signal.signal(signal.SIGINT, previous)
-
-        return scope()
+        return sigint_handler(self._handle)
 
 
 def register(app: typer.Typer) -> None:

@@ -262,12 +262,8 @@ def upsert_adapters(conn: Connection, rows: list[dict[str, Any]], all_new: bool 
         },
         all_new=all_new,
     )
-    wanted = {(r["name"], r["version_key"]) for r in rows}
-    by_identity: dict[Identity, int] = {}
-    for part in chunks(sorted({name for name, _ in wanted})):
-        stmt = select(adapter.c.name, adapter.c.version_key, adapter.c.id).where(adapter.c.name.in_(part))
-        by_identity.update(((n, v), i) for n, v, i in conn.execute(stmt) if (n, v) in wanted)
-    return {r["entry_key"]: by_identity[(r["name"], r["version_key"])] for r in rows}
+    held = owners(conn, {(r["name"], r["version_key"]) for r in rows})
+    return {r["entry_key"]: held[(r["name"], r["version_key"])].adapter_id for r in rows}
 
 
 def replace_tags(conn: Connection, tags_by_id: dict[int, list[str]], fresh: Collection[int] = ()) -> None:

@@ -34,6 +34,11 @@ _MAX_UNKNOWN = 3
 _MIN_OWN_FOR_UNKNOWN = 2
 # The webui's "sd version" dropdown defaults to this; it means the user chose nothing.
 _UNSET_SD_VERSION = frozenset({"unknown", ""})
+# The webuis' own "sd version" choices (their ``SdVersion`` enums: AUTOMATIC1111's, Forge's
+# ``Flux``, SD.Next's ``F1``, ``SC``, ``HV``, ``CHROMA``): a family, less than the header says.
+# Anything else names a base model: civitai-browser-plus's forks write Civitai's own there
+# ("Pony", "Illustrious"), which the header cannot tell from plain SDXL.
+_FAMILIES = frozenset({"unknown", "other", "sd1", "sd2", "sd3", "sdxl", "flux", "f1", "sc", "hv", "chroma"})
 
 
 def user_values(data: dict[str, Any], with_description: bool = False) -> dict[str, Any]:
@@ -95,12 +100,16 @@ class A1111:
         for key in ("modelId", "modelVersionId"):
             if key in data and _civitai_id(data[key]) is None and data[key] not in (None, ""):
                 extra[key] = data[key]
+        values = user_values(data, with_description=True)
+        sd_version = values.get("sd_version")
         return SidecarInfo(
             dialect=self.name,
             path=ctx.path,
+            # Ranked last of the sidecars (see ``merge``): any other's base model comes first.
+            base_model=sd_version if sd_version and sd_version.strip().lower() not in _FAMILIES else None,
             civitai_model_id=_civitai_id(data.get("modelId")),
             civitai_version_id=_civitai_id(data.get("modelVersionId")),
             hashes={"sha256": sha256} if sha256 else {},
             extra=extra,
-            **user_values(data, with_description=True),
+            **values,
         )

@@ -107,9 +107,7 @@ def merged_fields(
         hash_sources=hash_sources,
         supports_generation=bool(_first(civitai, "supports_generation")),
         sd_version=_first(civitai, "sd_version"),
-        base_model=_first(civitai, "base_model")
-        or _specific(_first(civitai, "sd_version"))
-        or (header.base_model if header else None),
+        base_model=_first(civitai, "base_model") or (header.base_model if header else None),
         nsfw_level=_first(civitai, "nsfw_level") or 0,
         activation_text=activation_text,
         notes=user_first("notes"),
@@ -125,22 +123,6 @@ def merged_fields(
         json_file_mtime=from_mtime_ns(primary.mtime_ns) if primary else None,
         json_file_size=primary.size if primary else None,
     )
-
-
-# The webuis' own "sd version" choices (their ``SdVersion`` enums: AUTOMATIC1111's, Forge's
-# ``Flux``, SD.Next's ``F1``, ``SC``, ``HV``, ``CHROMA``): a family, less than the header says.
-_WEBUI_SD_VERSIONS = frozenset({"unknown", "other", "sd1", "sd2", "sd3", "sdxl", "flux", "f1", "sc", "hv", "chroma"})
-
-
-def _specific(sd_version: str | None) -> str | None:
-    """An A1111 ``sd version`` that names a base model, not one of the webui's families.
-
-    civitai-browser-plus's forks write Civitai's own base model there ("Pony", "Illustrious"),
-    which the header cannot tell from plain SDXL.
-    """
-    if sd_version is None or sd_version.strip().lower() in _WEBUI_SD_VERSIONS:
-        return None
-    return sd_version
 
 
 def _hashes(civitai: list[SidecarInfo], header: HeaderInfo | None) -> tuple[dict[str, str], dict[str, str]]:

@@ -87,9 +87,8 @@ class Prefetcher:
 
     def walk_done(self) -> None:
         """Send what is left; too few entries to be worth a reader are left to the importer."""
-        if self.sent == 0 and self._proc is not None:
-            proc, self._proc = self._proc, None
-            _stop(proc)
+        if self.sent == 0:
+            self._let_go()
         elif self._waiting and not self._broken:
             self._send()
         self._waiting = []
@@ -111,6 +110,10 @@ class Prefetcher:
         self._slots.clear()
         self._waiting = []
         self._results = []
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Stop the reader process, if there is one."""
         proc, self._proc = self._proc, None
         if proc is not None:
             _stop(proc)
@@ -236,9 +239,10 @@ class Prefetcher:
             self._fail()
 
     def _decode_one(self) -> bool:
-        """Decode the next complete message in the inbox; False when there is none yet."""
-        if not self._ready:
-            return False
+        """Decode the next complete message in the inbox; False when there is none yet.
+
+        Only a reader that said it is ready puts bytes there (see :meth:`_drain`).
+        """
         if len(self._inbox) < _FRAME.size:
             return False
         (size,) = _FRAME.unpack_from(self._inbox)
@@ -260,9 +264,8 @@ class Prefetcher:
         self._broken = True
         self._outbox.clear()
         self._slots = {k: s for k, s in self._slots.items() if s[1] < self._done}
-        if self._done == 0 and self._proc is not None:  # nothing to take from it: stop it now
-            proc, self._proc = self._proc, None
-            _stop(proc)
+        if self._done == 0:  # nothing to take from it: stop it now
+            self._let_go()
 
 
 def child_flags(flags: Any) -> list[str]:

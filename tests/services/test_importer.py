@@ -479,3 +479,18 @@ def test_a_record_taken_over_and_renamed_is_never_touched_by_the_entry_that_held
 
     live = [(r["name"], r["entry_key"]) for r in _rows(engine) if r["missing_since"] is None]
     assert live == [("Gamma", str(lib.resolve() / "a" / "y"))]
+
+
+def test_a_sidecar_that_breaks_keeps_its_last_good_record_until_put_right(engine: Engine, tmp_path: Path) -> None:
+    """README: a half-written sidecar is reported and never erases the record; fixed, it is read again."""
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors", tags=["one"]))
+    _import(engine, lib)
+    (lib / "a.json").write_text('{"name": "Alpha", "modelVersions": [', encoding="utf-8")
+    broken = _import(engine, lib)
+    assert broken.counts["failed"] == 1 and [p.kind for p in broken.problems] == ["invalid_json"]
+    [kept] = _rows(engine)
+    assert (kept["name"], kept["tags"], kept["missing_since"]) == ("Alpha", ["one"], None)
+    write_json(lib / "a.json", civitai_model("Alpha", file_name="a.safetensors", tags=["two"]))
+    assert _import(engine, lib).counts["updated"] == 1
+    assert [r["tags"] for r in _rows(engine)] == [["two"]]
