@@ -15,7 +15,7 @@ import orjson
 
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import HeaderInfo
-from lora_manager.parsing.base import without_surrogates
+from lora_manager.parsing.base import MAX_JSON_VALUES, as_float, int_or_digits, too_many_values, without_surrogates
 from lora_manager.paths import LINK_OUT, LeadsOut, open_regular
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -59,10 +59,15 @@ def read_header(path: str, file_size: int | None = None, *, inside: str | None =
                 )
             if length + 8 > size:
                 raise SidecarError(FailureKind.BAD_HEADER, f"header length {length} exceeds the file size {size}")
-            raw = head[8 : 8 + length]
-            if len(raw) < length:
-                f.seek(8 + len(raw))
-                raw += f.read(length - len(raw))
+            raw: bytes | bytearray = head[8 : 8 + length]
+            if len(raw) < length:  # one buffer of the header's size, filled in place: never two copies
+                start, raw = len(raw), bytearray(length)
+                raw[:start] = head[8:]
+                f.seek(8 + start)
+                got = start
+                while got < length and (n := f.readinto(memoryview(raw)[got:])):
+                    got += n
+                del raw[got:]
     except LeadsOut:
         raise SidecarError(FailureKind.UNSAFE_PATH, LINK_OUT) from None
     except OSError as exc:
@@ -70,14 +75,34 @@ def read_header(path: str, file_size: int | None = None, *, inside: str | None =
     return parse_header(raw, 8 + length)
 
 
-def parse_header(raw: bytes, tensor_data_offset: int) -> HeaderInfo:
-    """Interpret the header's JSON bytes."""
+def parse_header(raw: bytes | bytearray, tensor_data_offset: int) -> HeaderInfo:
+    """Interpret the header's JSON bytes; raises only :class:`SidecarError`.
+
+    Whatever a header holds costs that file alone: anything unforeseen is a bad header, never
+    the end of an ``orphans`` or ``hash`` run over the whole library.
+    """
+    try:
+        return _parse_header(raw, tensor_data_offset)
+    except SidecarError:
+        raise
+    except Exception as exc:
+        raise SidecarError(
+            FailureKind.BAD_HEADER,
+            f"safetensors header could not be read ({type(exc).__name__}); please report this file",
+        ) from None
+
+
+def _parse_header(raw: bytes | bytearray, tensor_data_offset: int) -> HeaderInfo:
+    if too_many_values(raw):
+        raise SidecarError(FailureKind.TOO_LARGE, f"safetensors header holds more than {MAX_JSON_VALUES:,} JSON values")
     try:
         header = orjson.loads(raw)
     except orjson.JSONDecodeError:
         try:
-            header = without_surrogates(json.loads(raw.decode("utf-8", errors="replace")))
-        except (ValueError, RecursionError):
+            header = without_surrogates(json.loads(raw.decode("utf-8", errors="replace"), parse_int=int_or_digits))
+        except RecursionError:
+            raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is nested too deeply") from None
+        except ValueError:
             raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is not a JSON object")
@@ -101,7 +126,13 @@ def _clean_metadata(value: Any) -> dict[str, str]:
         key = str(key)
         if key in DROPPED_KEYS:
             continue
-        text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
+        if isinstance(item, str):
+            text = item
+        else:
+            try:
+                text = json.dumps(item, ensure_ascii=False, default=str)
+            except (RecursionError, ValueError):  # nested past the encoder's depth: dropped like a runaway value
+                continue
         if len(text) <= MAX_VALUE_CHARS:
             out[key] = text.replace("\x00", "")
     return out
@@ -131,8 +162,10 @@ def top_tags(tag_frequency: str | None, limit: int = 10) -> list[str]:
     for folder in data.values() if isinstance(data, dict) else ():
         if isinstance(folder, dict):
             for tag, count in folder.items():
-                if isinstance(count, (int, float)) and str(tag).strip():
-                    counts[str(tag).strip()] = counts.get(str(tag).strip(), 0) + count
+                # A number, finite as a float (a count past a float's range is none).
+                number = as_float(count) if isinstance(count, (int, float)) else None
+                if number is not None and str(tag).strip():
+                    counts[str(tag).strip()] = counts.get(str(tag).strip(), 0.0) + number
     return [tag for tag, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 

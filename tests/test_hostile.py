@@ -114,3 +114,33 @@ def test_files_swapped_for_fifos_after_the_walk_are_reported_not_waited_on(tmp_p
     assert [p.kind for p in by_key[n.key].problems] == ["unreadable"]
     with pytest.raises(OSError, match="not a regular file"):
         hash_file(str(lib / "n.safetensors"))
+
+
+def _write_header(path: Path, raw: bytes) -> None:
+    import struct
+
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(8))
+
+
+def test_one_hostile_header_costs_its_file_alone_in_orphans_import_and_hash(runner: CliRunner, tmp_path: Path) -> None:
+    """A tag count past a float's range and metadata nested 1,000 deep once ended these commands (exit 2)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    frequency = '{"a": {"x": 0.5}, "b": {"x": 1' + "0" * 400 + "}}"
+    _write_header(lib / "overflow.safetensors", json.dumps({"__metadata__": {"ss_tag_frequency": frequency}}).encode())
+    _write_header(lib / "deep.safetensors", b'{"__metadata__": {"x": ' + b"[" * 1000 + b"]" * 1000 + b"}}")
+    write_model(lib, "plain", None)
+    write_model(lib, "described", civitai_model("Described"))
+    _write_header(lib / "described.safetensors", b'{"__metadata__": {"x": ' + b"[" * 1000 + b"]" * 1000 + b"}}")
+
+    orphans = runner.invoke(app, ["orphans", str(lib), "--json"])
+    assert orphans.exit_code == 0, orphans.output
+    listed = {Path(o["path"]).name: o for o in json.loads(orphans.stdout)}
+    assert set(listed) == {"overflow.safetensors", "deep.safetensors", "plain.safetensors"}
+    assert listed["overflow.safetensors"]["tags"] == ["x"]
+
+    data = _import(runner, lib)
+    assert data["failed"] == 0 and _names(runner) == ["Described"]
+    hashed = runner.invoke(app, ["hash", "--json"])
+    assert hashed.exit_code == 0, hashed.output
+    assert json.loads(hashed.stdout)["hashed"] == 4

@@ -76,3 +76,55 @@ def test_non_string_metadata_values_become_text(tmp_path: Path) -> None:
     raw = json.dumps({"__metadata__": {"ss_network_dim": 32, "nested": {"a": 1}}}).encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw)
     assert read_header(str(path)).metadata == {"ss_network_dim": "32", "nested": '{"a": 1}'}
+
+
+def _write_raw_header(path: Path, raw: bytes) -> Path:
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(8))
+    return path
+
+
+def test_metadata_nested_past_the_encoders_depth_is_dropped_not_raised(tmp_path: Path) -> None:
+    """orjson decodes 1,000 levels; writing the value back as text would overflow Python's stack."""
+    deep = b"[" * 1000 + b"]" * 1000
+    raw = b'{"__metadata__": {"x": ' + deep + b', "ss_output_name": "ok"}}'
+    path = _write_raw_header(tmp_path / "m.safetensors", raw)
+    header = read_header(str(path))
+    assert header.metadata == {"ss_output_name": "ok"}
+
+
+def test_a_header_nested_too_deeply_to_decode_says_so(tmp_path: Path) -> None:
+    path = _write_raw_header(tmp_path / "m.safetensors", b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    with pytest.raises(SidecarError) as info:
+        read_header(str(path))
+    assert info.value.kind == FailureKind.BAD_HEADER and "nested too deeply" in info.value.message
+
+
+def test_a_header_of_a_million_tiny_values_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    """Decoded, ``{}`` costs ~70 bytes: 3 MB of them would take 70 MB, 100 MB of them gigabytes."""
+    raw = b'{"__metadata__": {}, "t": [' + b",".join([b"{}"] * 1_000_001) + b"]}"
+    path = _write_raw_header(tmp_path / "m.safetensors", raw)
+    with pytest.raises(SidecarError) as info:
+        read_header(str(path))
+    assert info.value.kind == FailureKind.TOO_LARGE and "1,000,000 JSON values" in info.value.message
+
+
+def test_a_header_longer_than_the_first_read_is_read_whole(tmp_path: Path) -> None:
+    """The first 64 KiB come with the length; the rest is read into the same buffer."""
+    path = write_safetensors(tmp_path / "m.safetensors", {"ss_output_name": "long", "pad": "x" * 200_000})
+    header = read_header(str(path))
+    assert header.output_name == "long" and "pad" not in header.metadata  # over MAX_VALUE_CHARS: dropped
+
+
+def test_a_header_whose_file_shrank_is_a_bad_header(tmp_path: Path) -> None:
+    raw = json.dumps({"__metadata__": {"pad": "x" * 100_000}}).encode()
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw[:90_000])
+    with pytest.raises(SidecarError) as info:
+        read_header(str(path), file_size=len(raw) + 8)  # the size the walk saw, before it shrank
+    assert info.value.kind == FailureKind.BAD_HEADER
+
+
+def test_tag_counts_past_a_floats_range_are_not_counted() -> None:
+    """An int past 1e308 added to a float raised OverflowError and ended ``lora orphans``."""
+    frequency = json.dumps({"a": {"x": 0.5, "y": 2}, "b": {"x": 10**400, "y": True, "z": "7"}})
+    assert top_tags(frequency) == ["y", "x"]

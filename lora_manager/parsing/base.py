@@ -18,6 +18,9 @@ from lora_manager.models import SidecarInfo
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXT = 1_000_000  # characters kept of one text field; longer text is cut, not refused
+# JSON values one file may hold (see ``too_many_values``): real sidecars hold thousands, a
+# safetensors header with a large training-tag list some hundred thousand.
+MAX_JSON_VALUES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -59,15 +62,44 @@ def without_surrogates(value: Any) -> Any:
     stack: list[Any] = [root]
     while stack:
         node = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, item in list(items):
+        if isinstance(node, list):  # items replaced in place: no copy of a long list
+            for i, item in enumerate(node):
+                if isinstance(item, str):
+                    node[i] = fix(item)
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+            continue
+        for key, item in list(node.items()):
             if isinstance(item, str):
                 node[key] = fix(item)
             elif isinstance(item, (dict, list)):
                 stack.append(item)
-            if isinstance(node, dict) and isinstance(key, str) and fix(key) != key:
+            if isinstance(key, str) and fix(key) != key:
                 node[fix(key)] = node.pop(key)
     return root[0]
+
+
+def int_or_digits(digits: str) -> int | str:
+    """``parse_int`` for Python's JSON decoder: an integer, or its digits as text past Python's
+    limit on converting them (4,300 digits by default), which would otherwise fail the file."""
+    try:
+        return int(digits)
+    except ValueError:
+        return digits
+
+
+def too_many_values(raw: bytes | bytearray, limit: int = MAX_JSON_VALUES) -> bool:
+    """Whether the JSON in ``raw`` may hold more than ``limit`` values.
+
+    Decoded, a value costs 50-100 bytes however few bytes it took in the file (``{}``,
+    ``1``): a 32 MiB file of them would take gigabytes. Every value past a container's first
+    follows a comma and every container opens with a bracket, so their count bounds the values
+    (commas inside strings count too: the bound errs on the safe side). A file of fewer than
+    ``limit`` bytes holds fewer values than that, so it is not even counted.
+    """
+    if len(raw) <= limit:
+        return False
+    return raw.count(b",") + raw.count(b"{") + raw.count(b"[") >= limit
 
 
 def as_str(value: Any) -> str | None:

@@ -15,7 +15,14 @@ import orjson
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import SidecarInfo
 from lora_manager.parsing.a1111 import A1111
-from lora_manager.parsing.base import Dialect, ParseContext, without_surrogates
+from lora_manager.parsing.base import (
+    MAX_JSON_VALUES,
+    Dialect,
+    ParseContext,
+    int_or_digits,
+    too_many_values,
+    without_surrogates,
+)
 from lora_manager.parsing.civitai_model import CivitaiModel
 from lora_manager.parsing.civitai_version import CivitaiVersion
 from lora_manager.parsing.lora_manager import LoraManager
@@ -29,10 +36,15 @@ def load_json(raw: bytes) -> Any:
     """Decode a sidecar's bytes: UTF-8 (a BOM allowed), else UTF-16 with a BOM, else Latin-1.
 
     orjson is fast and strict; Python's decoder is the fallback for what real tools write
-    that orjson refuses (NaN, Infinity). Nesting too deep for either is invalid JSON.
+    that orjson refuses (NaN, Infinity). Nesting too deep for either is invalid JSON; a file
+    of more values than :data:`MAX_JSON_VALUES` is refused before it is decoded.
     """
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    if too_many_values(raw):
+        raise SidecarError(
+            FailureKind.TOO_LARGE, f"holds more than {MAX_JSON_VALUES:,} JSON values (too many to decode safely)"
+        )
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -46,7 +58,7 @@ def load_json(raw: bytes) -> Any:
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
     try:
-        return without_surrogates(json.loads(text))
+        return without_surrogates(json.loads(text, parse_int=int_or_digits))
     except (ValueError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""

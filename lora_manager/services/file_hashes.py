@@ -96,7 +96,8 @@ class _TensorPart:
     def _decide(self) -> None:
         self.decided = True
         try:
-            self.header_autov3 = parse_header(bytes(self.head[8:]), self.end).autov3
+            del self.head[:8]  # in place (the header may be 100 MB): the JSON is what remains
+            self.header_autov3 = parse_header(self.head, self.end).autov3
         except SidecarError:
             return
         finally:

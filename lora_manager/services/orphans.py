@@ -170,7 +170,10 @@ def _model_orphan(path: str, size: int, root: str) -> Orphan:
         else:
             orphan.output_name = header.output_name or header.title
             orphan.base_model = header.base_model
-            orphan.tags = top_tags(header.metadata.get("ss_tag_frequency")) or None
+            try:
+                orphan.tags = top_tags(header.metadata.get("ss_tag_frequency")) or None
+            except Exception as exc:  # one odd tag list must not end the listing of every orphan
+                orphan.detail += f"; its training tags could not be read ({type(exc).__name__})"
     else:
         orphan.detail += f"; {os.path.splitext(path)[1]} files are never opened (pickles)"
     return orphan

@@ -157,3 +157,26 @@ def test_dialect_bug_costs_one_file_as_invalid_metadata(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(dialect, "parse", broken)
     assert kind_of(b'{"notes": "x"}') is FailureKind.INVALID_METADATA
+
+
+def test_a_file_of_more_than_a_million_values_is_refused_before_decoding() -> None:
+    """A 3 MB file of ``{}`` would decode into 70 MB; the limit's 32 MiB of them into gigabytes."""
+    head = b'{"id": 1, "modelId": 2, "name": "v", "model": {"name": "M"}, "x": ['
+    raw = head + b",".join([b"{}"] * 1_000_000) + b"]}"
+    with pytest.raises(SidecarError) as caught:
+        parse_sidecar(raw, "m.civitai.info", CTX)
+    assert caught.value.kind is FailureKind.TOO_LARGE and "1,000,000 JSON values" in caught.value.message
+
+
+def test_a_file_just_under_the_value_limit_is_read() -> None:
+    raw = b'{"id": 1, "modelId": 2, "name": "v", "model": {"name": "M"}, "x": [' + b",".join([b"1"] * 999_000) + b"]}"
+    assert parse_sidecar(raw, "m.civitai.info", CTX).name == "M"
+
+
+@pytest.mark.parametrize("extra", ["", ', "nan": NaN'], ids=["orjson-refuses", "python-decoder"])
+def test_an_integer_past_pythons_digit_limit_is_kept_as_its_digits(extra: str) -> None:
+    """Python refuses to convert more than 4,300 digits: that is no reason to lose the file."""
+    digits = "7" * 5000
+    raw = ('{"id": 1, "modelId": 2, "name": "v", "model": {"name": "M"}, "big": ' + digits + extra + "}").encode()
+    info = parse_sidecar(raw, "m.civitai.info", CTX)
+    assert info.name == "M" and info.extra["big"] == digits
