@@ -109,7 +109,8 @@ def _read_ignore_file(root: str, path: str) -> str | None:
         raise LoraError(
             f"{path}: larger than {MAX_IGNORE_BYTES:,} bytes; an ignore file holds at most {MAX_PATTERNS} patterns"
         )
-    return data.decode("utf-8", errors="replace")
+    # A BOM (Windows editors write one) is no part of the first pattern: git drops it too.
+    return data.decode("utf-8", errors="replace").removeprefix("\ufeff")
 
 
 def _leads_out(path: str) -> LoraError:

@@ -174,3 +174,12 @@ def test_ordinary_gitignore_patterns_behave_as_before(tmp_path: Path) -> None:
         "m.safetensors": False,
     }
     assert {path: rules.match(path) for path in expected} == expected
+
+
+def test_a_loraignore_written_with_a_bom_keeps_its_first_rule(tmp_path: Path) -> None:
+    """Windows editors start the file with a BOM; git ignores it, and so do we."""
+    lib = _library(tmp_path)
+    (lib / ".loraignore").write_bytes("\ufeff_trash/\n".encode())
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", str(lib)]).exit_code == 0
+    assert _names(runner) == ["Good"]

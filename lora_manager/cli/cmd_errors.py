@@ -36,6 +36,8 @@ def errors(
 
     if last_run and run is not None:
         raise LoraError("--last-run and --run contradict each other: give one")
+    if path == "":
+        raise LoraError("an empty --path names no folder")
     if path is not None:  # as the catalog spells folders: absolute, normalised, links resolved
         path = os.path.realpath(os.path.expanduser(path))
     engine = catalog(ctx, create=False)

@@ -21,6 +21,8 @@ from lora_manager.paths import lies_under
 from lora_manager.services.import_report import COUNT_KEYS
 
 HIDDEN = frozenset({"search_text", "version_key"})
+# Characters of a ``--search`` text: SQLite refuses a LIKE pattern past 50,000 bytes.
+MAX_SEARCH = 10_000
 SORTABLE = (
     "name",
     "version",
@@ -68,6 +70,8 @@ def list_adapters(engine: Engine, query: ListQuery) -> list[dict[str, Any]]:
     if query.author:
         stmt = stmt.where(func.lower(adapter.c.author_username) == query.author.lower())
     if query.search:
+        if len(query.search) > MAX_SEARCH:
+            raise LoraError(f"--search: at most {MAX_SEARCH:,} characters (this one has {len(query.search):,})")
         needle = query.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(adapter.c.search_text.like(f"%{needle}%", escape="\\"))
     if query.missing is not None:

@@ -180,3 +180,10 @@ def test_errors_on_a_new_catalog(runner: CliRunner) -> None:
     assert result.stdout == ""
     assert "no import run recorded yet" in result.stderr
     assert errors_json(runner, "--last-run") == {"run": None, "failures": []}
+
+
+def test_an_empty_path_option_is_refused(runner: CliRunner, lib: Path) -> None:
+    """As an empty PATH is for ``import``: it names no folder (it used to mean the working one)."""
+    run(runner, "import", lib)
+    result = run(runner, "errors", "--path", "")
+    assert result.exit_code == 2 and "empty --path" in result.stderr

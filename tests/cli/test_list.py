@@ -254,3 +254,10 @@ def test_missing_filter_lists_only_records_whose_files_are_gone(runner: CliRunne
     assert run(runner, "import", lib).exit_code == 0
     assert listed(runner, "--missing") == ["Ink Wash Landscapes"]
     assert len(listed(runner)) == 4
+
+
+def test_a_search_text_too_long_for_a_pattern_is_a_usage_error(runner: CliRunner, lib: Path) -> None:
+    """SQLite refuses a LIKE pattern past 50,000 bytes: that is the argument's fault, not the database's."""
+    result = runner.invoke(app, ["list", "--search", "x" * 60_000])
+    assert result.exit_code == 2 and "--search: at most 10,000 characters" in result.stderr
+    assert runner.invoke(app, ["list", "--search", "x" * 10_000]).exit_code == 0
