@@ -37,25 +37,24 @@ def list_(
     Example: lora list --tag anime --base-model "SDXL 1.0" --limit 20
     """
     from lora_manager.cli import output
-    from lora_manager.services.catalog import ListQuery, list_adapters
+    from lora_manager.services.catalog import ListQuery, iter_adapters
 
     engine = catalog(ctx, create=False)
-    records = list_adapters(
-        engine,
-        ListQuery(
-            tags=list(tag or []),
-            base_model=base_model,
-            author=author,
-            search=search,
-            sort=sort,
-            limit=limit,
-            missing=True if missing else None,
-            active=True if active else None,
-        ),
+    query = ListQuery(
+        tags=list(tag or []),
+        base_model=base_model,
+        author=author,
+        search=search,
+        sort=sort,
+        limit=limit,
+        missing=True if missing else None,
+        active=True if active else None,
     )
+    # Streamed: the records are printed as the catalog gives them, never all held at once.
     if as_json:
-        output.print_json(records)
+        output.print_json_array(iter_adapters(engine, query))
         return
+    records = iter_adapters(engine, query, fields=(*COLUMNS, "missing_since"))
     if not output.is_terminal():
         for r in records:
             output.plain(*(", ".join(r[c]) if c == "tags" else r[c] for c in COLUMNS))
@@ -77,7 +76,8 @@ def list_(
             )
         )
     output.out.print(table)
-    output.err.print(f"{len(records)} LoRA{'s' if len(records) != 1 else ''}", style="dim")
+    count = table.row_count
+    output.err.print(f"{count} LoRA{'s' if count != 1 else ''}", style="dim")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -90,18 +90,42 @@ def is_terminal(stderr: bool = False) -> bool:
         return False
 
 
-def _write(stream: Any, text: str) -> None:
+def _write(stream: Any, text: str) -> bool:
+    """Write and flush ``text``; False when the reader has gone (stdout then goes to /dev/null)."""
     try:
         stream.write(text)
         stream.flush()
     except BrokenPipeError:
         if stream is sys.stdout:
             silence_stdout()
+        return False
+    return True
 
 
 def print_json(data: Any) -> None:
     """JSON on stdout, untouched by Rich (no wrapping, no markup)."""
     _write(sys.stdout, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def print_json_array(items: Iterable[Any]) -> None:
+    """What :func:`print_json` prints for ``list(items)``, written as the items come (a few at a
+    time in memory), and no more asked for once the reader has gone (``lora list --json | head``)."""
+    pending: list[str] = []
+    size = 0
+    first = True
+    for item in items:
+        # indent=2 puts every newline between tokens (strings escape theirs): indenting each
+        # line of an element by two spaces is what indenting it inside the array gives.
+        text = json.dumps(item, ensure_ascii=False, indent=2, default=str).replace("\n", "\n  ")
+        pending.append(("[\n  " if first else ",\n  ") + text)
+        first = False
+        size += len(text)
+        if size >= 1 << 16:
+            if not _write(sys.stdout, "".join(pending)):
+                return
+            pending, size = [], 0
+    pending.append("[]\n" if first else "\n]\n")
+    _write(sys.stdout, "".join(pending))
 
 
 def line(text: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,7 +63,30 @@ def _record(row: Any) -> dict[str, Any]:
 
 def list_adapters(engine: Engine, query: ListQuery) -> list[dict[str, Any]]:
     """Records matching every filter, sorted (``-field`` for descending)."""
-    stmt = select(*(c for c in adapter.c if c.name not in HIDDEN))
+    return list(iter_adapters(engine, query))
+
+
+def iter_adapters(engine: Engine, query: ListQuery, fields: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The records of :func:`list_adapters` one at a time, with only ``fields`` when given.
+
+    Fetched in batches while the caller prints them, so that listing a 70,000-model catalog
+    holds a batch of records, not all of them (every column of 20,000 records took 700 MB).
+    The query is checked before the first record is asked for: a bad ``--sort`` is refused
+    before anything is printed.
+    """
+    stmt = _list_statement(query, fields)
+    return _rows(engine, stmt)
+
+
+def _rows(engine: Engine, stmt: Any) -> Iterator[dict[str, Any]]:
+    with engine.connect() as conn:
+        for row in conn.execution_options(yield_per=500).execute(stmt):
+            yield _record(row)
+
+
+def _list_statement(query: ListQuery, fields: Sequence[str] | None) -> Any:
+    wanted = set(fields) if fields is not None else None
+    stmt = select(*(c for c in adapter.c if c.name not in HIDDEN and (wanted is None or c.name in wanted)))
     for tag in query.tags:
         stmt = stmt.where(adapter.c.id.in_(select(adapter_tag.c.adapter_id).where(adapter_tag.c.tag == tag.lower())))
     if query.base_model:
@@ -89,8 +113,7 @@ def list_adapters(engine: Engine, query: ListQuery) -> list[dict[str, Any]]:
     stmt = stmt.order_by(*keys, *(c for c in (adapter.c.name, adapter.c.version_key) if c is not column))
     if query.limit is not None:
         stmt = stmt.limit(query.limit)
-    with engine.connect() as conn:
-        return [_record(row) for row in conn.execute(stmt)]
+    return stmt
 
 
 def find_adapter(engine: Engine, name: str, version: str | None = None) -> dict[str, Any]:

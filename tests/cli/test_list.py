@@ -261,3 +261,33 @@ def test_a_search_text_too_long_for_a_pattern_is_a_usage_error(runner: CliRunner
     result = runner.invoke(app, ["list", "--search", "x" * 60_000])
     assert result.exit_code == 2 and "--search: at most 10,000 characters" in result.stderr
     assert runner.invoke(app, ["list", "--search", "x" * 10_000]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[], [{}], [{"a": 1}], [{"a": "line\nbreak", "b": [1, {"c": None}], "d": "ünïcode"}, {"e": []}, 3, "x"]],
+    ids=["empty", "empty-object", "one", "several"],
+)
+def test_a_streamed_json_array_prints_what_the_whole_array_would(
+    items: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``list --json`` writes its records as they come; scripts must not see a difference."""
+    from lora_manager.cli import output
+
+    output.print_json_array(iter(items))
+    assert capsys.readouterr().out == json.dumps(items, ensure_ascii=False, indent=2) + "\n"
+
+
+def test_list_json_streams_every_record_as_the_catalog_holds_them(runner: CliRunner, lib: Path, db_path: Path) -> None:
+    """The streamed array equals every record, in order, as the library call returns them."""
+    from lora_manager.db.engine import create_catalog_engine, database_url
+    from lora_manager.services.catalog import ListQuery, iter_adapters, list_adapters
+
+    printed = json.loads(runner.invoke(app, ["list", "--json"]).stdout)
+    engine = create_catalog_engine(database_url(str(db_path)), create=False)
+    try:
+        assert printed == list_adapters(engine, ListQuery()) and len(printed) == 4
+        narrow = list(iter_adapters(engine, ListQuery(), fields=("name", "tags")))
+        assert narrow == [{"name": r["name"], "tags": r["tags"]} for r in printed]
+    finally:
+        engine.dispose()
