@@ -25,10 +25,31 @@ def main() -> None:
     """
     try:
         gc.disable()
+        _fill_standard_streams()
         from lora_manager.cli import main as cli_main
     except KeyboardInterrupt:
         os._exit(EXIT_INTERRUPTED)
     cli_main()
+
+
+def _fill_standard_streams() -> None:
+    """A closed stdin, stdout or stderr (``lora import LIB >&-`` from a script) becomes /dev/null.
+
+    Else the first file opened takes its number: the catalog would be file 1, and whatever is
+    printed would be written into it (and Python's ``sys.stdout`` is None: printing raised).
+    """
+    import sys
+
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:  # pragma: no cover - the lowest free number is this one
+                os.dup2(opened, fd)
+                os.close(opened)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - it lives as long as the process
 
 
 def loaded() -> None:

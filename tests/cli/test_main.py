@@ -421,3 +421,32 @@ def test_a_catalog_path_below_a_file_is_refused_by_a_read_too(tmp_path: Path) ->
     done = lora("--db", tmp_path / "notes.txt" / "catalog.db", "list")
     assert done.returncode == 2
     assert done.stderr.startswith("lora: error: cannot use the catalog file") and "is not a directory" in done.stderr
+
+
+@pytest.mark.parametrize("closed", [0, 1, 2], ids=["stdin", "stdout", "stderr"])
+def test_a_closed_standard_stream_is_no_traceback_and_never_the_catalog(tmp_path: Path, closed: int) -> None:
+    """Run with ``>&-`` (or ``<&-``, ``2>&-``), the catalog opened next would take that number and
+    anything printed would be written into it; and Python's ``sys.stdout`` is None."""
+    write_model(tmp_path / "lib", "celestial", civitai_model(CELESTIAL, file_name="celestial.safetensors"))
+    db = tmp_path / "c.db"
+    pipes = {0: subprocess.DEVNULL, 1: subprocess.PIPE, 2: subprocess.PIPE}
+    pipes[closed] = None  # inherited here, then closed in the child before it starts
+    for args in (["--version"], ["--db", db, "import", tmp_path / "lib"], ["--db", db, "list"], ["--db", db, "status"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "lora_manager", *map(str, args)],
+            stdin=pipes[0],
+            stdout=pipes[1],
+            stderr=pipes[2],
+            preexec_fn=lambda: os.close(closed),
+            timeout=120,
+        )
+        assert done.returncode == 0, (args, done.stderr)
+        assert b"Traceback" not in (done.stderr or b"")
+    check = subprocess.run(
+        [sys.executable, "-m", "lora_manager", "--db", str(db), "list", "--json"], capture_output=True, timeout=120
+    )
+    assert [r["name"] for r in json.loads(check.stdout)] == [CELESTIAL]
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
