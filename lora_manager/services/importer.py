@@ -50,7 +50,7 @@ def run_import(
     status = "failed"
     try:
         for root in roots:
-            prefetch = prefetcher_for(root, options.max_sidecar_bytes, options.workers)
+            prefetch = prefetcher_for(root, options.max_sidecar_bytes, options.workers, should_stop)
             try:
                 with engine.connect() as conn:
                     plan = plan_root(conn, root, options, prefetch)

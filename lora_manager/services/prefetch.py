@@ -23,6 +23,7 @@ import pickle
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from lora_manager.entries import Entry
@@ -44,17 +45,31 @@ _READY = b"R"  # the reader's first byte: it has loaded its modules
 _PIPE_BYTES = 1 << 20  # asked of the kernel for each pipe, so the walk rarely finds one full
 # How long the importer waits for a reader still loading (tests raise it: a loaded machine is slow).
 BOOT_WAIT = 0.0
+# Seconds without a byte from a reader that has work before it is taken for stuck (stopped,
+# hung on a dead mount) and let go: the importer reads the rest itself.
+STALL = 60.0
+_TICK = 0.25  # a wait looks at the clock and the import's stop flag this often
+# Where the reader finds this package: its folder is put first on its path only when its
+# path lacks it (an editable install, PYTHONPATH), so that an install finds its modules,
+# the standard library's among them, where this process found them.
+_CHILD_PATH = "import sys; p = sys.argv[1]; p in sys.path or sys.path.insert(0, p); "
 # What the reader process runs (a test replaces it with a reader that dies).
-_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from lora_manager.services.prefetch import serve; serve()"
+_CHILD = _CHILD_PATH + "from lora_manager.services.prefetch import serve; serve()"
 
 
 class Prefetcher:
     """Feeds entries to one reader process, and hands their results out by entry."""
 
     def __init__(
-        self, root: str, max_sidecar_bytes: int, start_at: int | None = None, limit: int | None = None
+        self,
+        root: str,
+        max_sidecar_bytes: int,
+        start_at: int | None = None,
+        limit: int | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.root = root
+        self.should_stop = should_stop  # the import's stop flag (Ctrl-C): no waiting for the reader then
         self.max_sidecar_bytes = max_sidecar_bytes
         self.start_at = START_AT if start_at is None else start_at
         self.limit = LIMIT if limit is None else limit
@@ -65,7 +80,8 @@ class Prefetcher:
         self._proc: subprocess.Popen[bytes] | None = None
         self._outbox = bytearray()  # framed chunks the pipe did not take yet
         self._inbox = bytearray()  # result bytes read, not yet decoded
-        self._results: list[list[EntryResult] | None] = []  # by chunk number: None until decoded
+        self._results: list[list[EntryResult] | None] = []  # by chunk number: None until decoded, and once all taken
+        self._left: list[int] = []  # by chunk number: its results not yet taken
         self._done = 0  # chunks decoded
         self._ready = False  # the reader said it has loaded and reads
         self._broken = False  # no reader (it could not start, or died): the importer reads the rest
@@ -103,6 +119,9 @@ class Prefetcher:
         if chunk is None:
             return None
         self.used += 1
+        self._left[number] -= 1
+        if not self._left[number]:
+            self._results[number] = None  # every result handed out: not held to the end
         return chunk[place]
 
     def close(self) -> None:
@@ -119,16 +138,20 @@ class Prefetcher:
             _stop(proc)
 
     def _send(self) -> None:
-        chunk, self._waiting = self._waiting, []
+        """Frame what waits in chunks of at most ``CHUNK``: results come back, and are let go, a chunk at a time."""
+        waiting, self._waiting = self._waiting, []
         if self._proc is None:
             return
-        data = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
-        self._outbox += _FRAME.pack(len(data)) + data
-        number = len(self._results)
-        self._results.append(None)
-        self.sent += len(chunk)
-        for i, e in enumerate(chunk):
-            self._slots[e.key] = (e, number, i)
+        for start in range(0, len(waiting), CHUNK):
+            chunk = waiting[start : start + CHUNK]
+            data = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
+            self._outbox += _FRAME.pack(len(data)) + data
+            number = len(self._results)
+            self._results.append(None)
+            self._left.append(len(chunk))
+            self.sent += len(chunk)
+            for i, e in enumerate(chunk):
+                self._slots[e.key] = (e, number, i)
         self._pump()
 
     def _start(self) -> bool:
@@ -165,18 +188,18 @@ class Prefetcher:
         except OSError:  # the reader is gone
             self._fail()
             return
-        self._drain(block=False)
+        if not self._drain():
+            self._fail()
 
-    def _drain(self, block: bool) -> bool:
-        """Read result bytes; with ``block``, wait for at least some. False at the end of the stream."""
+    def _drain(self) -> bool:
+        """Read the result bytes there are, without waiting. False at the end of the stream (or a reader
+        that did not start with the ready byte)."""
         proc = self._proc
         if proc is None or proc.stdout is None:
             return False
-        fd = proc.stdout.fileno()
         try:
-            os.set_blocking(fd, block)
             while True:
-                data = os.read(fd, 1 << 20)
+                data = os.read(proc.stdout.fileno(), 1 << 20)
                 if not data:
                     return False
                 if not self._ready:
@@ -184,23 +207,42 @@ class Prefetcher:
                     if not self._ready:
                         return False
                 self._inbox += data
-                if block:
-                    return True
         except BlockingIOError:
             return True
         except OSError:
             return False
 
+    def _wait(self, seconds: float, send: bool = False) -> bool:
+        """Wait until the reader has written (or, with ``send``, can be written to); False when
+        ``seconds`` pass first or the import is stopping."""
+        import selectors  # poll/epoll: no limit on descriptor numbers, unlike select()
+        import time
+
+        proc = self._proc
+        if proc is None or proc.stdout is None or proc.stdin is None:
+            return False
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            if send and not proc.stdin.closed:
+                selector.register(proc.stdin, selectors.EVENT_WRITE)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.should_stop():
+                    return False
+                if selector.select(min(left, _TICK)):
+                    return True
+
     def _finish_sending(self) -> None:
         """Send the rest (waiting as needed, reading results meanwhile) and close the reader's input."""
-        import select
-
         proc = self._proc
         if proc is None or proc.stdin is None or proc.stdout is None or proc.stdin.closed:
             return
         while self._outbox and not self._broken:
             # A reader blocked on a full result pipe reads no more: results are read meanwhile.
-            select.select([proc.stdout], [proc.stdin], [])
+            if not self._wait(STALL, send=True):
+                self._fail()
+                return
             self._pump()
         try:
             proc.stdin.close()
@@ -218,23 +260,21 @@ class Prefetcher:
             self._await_ready()
         self._finish_sending()
         while not self._broken and self._done <= number:
-            if not self._decode_one() and not self._drain(block=True):
+            if self._decode_one():
+                continue
+            if not self._wait(STALL) or not self._drain():  # stuck, stopping, or gone
                 self._fail()
         return self._results[number] if number < self._done else None
 
     def _await_ready(self) -> None:
         """Take the reader's word that it reads, waiting at most ``BOOT_WAIT`` seconds for it; else let it go."""
-        import select
         import time
 
         deadline = time.monotonic() + BOOT_WAIT
-        while self._proc is not None and self._proc.stdout is not None:
-            if not self._drain(block=False) or self._ready:
-                break
+        while self._drain() and not self._ready:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not self._wait(left):
                 break
-            select.select([self._proc.stdout], [], [], left)
         if not self._ready:
             self._fail()
 
@@ -254,6 +294,9 @@ class Prefetcher:
             results = pickle.loads(data)
         except Exception:
             self._fail()
+            return False
+        if not isinstance(results, list) or len(results) != self._left[self._done]:
+            self._fail()  # not the answer to what was sent (a reader of another version?)
             return False
         self._results[self._done] = results
         self._done += 1
@@ -299,14 +342,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def prefetcher_for(root: str, max_sidecar_bytes: int, workers: int | None) -> Prefetcher | None:
+def prefetcher_for(
+    root: str, max_sidecar_bytes: int, workers: int | None, should_stop: Callable[[], bool] = lambda: False
+) -> Prefetcher | None:
     """A prefetcher when there is a second core to read on (and the caller did not ask for one process).
 
     POSIX only: the reader's pipes are polled with ``select``.
     """
     if workers == 1 or (workers is None and (os.cpu_count() or 1) < 2) or not sys.executable or os.name != "posix":
         return None
-    return Prefetcher(root, max_sidecar_bytes)
+    return Prefetcher(root, max_sidecar_bytes, should_stop=should_stop)
 
 
 def serve() -> None:

@@ -251,3 +251,123 @@ def test_the_reader_is_as_isolated_as_the_importer(tmp_path: Path) -> None:
         "-E",
         "-s",
     ]
+
+
+# A reader that says it is ready, then never answers (stopped, or stuck on a dead mount).
+_STUCK = "import sys, time; sys.stdout.buffer.write(b'R'); sys.stdout.buffer.flush(); time.sleep(600)"
+
+
+def test_a_reader_that_stops_answering_is_let_go_and_the_import_reads_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
+) -> None:
+    """Waiting on a reader alive but silent used to be forever (and under cron, with the import lock held)."""
+    lib = _library(tmp_path / "lib", 20)
+    engine = open_catalog(str(tmp_path / "c.db"))
+    try:
+        run_import(engine, ImportOptions(roots=[str(lib)]))
+        edited = _edit(lib, 2)
+        monkeypatch.setattr(prefetch_module, "STALL", 0.5)
+        monkeypatch.setattr(prefetch_module, "_CHILD", _STUCK)
+        report = run_import(engine, ImportOptions(roots=[str(lib)]))
+        assert closed[-1] == (len(edited), 0)
+        assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_stopping_import_does_not_wait_for_its_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the importer waits for a silent reader: it stops waiting at once (the stall limit is an hour)."""
+    root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
+    entries = walk(root).entries
+    monkeypatch.setattr(prefetch_module, "STALL", 3600.0)
+    monkeypatch.setattr(prefetch_module, "_CHILD", _STUCK)
+    stopping = [False]
+    pf = Prefetcher(root, MAX, start_at=1, should_stop=lambda: stopping[0])
+    try:
+        pf.add(entries)
+        pf.walk_done()
+        stopping[0] = True
+        assert pf.take(entries[0]) is None and pf._broken
+    finally:
+        pf.close()
+
+
+@pytest.mark.parametrize(
+    "answer", ["[]", "{}", "None", "[None] * 1000"], ids=["too-few", "not-a-list", "none", "too-many"]
+)
+def test_results_that_do_not_answer_what_was_sent_are_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    """A reader of another version (the package upgraded during a long import) must not crash the import."""
+    root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
+    entries = walk(root).entries
+    child = (
+        "import os, pickle, struct, sys; out = sys.stdout.buffer; out.write(b'R'); out.flush(); "
+        "head = sys.stdin.buffer.read(4); sys.stdin.buffer.read(struct.unpack('<I', head)[0]); "
+        f"data = pickle.dumps({answer}); out.write(struct.pack('<I', len(data)) + data); out.flush(); "
+        "sys.stdin.buffer.read()"
+    )
+    monkeypatch.setattr(prefetch_module, "_CHILD", child)
+    pf = Prefetcher(root, MAX, start_at=1)
+    try:
+        pf.add(entries)
+        pf.walk_done()
+        assert all(pf.take(e) is None for e in entries) and pf._broken
+    finally:
+        pf.close()
+
+
+def test_results_go_in_chunks_and_are_let_go_once_taken(tmp_path: Path) -> None:
+    """A folder of many edits is sent as chunks of at most CHUNK entries, whose results are not held once handed out."""
+    count = prefetch_module.CHUNK * 2 + 5
+    root = resolve_root(_library(tmp_path / "lib", count, folders=1))
+    entries = walk(root).entries
+    pf = Prefetcher(root, MAX, start_at=1)
+    try:
+        pf.add(entries)
+        pf.walk_done()
+        assert len(pf._results) == 3
+        assert all(pf.take(e) is not None for e in entries[: prefetch_module.CHUNK])
+        assert pf._results[0] is None and pf._left == [0, prefetch_module.CHUNK, 5]
+        assert all(pf.take(e) is not None for e in entries[prefetch_module.CHUNK :])
+        assert pf._results == [None, None, None] and pf.used == count
+    finally:
+        pf.close()
+
+
+def test_the_reader_finds_the_standard_library_first(tmp_path: Path) -> None:
+    """The package's folder goes first on the reader's path only when its path lacks it: an installed
+    package's site-packages is already there, behind the standard library (PyPI's old ``dataclasses``
+    backport in site-packages must not shadow the real one in the reader alone)."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    site = sysconfig.get_paths()["purelib"]
+    probe = prefetch_module._CHILD_PATH + "print(sys.path.index(sys.argv[1]), sys.path.index(sys.argv[2]))"
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", probe, site, sysconfig.get_paths()["stdlib"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    site_at, stdlib_at = map(int, done.stdout.split())
+    assert stdlib_at < site_at
+    elsewhere = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", prefetch_module._CHILD_PATH + "print(sys.path[0])", elsewhere],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == elsewhere  # an editable install's folder: first, as before
+
+
+def test_readers_start_on_a_python_without_ctypes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyenv builds without libffi lack ``_ctypes``: every pool reader's initializer then failed (exit 2)."""
+    import sys
+
+    from lora_manager.services.reading import _die_with_parent
+
+    monkeypatch.setitem(sys.modules, "ctypes", None)  # ``import ctypes`` raises ImportError
+    _die_with_parent()  # no guard against the parent's death then, and no error either
