@@ -347,7 +347,7 @@ def prefetcher_for(
 ) -> Prefetcher | None:
     """A prefetcher when there is a second core to read on (and the caller did not ask for one process).
 
-    POSIX only: the reader's pipes are polled with ``select``.
+    POSIX only: the reader's pipes are non-blocking and waited on with ``selectors``.
     """
     if workers == 1 or (workers is None and (os.cpu_count() or 1) < 2) or not sys.executable or os.name != "posix":
         return None
