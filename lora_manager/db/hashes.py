@@ -9,7 +9,7 @@ grouping; only hashes we computed do.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -149,8 +149,9 @@ class ClaimRow(NamedTuple):
     file: FileRow | None
 
 
-def claims(conn: Connection, folders: Sequence[str] = (), files: Sequence[str] = ()) -> list[ClaimRow]:
-    """Every catalogued LoRA (under ``folders`` or with a file in ``files``) with its model file's row."""
+def claims(conn: Connection, folders: Sequence[str] = (), files: Sequence[str] = ()) -> Iterator[ClaimRow]:
+    """Every catalogued LoRA (under ``folders`` or with a file in ``files``) with its model file's row,
+    fetched in batches as they are checked (not all held: memory stays flat with the catalog's size)."""
     a = adapter.c
     stmt = (
         select(
@@ -170,14 +171,10 @@ def claims(conn: Connection, folders: Sequence[str] = (), files: Sequence[str] =
     )
     if folders or files:
         stmt = stmt.where(_scoped(a.file_path, folders, files))
-    out = []
-    for r in conn.execute(stmt):
+    for r in conn.execution_options(yield_per=500).execute(stmt):
         file = FileRow(*r[9:]) if r[9] is not None else None
         name, version, path, sha256, autov2, autov3, sources, sidecars, missing = r[:9]
-        out.append(
-            ClaimRow(name, version, path, sha256, autov2, autov3, sources or {}, sidecars or [], bool(missing), file)
-        )
-    return out
+        yield ClaimRow(name, version, path, sha256, autov2, autov3, sources or {}, sidecars or [], bool(missing), file)
 
 
 def groups_by(conn: Connection, column: str, distinct_sha256: bool = False) -> list[list[FileRow]]:
