@@ -13,7 +13,7 @@ import stat as statmod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from lora_manager.entries import Entry, FileStat, classify
+from lora_manager.entries import Entry, FileStat, classify, plain_json_stem
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
 from lora_manager.listings import (
@@ -184,6 +184,10 @@ def _changed_stems(
         stems.add(kind_stem[1])
         if kind_stem[0] == "sidecar":
             sidecar_stems.add(kind_stem[1])
+            plain = plain_json_stem(name, kind_stem[1])
+            if plain is not None and any(classify(f[0]) == ("model", plain) for f in _files_of(listing, {plain})):
+                stems.add(plain)  # it belongs to the model of that stem (see ``_group``)
+                sidecar_stems.add(plain)
     if sidecar_stems and not same_names(before, now) and _neighbours_may_change(sidecar_stems, listing):
         return None
     return stems
@@ -320,12 +324,17 @@ def _group(
     directory: str, root: str, listing: list[Listed], problems: list[tuple[str, FailureKind, str]]
 ) -> list[Entry]:
     """The entries of one directory."""
+    kinds = [classify(item[0]) for item in listing]
+    model_stems = {k[1] for k in kinds if k is not None and k[0] == "model"}
     by_stem: dict[str, Entry] = {}
-    for name, item, link, st in listing:
-        kind_stem = classify(name)
+    for (name, item, link, st), kind_stem in zip(listing, kinds, strict=True):
         if kind_stem is None:
             continue
         kind, stem = kind_stem
+        if kind == "sidecar" and model_stems:
+            plain = plain_json_stem(name, stem)
+            if plain is not None and plain in model_stems:
+                stem = plain  # weird.civitai.json beside weird.civitai.safetensors is its A1111 file
         entry = by_stem.get(stem)
         if entry is None:
             entry = by_stem[stem] = Entry(directory, stem)

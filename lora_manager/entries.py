@@ -103,6 +103,18 @@ def classify(name: str) -> tuple[str, str] | None:
     return None
 
 
+def plain_json_stem(name: str, stem: str) -> str | None:
+    """The stem ``name`` has as a plain ``.json`` sidecar when its suffix is a longer one
+    (``weird.civitai.json``: ``weird.civitai``), else None.
+
+    A model file of that stem claims it (``weird.civitai.safetensors`` beside it): the longer
+    suffix is the tool's naming only when nothing else explains the name.
+    """
+    if len(name) - len(stem) > 5 and name[-5:].lower() == ".json":
+        return name[:-5]
+    return None
+
+
 def _model_rank(name: str) -> int:
     lower = name.lower()
     return next((i for i, ext in enumerate(MODEL_EXTENSIONS) if lower.endswith(ext)), len(MODEL_EXTENSIONS))

@@ -264,3 +264,30 @@ def test_changed_files_agrees_with_comparing_every_file() -> None:
             )
         want = [i for i, (a, b) in enumerate(zip(rows, edited, strict=True)) if a != b]
         assert changed_files(_record(rows), _record(edited)) == want
+
+
+@pytest.mark.parametrize("suffix", [".civitai.json", ".api_info.json", ".metadata.json", ".cm-info.json"])
+def test_a_longer_sidecar_suffix_gives_way_to_a_model_of_the_full_stem(tmp_path: Path, suffix: str) -> None:
+    """``weird.civitai.json`` beside ``weird.civitai.safetensors`` is that model's A1111 file (as it was
+    before ``.civitai.json`` became a sidecar name), also when the walk looks at only what changed."""
+    stem = "weird" + suffix[: -len(".json")]
+    write_safetensors(tmp_path / f"{stem}.safetensors")
+    write_json(tmp_path / f"{stem}.json", {"activation text": "w"})
+    write_safetensors(tmp_path / "plain.safetensors")
+    write_json(tmp_path / f"plain{suffix}", {"activation text": "p"})
+    root = resolve_root(tmp_path)
+    grouped = {e.stem: ([m.name for m in e.models], [s.name for s in e.sidecars]) for e in walk(root).entries}
+    assert grouped == {
+        stem: ([f"{stem}.safetensors"], [f"{stem}.json"]),
+        "plain": (["plain.safetensors"], [f"plain{suffix}"]),
+    }
+
+    def touch() -> None:  # the sidecar changes: only its stems are grouped again, to the full stem still
+        path = tmp_path / f"{stem}.json"
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    again = _rewalk_after(root, touch)
+    assert [(e.stem, [s.name for s in e.sidecars], [m.name for m in e.models]) for e in again.entries] == [
+        (stem, [f"{stem}.json"], [f"{stem}.safetensors"])
+    ]
