@@ -333,8 +333,8 @@ def forget_entries(conn: Connection, keys: Sequence[str], when: datetime) -> Non
     """Entries whose files are gone from a folder this run did not walk: their model files go missing."""
     for part in chunks(keys):
         paths = [p for (p,) in conn.execute(select(entry.c.model_path).where(entry.c.key.in_(part))) if p]
-        mark_model_files_missing(conn, paths, when)
         conn.execute(delete(entry).where(entry.c.key.in_(part)))
+        mark_model_files_missing(conn, paths, when, unless_held=True)
     stale_directories(conn, {os.path.dirname(k) for k in keys})  # if they come back, they are looked at in full
 
 
@@ -369,7 +369,15 @@ def save_model_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def mark_model_files_missing(conn: Connection, paths: Sequence[str], now: datetime) -> None:
+def mark_model_files_missing(conn: Connection, paths: Sequence[str], now: datetime, unless_held: bool = False) -> None:
+    """Flag model files as gone; with ``unless_held``, not one that an entry still in the catalog has as its
+    model (a file that passed from a vanished entry to another, e.g. when a sidecar naming it was renamed
+    to its stem: that entry may be unchanged, and would not say the file is there)."""
+    if unless_held:
+        held: set[str] = set()
+        for part in chunks(paths):
+            held.update(p for (p,) in conn.execute(select(entry.c.model_path).where(entry.c.model_path.in_(part))))
+        paths = [p for p in paths if p not in held]
     for part in chunks(paths):
         conn.execute(
             update(model_file)

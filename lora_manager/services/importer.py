@@ -232,4 +232,6 @@ def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_r
         report.counts["missing"] += repo.mark_missing(conn, [s.adapter_id for s in held if s.adapter_id], now())
         repo.delete_entries(conn, [s.key for s in plan.vanished])
         repo.forget_directories(conn, plan.gone_dirs)
-        repo.mark_model_files_missing(conn, [s.model_path for s in plan.vanished if s.model_path], now())
+        repo.mark_model_files_missing(
+            conn, [s.model_path for s in plan.vanished if s.model_path], now(), unless_held=True
+        )

@@ -494,3 +494,28 @@ def test_a_sidecar_that_breaks_keeps_its_last_good_record_until_put_right(engine
     write_json(lib / "a.json", civitai_model("Alpha", file_name="a.safetensors", tags=["two"]))
     assert _import(engine, lib).counts["updated"] == 1
     assert [r["tags"] for r in _rows(engine)] == [["two"]]
+
+
+def test_a_model_file_passing_to_another_entry_is_not_marked_gone(engine: Engine, tmp_path: Path) -> None:
+    """``x.civitai.info`` naming ``a.safetensors`` renamed to ``a.civitai.info``: entry ``x`` vanishes, but
+    its model file is still entry ``a``'s (unchanged, so not written again): it was flagged missing, and
+    ``duplicates`` stopped seeing it until the next ``lora hash``."""
+    from lora_manager.db.schema import model_file
+    from tests.builders import write_safetensors
+
+    lib = tmp_path / "lib"
+    write_safetensors(lib / "a.safetensors")
+    write_json(lib / "x.civitai.info", civitai_version("A Model", file_name="a.safetensors"))
+    write_model(lib / "other", "b", civitai_model("B"))  # the library never looks empty
+    _import(engine, lib)
+    (lib / "x.civitai.info").rename(lib / "a.civitai.info")
+    report = _import(engine, lib)
+    assert report.counts["updated"] == 1 and report.counts["missing"] == 0
+    a_file = model_file.c.path == str((lib / "a.safetensors").resolve())
+    with engine.connect() as conn:
+        assert conn.execute(select(model_file.c.missing_since).where(a_file)).one() == (None,)
+    (lib / "a.civitai.info").unlink()
+    (lib / "a.safetensors").unlink()
+    _import(engine, lib)
+    with engine.connect() as conn:  # a file really gone still is
+        assert conn.execute(select(model_file.c.missing_since).where(a_file)).scalar_one() is not None
