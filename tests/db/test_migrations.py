@@ -159,6 +159,9 @@ def test_catalog_at_0001_with_data_upgrades_to_head_losing_nothing(engine: Engin
     assert _revision(engine) == HEAD
     assert _diff(engine) == []
     after = _dump(engine)
+    # 0008 has every entry read once more: its signature is forgotten, nothing else.
+    columns, rows = before["entry"]
+    before["entry"] = (columns, [r.replace("'/lib/celestial', 'sig',", "'/lib/celestial', '',") for r in rows])
     assert {t: after[t] for t in before} == before
     (record,) = json.loads(result.stdout)
     assert (record["name"], record["weight"], record["active"], record["extra"]) == (
@@ -450,8 +453,8 @@ def test_0007_regroups_folders_whose_entries_were_grouped_by_the_old_sidecar_nam
     monkeypatch.undo()
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
-    ensure_schema(engine)
-    assert _revision(engine) == HEAD
+    _at(engine, "0007")  # 0008 has everything read again: this pins what 0007 alone does
+    assert _revision(engine) == "0007"
 
     report = run_import(engine, ImportOptions(roots=[str(lib)]))
 
@@ -461,3 +464,52 @@ def test_0007_regroups_folders_whose_entries_were_grouped_by_the_old_sidecar_nam
     with engine.connect() as conn:
         keys = set(conn.execute(text("SELECT key FROM entry")).scalars())
     assert keys == {str(lib.resolve() / "browser" / "ink"), str(lib.resolve() / "other" / "plain")}
+
+
+def test_0008_has_every_entry_read_again_so_an_upgraded_catalog_equals_a_fresh_import(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """What older parsers stored for files that did not change is read again by this release's."""
+    from lora_manager.services.catalog import ListQuery, list_adapters
+    from lora_manager.services.importer import ImportOptions, run_import
+    from tests.builders import civitai_version, write_model
+
+    lib = tmp_path / "lib"
+    version = civitai_version("Dated", "v1", file_name="dated.safetensors")
+    version["createdAt"] = version.pop("publishedAt", None) or "2023-05-06T07:08:09Z"
+    write_model(lib, "dated", version, suffix=".civitai.info")
+    ensure_schema(engine)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    fresh = list_adapters(engine, ListQuery())
+    assert fresh[0]["published_at"] is not None
+    with engine.begin() as conn:  # what the parser of an older release made of it
+        conn.execute(text("UPDATE adapter SET published_at = NULL"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+    assert run_import(engine, ImportOptions(roots=[str(lib)])).counts["unchanged"] == 1  # not read: stale
+    ensure_schema(engine)
+    assert _revision(engine) == HEAD
+
+    report = run_import(engine, ImportOptions(roots=[str(lib)]))
+
+    assert report.counts["updated"] == 1
+    volatile = ("updated_at", "last_ingested_at")
+    strip = [{k: v for k, v in r.items() if k not in volatile} for r in list_adapters(engine, ListQuery())]
+    assert strip == [{k: v for k, v in r.items() if k not in volatile} for r in fresh]
+
+
+def test_0008_gives_a_catalog_stamped_0006_by_its_first_cut_the_column_it_lacks(engine: Engine, tmp_path: Path) -> None:
+    """0006 gained ``directory.names`` after it shipped: such catalogs failed every import since."""
+    from lora_manager.services.importer import ImportOptions, run_import
+    from tests.builders import civitai_model, write_model
+
+    lib = tmp_path / "lib"
+    write_model(lib, "one", civitai_model("One"))
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE directory DROP COLUMN names"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+    ensure_schema(engine)
+    assert _revision(engine) == HEAD and _diff(engine) == []
+    report = run_import(engine, ImportOptions(roots=[str(lib)]))
+    assert report.counts["new"] == 1
+    assert run_import(engine, ImportOptions(roots=[str(lib)])).counts["unchanged"] == 1
