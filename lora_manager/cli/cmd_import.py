@@ -70,8 +70,18 @@ def import_(
             output.warn("waiting for another import to finish...")
 
     lock = import_lock(engine, wait=wait, on_wait=waiting) if not dry_run else contextlib.nullcontext()
-    with stop.installed(), lock, output.progress_bar("importing", enabled=not quiet and not as_json) as progress:
-        report = run_import(engine, options, progress, stop.is_set)
+    with (
+        stop.installed(),
+        lock as held,
+        output.progress_bar("importing", enabled=not quiet and not as_json) as progress,
+    ):
+
+        def should_stop() -> bool:
+            if held is not None:
+                held.check()  # a PostgreSQL lock lost with its connection ends the run (LoraError)
+            return stop.is_set()
+
+        report = run_import(engine, options, progress, should_stop)
     if hash_ and not dry_run and not report.interrupted:
         from lora_manager.cli.cmd_hash import after_import
 

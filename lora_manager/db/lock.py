@@ -11,13 +11,53 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from lora_manager.db.engine import sqlite_path
 from lora_manager.errors import LoraError
 
 ADVISORY_KEY = 0x10CA_3A11  # an arbitrary constant that names "lora-manager import"
+CHECK_EVERY = 1.0  # seconds between two looks at whether a PostgreSQL lock is still held
+_MINE = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND pid = pg_backend_pid() AND classid = :high AND objid = :low AND objsubid = 1)"
+)
+
+
+class HeldLock:
+    """The import lock while it is held; :meth:`check` says whether it still is.
+
+    A file lock lasts as long as this process. A PostgreSQL advisory lock lasts as long as the
+    one connection that took it, which sits idle through the import and may be dropped (a
+    server restart, ``pg_terminate_backend``, a firewall's idle timeout) while the batches go
+    on through fresh connections: another import could then take the lock and write too.
+    """
+
+    def __init__(self, conn: Any = None) -> None:
+        self._conn = conn
+        self._checked = -CHECK_EVERY
+
+    def check(self) -> None:
+        """Raise :class:`LoraError` if the lock was lost (looked at most once a second)."""
+        if self._conn is None or time.monotonic() - self._checked < CHECK_EVERY:
+            return
+        self._checked = time.monotonic()
+        try:
+            held = bool(
+                self._conn.execute(_MINE, {"high": ADVISORY_KEY >> 32, "low": ADVISORY_KEY & 0xFFFFFFFF}).scalar()
+            )
+            self._conn.commit()
+        except SQLAlchemyError:  # the connection is gone, and the lock with it
+            held = False
+        if not held:
+            raise LoraError(
+                "lost the catalog's import lock: the database connection that held it was dropped (a server "
+                "restart?); stopped so that two imports never write at once. What was saved is kept: run the "
+                "import again"
+            )
 
 
 def _busy() -> LoraError:
@@ -27,12 +67,12 @@ def _busy() -> LoraError:
 @contextlib.contextmanager
 def import_lock(
     engine: Engine, wait: bool = True, on_wait: Callable[[], None] | None = None, poll_seconds: float = 0.2
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Hold the catalog's import lock, waiting for another import to end (or, without ``wait``, failing)."""
     if engine.dialect.name == "sqlite":
         lock_path = _lock_file(engine)
         if lock_path is None:
-            yield  # an in-memory catalog is private to this process
+            yield HeldLock()  # an in-memory catalog is private to this process
             return
         import fcntl
 
@@ -49,7 +89,7 @@ def import_lock(
                 if on_wait:
                     on_wait()
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            yield HeldLock()
         finally:
             os.close(fd)  # closing releases the flock
         return
@@ -65,10 +105,13 @@ def import_lock(
             time.sleep(poll_seconds)
         conn.commit()
         try:
-            yield
+            yield HeldLock(conn)
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
-            conn.commit()
+            # A dropped connection took the lock with it: that is no error to put in the place of
+            # the one (if any) that ends the import.
+            with contextlib.suppress(SQLAlchemyError):
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+                conn.commit()
 
 
 def import_running(engine: Engine) -> bool:

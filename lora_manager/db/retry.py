@@ -44,6 +44,8 @@ def is_transient(exc: BaseException) -> bool:
     sqlstate = getattr(orig, "sqlstate", None)  # psycopg
     if sqlstate:
         return sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+    if type(orig).__name__ == "OperationalError" and type(orig).__module__.startswith("psycopg"):
+        return True  # no connection could be made (the server restarting, refusing): no SQLSTATE then
     code = getattr(orig, "sqlite_errorcode", None)  # sqlite3; extended codes keep the primary in the low byte
     if code is not None:
         return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)

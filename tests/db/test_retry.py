@@ -209,3 +209,48 @@ def test_import_whose_batches_keep_failing_exits_2_with_one_line(
     assert err.startswith("lora: error: saving a batch: the database failed 5 times in a row (")
     # The driver's own reason, which depends on the statement the kill interrupts.
     assert "terminating connection due to administrator command" in err or "closed the connection" in err
+
+
+@pytest.mark.postgres
+def test_a_postgresql_import_lock_lost_with_its_connection_is_noticed_and_not_an_error_to_release(
+    pg_url: str,
+) -> None:
+    """The advisory lock lives on one idle connection: dropped (a restart, pg_terminate_backend), the
+    import went on without it, a second import could take it, and releasing it raised instead."""
+    from lora_manager.db.lock import ADVISORY_KEY, import_lock, import_running
+
+    engine = create_catalog_engine(pg_url)
+    ensure_schema(engine)
+    other = psycopg.connect(make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        with import_lock(engine) as held:
+            held.check()  # held: nothing raised
+            assert import_running(engine)
+            other.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
+                (ADVISORY_KEY & 0xFFFFFFFF,),
+            )
+            other.commit()
+            time.sleep(0.1)
+            held._checked = -1e9  # the next look is due now, not in a second
+            with pytest.raises(LoraError, match="lost the catalog's import lock"):
+                held.check()
+        assert not import_running(engine)
+    finally:
+        other.close()
+        engine.dispose()
+
+
+def test_a_connection_the_server_refuses_is_worth_another_try() -> None:
+    """psycopg gives no SQLSTATE when it cannot connect at all: a server restarting looked permanent."""
+    from sqlalchemy.exc import OperationalError
+
+    from lora_manager.db.retry import is_transient
+
+    engine = create_engine("postgresql+psycopg://nobody@/nowhere?host=/nonexistent-socket-dir")
+    try:
+        with pytest.raises(OperationalError) as caught:
+            engine.connect()
+        assert is_transient(caught.value)
+    finally:
+        engine.dispose()
