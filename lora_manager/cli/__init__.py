@@ -177,7 +177,7 @@ def _describe(exc: Exception) -> str:
     from sqlalchemy.exc import SQLAlchemyError
 
     if isinstance(exc, SQLAlchemyError):
-        cause = getattr(exc, "orig", None) or exc
+        cause = " ".join(str(getattr(exc, "orig", None) or exc).split())  # the server's lines, as one
         return f"database error: {cause} (retry; if it persists, check the database with `lora status`)"
     return f"unexpected {type(exc).__name__}: {exc} (a bug; rerun with LORA_DEBUG=1 and report it)"
 

@@ -227,7 +227,7 @@ def _newer(revision: Any) -> LoraError:
 
 
 def _cannot_open(engine: Engine, exc: SQLAlchemyError) -> LoraError:
-    cause = getattr(exc, "orig", None) or exc
+    cause = " ".join(str(getattr(exc, "orig", None) or exc).split())  # psycopg's lines ("...\n\tIs the server"), as one
     return LoraError(f"cannot open the catalog at {engine.url!r}: {cause}")
 
 
