@@ -58,9 +58,10 @@ def status(
         note = "upgrade pending: run `lora db upgrade` (any command that opens the catalog does it too)"
     else:
         note = "up to date"
+    blank = "none (made before migrations)" if state and state.legacy else "none (empty database)"
     for line in (
         f"database: {data['database']}",
-        f"revision: {data['revision'] or 'none (empty database)'}",
+        f"revision: {data['revision'] or blank}",
         f"head: {HEAD}",
         f"status: {note}",
     ):

@@ -47,6 +47,7 @@ class SchemaState:
     current: str | None
     head: str
     known: bool  # False: stamped by a newer release
+    legacy: bool = False  # no revision, but the tables of 0001: made before migrations existed
 
     @property
     def pending(self) -> bool:
@@ -106,11 +107,27 @@ def schema_state(engine: Engine) -> SchemaState:
     try:
         with engine.connect() as conn:
             current = current_revision(conn)
+            legacy = False
             if current is None:
                 _refuse_foreign(engine, conn)
+                legacy = _unversioned_catalog(conn)
     except SQLAlchemyError as exc:
         raise _cannot_open(engine, exc) from None
-    return SchemaState(current, HEAD, current is None or current in known_revisions())
+    return SchemaState(current, HEAD, current is None or current in known_revisions(), legacy)
+
+
+def _unversioned_catalog(conn: Connection) -> bool:
+    """Whether a database without a revision holds our tables: made before migrations existed
+    (adopted at 0001); refused when its version table is there but empty (its revision is lost)."""
+    tables = inspect(conn)
+    if not all(tables.has_table(t) for t in CORE_TABLES):
+        return False
+    if tables.has_table(VERSION_TABLE):
+        raise LoraError(
+            f"the catalog's revision record is empty (table {VERSION_TABLE} has no row), so which upgrades "
+            "it needs cannot be told; it was not changed. Restore it from a backup, or import into a new catalog"
+        )
+    return True
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
@@ -125,6 +142,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                 return current, HEAD
             if current is None:
                 _refuse_foreign(engine, conn)
+                _unversioned_catalog(conn)  # refuses one whose revision record is empty
             if current is None and _create_blank_sqlite(conn):
                 return current, HEAD
             if current is not None and current not in known_revisions():

@@ -513,3 +513,28 @@ def test_0008_gives_a_catalog_stamped_0006_by_its_first_cut_the_column_it_lacks(
     report = run_import(engine, ImportOptions(roots=[str(lib)]))
     assert report.counts["new"] == 1
     assert run_import(engine, ImportOptions(roots=[str(lib)])).counts["unchanged"] == 1
+
+
+def test_db_status_tells_a_catalog_made_before_migrations_from_an_empty_database(
+    engine: Engine, catalog_url: str
+) -> None:
+    metadata.create_all(engine)
+    result = CliRunner().invoke(app, ["--db", catalog_url, "db", "status"])
+    assert result.exit_code == 0, result.output
+    assert "revision: none (made before migrations)" in result.stdout
+
+
+def test_a_catalog_whose_revision_record_is_empty_is_refused_and_left_untouched(
+    engine: Engine, catalog_url: str
+) -> None:
+    """The tables are there but ``alembic_version`` has no row: which upgrades it needs is unknown
+    (replaying them from 0001 failed on a column that already exists)."""
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+    before = _dump(engine)
+    for args in (["db", "status"], ["db", "upgrade"], ["list"]):
+        result = CliRunner().invoke(app, ["--db", catalog_url, *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "revision record is empty" in result.stderr
+    assert _dump(engine) == before
