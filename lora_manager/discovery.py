@@ -147,11 +147,36 @@ def _files_of(listing: list[Listed], stems: set[str]) -> list[Listed]:
     for stem in stems:
         i = bisect.bisect_left(listing, stem, key=_name_of)
         while i < len(listing) and listing[i][0].startswith(stem):
-            kind_stem = classify(listing[i][0])
-            if kind_stem is not None and kind_stem[1] == stem:
+            if _stem_in(listing, listing[i][0]) == stem:
                 picked.add(i)
             i += 1
     return [listing[i] for i in sorted(picked)]
+
+
+def _stem_in(listing: list[Listed], name: str) -> str | None:
+    """The stem of the entry ``name`` belongs to in its directory, as :func:`_group` decides it.
+
+    Only a sidecar with a longer suffix (``weird.civitai.json``) needs a look at the others:
+    a model file of its plain ``.json`` stem claims it.
+    """
+    kind_stem = classify(name)
+    if kind_stem is None:
+        return None
+    if kind_stem[0] == "sidecar":
+        plain = plain_json_stem(name, kind_stem[1])
+        if plain is not None and _has_model(listing, plain):
+            return plain
+    return kind_stem[1]
+
+
+def _has_model(listing: list[Listed], stem: str) -> bool:
+    """Whether a model file of ``stem`` is in ``listing`` (sorted by name)."""
+    i = bisect.bisect_left(listing, stem, key=_name_of)
+    while i < len(listing) and listing[i][0].startswith(stem):
+        if classify(listing[i][0]) == ("model", stem):
+            return True
+        i += 1
+    return False
 
 
 def _name_of(item: Listed) -> str:
@@ -185,7 +210,7 @@ def _changed_stems(
         if kind_stem[0] == "sidecar":
             sidecar_stems.add(kind_stem[1])
             plain = plain_json_stem(name, kind_stem[1])
-            if plain is not None and any(classify(f[0]) == ("model", plain) for f in _files_of(listing, {plain})):
+            if plain is not None and _has_model(listing, plain):
                 stems.add(plain)  # it belongs to the model of that stem (see ``_group``)
                 sidecar_stems.add(plain)
     if sidecar_stems and not same_names(before, now) and _neighbours_may_change(sidecar_stems, listing):
@@ -210,8 +235,15 @@ def _neighbours_may_change(stems: set[str], listing: list[Listed]) -> bool:
 
 
 def _count_entries(listing: list[Listed]) -> int:
-    """How many entries a directory's files make (the stems of its model files and sidecars)."""
-    stems = {c[1] for item in listing if (c := classify(item[0])) is not None and c[0] != "preview"}
+    """How many entries a directory's files make (the stems of its model files and sidecars, as :func:`_group`
+    assigns them)."""
+    kinds = [(item[0], c) for item in listing if (c := classify(item[0])) is not None and c[0] != "preview"]
+    models = {c[1] for _, c in kinds if c[0] == "model"}
+    stems = set(models)
+    for name, (kind, stem) in kinds:
+        if kind == "sidecar":
+            plain = plain_json_stem(name, stem)
+            stems.add(plain if plain is not None and plain in models else stem)
     return len(stems)
 
 

@@ -291,3 +291,36 @@ def test_a_longer_sidecar_suffix_gives_way_to_a_model_of_the_full_stem(tmp_path:
     assert [(e.stem, [s.name for s in e.sidecars], [m.name for m in e.models]) for e in again.entries] == [
         (stem, [f"{stem}.json"], [f"{stem}.safetensors"])
     ]
+
+
+@pytest.mark.parametrize("change", ["its-preview", "the-short-stems-preview"])
+def test_a_partial_look_groups_a_longer_suffix_sidecar_as_a_full_look_does(tmp_path: Path, change: str) -> None:
+    """A change to ``weird.civitai``'s preview must regroup its ``weird.civitai.json`` with it; a new
+    ``weird.png`` must not make a model-less entry ``weird`` of that file."""
+    write_safetensors(tmp_path / "weird.civitai.safetensors")
+    write_json(tmp_path / "weird.civitai.json", {"activation text": "w"})
+    (tmp_path / "weird.civitai.png").write_bytes(b"png")
+    write_safetensors(tmp_path / "other.safetensors")
+    root = resolve_root(tmp_path)
+
+    def apply() -> None:
+        if change == "its-preview":
+            (tmp_path / "weird.civitai.png").write_bytes(b"a bigger png")
+        else:
+            (tmp_path / "weird.png").write_bytes(b"png")
+
+    again = _rewalk_after(root, apply)
+    grouped = [(e.stem, [m.name for m in e.models], [s.name for s in e.sidecars]) for e in again.entries]
+    assert grouped == (
+        [("weird.civitai", ["weird.civitai.safetensors"], ["weird.civitai.json"])] if change == "its-preview" else []
+    )
+
+
+def test_a_new_folder_counts_a_longer_suffix_sidecar_with_the_model_it_belongs_to(tmp_path: Path) -> None:
+    """The count of a folder read later (progress, the readers' share) is that of its entries."""
+    write_safetensors(tmp_path / "b" / "weird.civitai.safetensors")
+    write_json(tmp_path / "b" / "weird.civitai.json", {"activation text": "w"})
+    write_safetensors(tmp_path / "b" / "plain.safetensors")
+    write_json(tmp_path / "b" / "plain.civitai.json", {"activation text": "p"})
+    result = walk(resolve_root(tmp_path), known={}, defer_new=True)
+    assert list(result.deferred.values()) == [2]
