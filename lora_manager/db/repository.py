@@ -369,12 +369,15 @@ def save_model_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def mark_model_files_missing(conn: Connection, paths: Sequence[str], now: datetime, unless_held: bool = False) -> None:
-    """Flag model files as gone; with ``unless_held``, not one that an entry still in the catalog has as its
-    model (a file that passed from a vanished entry to another, e.g. when a sidecar naming it was renamed
-    to its stem: that entry may be unchanged, and would not say the file is there)."""
+def mark_model_files_missing(
+    conn: Connection, paths: Sequence[str], now: datetime, unless_held: bool = False
+) -> list[str]:
+    """Flag model files as gone; with ``unless_held``, not one that an entry in the catalog has as its
+    model (a file that passed from a vanished entry to another, e.g. when a sidecar naming it was
+    renamed to its stem: that entry may be unchanged, and would not say the file is there).
+    Returns the paths left alone for that reason."""
+    held: set[str] = set()
     if unless_held:
-        held: set[str] = set()
         for part in chunks(paths):
             held.update(p for (p,) in conn.execute(select(entry.c.model_path).where(entry.c.model_path.in_(part))))
         paths = [p for p in paths if p not in held]
@@ -384,6 +387,7 @@ def mark_model_files_missing(conn: Connection, paths: Sequence[str], now: dateti
             .where(model_file.c.path.in_(part), model_file.c.missing_since.is_(None))
             .values(missing_since=now)
         )
+    return sorted(held)
 
 
 def start_run(conn: Connection, roots: list[str], dry_run: bool, now: datetime) -> int:

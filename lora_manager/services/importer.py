@@ -98,18 +98,23 @@ def _run_root(
             repo.record_failures(conn, report.run_id, plan.walk_problems)
     for o in plan.unchanged_outcomes:
         report.outcome(o)
-    _handle_vanished(engine, plan, report, options.dry_run)
+    shared_models = _handle_vanished(engine, plan, report, options.dry_run)
     if plan.todo_count:
         _read_and_write(engine, plan, options, report, progress, should_stop, prefetch)
         if report.interrupted:
             return
     if options.dry_run:
         return
+    if should_stop():  # a stop asked for (or, on PostgreSQL, the import lock lost) before the last writes
+        report.interrupted = True
+        return
     with engine.begin() as conn:
         # A few hundred directories at a time (a files record is 24 bytes a file).
         for part in repo.chunks(list(plan.fingerprints.items()), 200):
             repo.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
         repo.stale_directories(conn, plan.stale_dirs)
+        # Entries read again may have let go of a vanished entry's model file (its model is gone too).
+        repo.mark_model_files_missing(conn, shared_models, now(), unless_held=True)
         if options.prune:
             report.counts["pruned"] += repo.prune_missing(conn, plan.root)
 
@@ -220,18 +225,22 @@ def _write_batch(state: RunState, batch: list[EntryResult], report: ImportReport
     return decided
 
 
-def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_run: bool) -> None:
-    """Entries whose files are all gone: their rows are marked missing (before any take-over)."""
+def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_run: bool) -> list[str]:
+    """Entries whose files are all gone: their rows are marked missing (before any take-over).
+
+    Returns their model files that another entry has as its model: that entry may be read again
+    this run and let go of the file (its model deleted too), so they are looked at again at the end.
+    """
     held = [s for s in plan.vanished if s.adapter_id is not None]
     for s in held:
         report.outcome(Outcome(s.key, "missing", s.name, s.version_key or None, "files are gone"))
     if dry_run:
         report.counts["missing"] += len(held)
-        return
+        return []
     with engine.begin() as conn:
         report.counts["missing"] += repo.mark_missing(conn, [s.adapter_id for s in held if s.adapter_id], now())
         repo.delete_entries(conn, [s.key for s in plan.vanished])
         repo.forget_directories(conn, plan.gone_dirs)
-        repo.mark_model_files_missing(
+        return repo.mark_model_files_missing(
             conn, [s.model_path for s in plan.vanished if s.model_path], now(), unless_held=True
         )

@@ -519,3 +519,21 @@ def test_a_model_file_passing_to_another_entry_is_not_marked_gone(engine: Engine
     _import(engine, lib)
     with engine.connect() as conn:  # a file really gone still is
         assert conn.execute(select(model_file.c.missing_since).where(a_file)).scalar_one() is not None
+
+
+def test_a_model_file_let_go_by_an_entry_read_again_is_marked_gone(engine: Engine, tmp_path: Path) -> None:
+    """``foo.civitai.info`` names ``bar.safetensors``, which is deleted: entry ``bar`` vanishes while ``foo``
+    (read again, now without a model) still held the file when the vanished were handled."""
+    from lora_manager.db.schema import model_file
+    from tests.builders import write_safetensors
+
+    lib = tmp_path / "lib"
+    write_safetensors(lib / "bar.safetensors")
+    write_json(lib / "foo.civitai.info", civitai_version("Foo", file_name="bar.safetensors"))
+    write_model(lib / "other", "b", civitai_model("B"))
+    _import(engine, lib)
+    (lib / "bar.safetensors").unlink()
+    _import(engine, lib)
+    with engine.connect() as conn:
+        gone = model_file.c.path == str((lib / "bar.safetensors").resolve())
+        assert conn.execute(select(model_file.c.missing_since).where(gone)).scalar_one() is not None
