@@ -57,7 +57,8 @@ def list_(
     records = iter_adapters(engine, query, fields=(*COLUMNS, "missing_since"))
     if not output.is_terminal():
         for r in records:
-            output.plain(*(", ".join(r[c]) if c == "tags" else r[c] for c in COLUMNS))
+            if not output.plain(*(", ".join(r[c]) if c == "tags" else r[c] for c in COLUMNS)):
+                break  # the reader has gone: the rest of the catalog is not fetched for nothing
         return
     from rich.table import Table
 

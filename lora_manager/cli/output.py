@@ -133,9 +133,10 @@ def line(text: str) -> None:
     _write(sys.stdout, safe_text(text) + "\n")
 
 
-def plain(*fields: Any) -> None:
-    """One tab-separated line on stdout, for pipes and grep; a tab or newline in a field is escaped."""
-    _write(sys.stdout, "\t".join("" if f is None else safe_text(str(f)) for f in fields) + "\n")
+def plain(*fields: Any) -> bool:
+    """One tab-separated line on stdout, for pipes and grep; a tab or newline in a field is escaped.
+    False once the reader has gone (``lora list | head``): no use printing more."""
+    return _write(sys.stdout, "\t".join("" if f is None else safe_text(str(f)) for f in fields) + "\n")
 
 
 def warn(message: str) -> None:
