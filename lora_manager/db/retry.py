@@ -32,6 +32,9 @@ BASE_DELAY = 0.1  # seconds before the second attempt; doubled each time (0.1, 0
 # (connection exceptions) is matched as a whole.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
 SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+# What a PostgreSQL server says when it refuses a connection for good (no role, no database, a
+# wrong password): no new attempt will meet anything else.
+_REFUSALS = ("does not exist", "authentication failed", "password", "permission denied", "no pg_hba.conf entry")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -45,7 +48,10 @@ def is_transient(exc: BaseException) -> bool:
     if sqlstate:
         return sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")
     if type(orig).__name__ == "OperationalError" and type(orig).__module__.startswith("psycopg"):
-        return True  # no connection could be made (the server restarting, refusing): no SQLSTATE then
+        # No connection could be made: psycopg has no SQLSTATE then. A server restarting or
+        # refusing for a moment is worth another try; one that answered who may not connect is not.
+        text = str(orig).lower()
+        return not any(word in text for word in _REFUSALS)
     code = getattr(orig, "sqlite_errorcode", None)  # sqlite3; extended codes keep the primary in the low byte
     if code is not None:
         return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)

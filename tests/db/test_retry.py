@@ -254,3 +254,19 @@ def test_a_connection_the_server_refuses_is_worth_another_try() -> None:
         assert is_transient(caught.value)
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_refuses_for_good_is_not_retried(pg_url: str) -> None:
+    """No such role (or database, or a wrong password): the server answered; trying again changes nothing."""
+    from sqlalchemy.exc import OperationalError
+
+    from lora_manager.db.retry import is_transient
+
+    engine = create_engine(make_url(pg_url).set(username="nobody_here"))
+    try:
+        with pytest.raises(OperationalError) as caught:
+            engine.connect()
+        assert not is_transient(caught.value)
+    finally:
+        engine.dispose()
