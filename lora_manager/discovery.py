@@ -13,7 +13,7 @@ import stat as statmod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from lora_manager.entries import Entry, FileStat, classify, plain_json_stem
+from lora_manager.entries import Entry, FileStat, classify, entry_stem
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
 from lora_manager.listings import (
@@ -154,19 +154,11 @@ def _files_of(listing: list[Listed], stems: set[str]) -> list[Listed]:
 
 
 def _stem_in(listing: list[Listed], name: str) -> str | None:
-    """The stem of the entry ``name`` belongs to in its directory, as :func:`_group` decides it.
-
-    Only a sidecar with a longer suffix (``weird.civitai.json``) needs a look at the others:
-    a model file of its plain ``.json`` stem claims it.
-    """
+    """The stem of the entry ``name`` belongs to in ``listing`` (see :func:`~lora_manager.entries.entry_stem`)."""
     kind_stem = classify(name)
     if kind_stem is None:
         return None
-    if kind_stem[0] == "sidecar":
-        plain = plain_json_stem(name, kind_stem[1])
-        if plain is not None and _has_model(listing, plain):
-            return plain
-    return kind_stem[1]
+    return entry_stem(name, *kind_stem, lambda stem: _has_model(listing, stem))
 
 
 def _has_model(listing: list[Listed], stem: str) -> bool:
@@ -206,13 +198,11 @@ def _changed_stems(
             continue
         if kind_stem[0] == "model":
             return None
-        stems.add(kind_stem[1])
+        # The stem it belongs to, and the one its name says (it may have belonged there before).
+        owner = entry_stem(name, *kind_stem, lambda stem: _has_model(listing, stem))
+        stems.update((kind_stem[1], owner))
         if kind_stem[0] == "sidecar":
-            sidecar_stems.add(kind_stem[1])
-            plain = plain_json_stem(name, kind_stem[1])
-            if plain is not None and _has_model(listing, plain):
-                stems.add(plain)  # it belongs to the model of that stem (see ``_group``)
-                sidecar_stems.add(plain)
+            sidecar_stems.update((kind_stem[1], owner))
     if sidecar_stems and not same_names(before, now) and _neighbours_may_change(sidecar_stems, listing):
         return None
     return stems
@@ -239,12 +229,7 @@ def _count_entries(listing: list[Listed]) -> int:
     assigns them)."""
     kinds = [(item[0], c) for item in listing if (c := classify(item[0])) is not None and c[0] != "preview"]
     models = {c[1] for _, c in kinds if c[0] == "model"}
-    stems = set(models)
-    for name, (kind, stem) in kinds:
-        if kind == "sidecar":
-            plain = plain_json_stem(name, stem)
-            stems.add(plain if plain is not None and plain in models else stem)
-    return len(stems)
+    return len({entry_stem(name, kind, stem, models.__contains__) for name, (kind, stem) in kinds})
 
 
 def regroup(root: str, directory: str, ignore: IgnoreRules | None = None) -> tuple[list[Entry], str]:
@@ -363,10 +348,7 @@ def _group(
         if kind_stem is None:
             continue
         kind, stem = kind_stem
-        if kind == "sidecar" and model_stems:
-            plain = plain_json_stem(name, stem)
-            if plain is not None and plain in model_stems:
-                stem = plain  # weird.civitai.json beside weird.civitai.safetensors is its A1111 file
+        stem = entry_stem(name, kind, stem, model_stems.__contains__)
         entry = by_stem.get(stem)
         if entry is None:
             entry = by_stem[stem] = Entry(directory, stem)

@@ -9,6 +9,7 @@ stored one, nothing in the entry is opened again.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
@@ -103,16 +104,19 @@ def classify(name: str) -> tuple[str, str] | None:
     return None
 
 
-def plain_json_stem(name: str, stem: str) -> str | None:
-    """The stem ``name`` has as a plain ``.json`` sidecar when its suffix is a longer one
-    (``weird.civitai.json``: ``weird.civitai``), else None.
+def entry_stem(name: str, kind: str, stem: str, has_model: Callable[[str], bool]) -> str:
+    """The stem of the entry a file belongs to in its directory, ``kind`` and ``stem`` being
+    what :func:`classify` says of ``name``; ``has_model`` says whether a model file of a stem is there.
 
-    A model file of that stem claims it (``weird.civitai.safetensors`` beside it): the longer
+    A sidecar with a longer suffix (``weird.civitai.json``: stem ``weird``) goes to a model file
+    of its plain ``.json`` stem when there is one (``weird.civitai.safetensors``): the longer
     suffix is the tool's naming only when nothing else explains the name.
     """
-    if len(name) - len(stem) > 5 and name[-5:].lower() == ".json":
-        return name[:-5]
-    return None
+    if kind == "sidecar" and len(name) - len(stem) > 5 and name[-5:].lower() == ".json":
+        plain = name[:-5]
+        if has_model(plain):
+            return plain
+    return stem
 
 
 def _model_rank(name: str) -> int:
