@@ -11,11 +11,9 @@ import json
 import struct
 from typing import Any
 
-import orjson
-
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import HeaderInfo
-from lora_manager.parsing.base import MAX_JSON_VALUES, as_float, int_or_digits, too_many_values, without_surrogates
+from lora_manager.parsing.base import TooManyValues, as_float, decode_json
 from lora_manager.paths import LINK_OUT, LeadsOut, open_regular
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -93,17 +91,14 @@ def parse_header(raw: bytes | bytearray, tensor_data_offset: int) -> HeaderInfo:
 
 
 def _parse_header(raw: bytes | bytearray, tensor_data_offset: int) -> HeaderInfo:
-    if too_many_values(raw):
-        raise SidecarError(FailureKind.TOO_LARGE, f"safetensors header holds more than {MAX_JSON_VALUES:,} JSON values")
     try:
-        header = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        try:
-            header = without_surrogates(json.loads(raw.decode("utf-8", errors="replace"), parse_int=int_or_digits))
-        except RecursionError:
-            raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is nested too deeply") from None
-        except ValueError:
-            raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is not valid JSON") from None
+        header = decode_json(raw, lambda b: b.decode("utf-8", errors="replace"))
+    except TooManyValues as exc:
+        raise SidecarError(FailureKind.TOO_LARGE, f"safetensors header {exc}") from None
+    except RecursionError:
+        raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is nested too deeply") from None
+    except ValueError:
+        raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise SidecarError(FailureKind.BAD_HEADER, "safetensors header is not a JSON object")
     metadata = _clean_metadata(header.get("__metadata__"))

@@ -7,11 +7,15 @@ for anything unusable instead of raising, so one odd field never loses the whole
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import orjson
 
 from lora_manager.models import SidecarInfo
 
@@ -79,7 +83,28 @@ def without_surrogates(value: Any) -> Any:
     return root[0]
 
 
-def int_or_digits(digits: str) -> int | str:
+class TooManyValues(ValueError):
+    """JSON with more values than :data:`MAX_JSON_VALUES`: refused before it is decoded."""
+
+
+def decode_json(raw: bytes | bytearray, as_text: Callable[[bytes | bytearray], str]) -> Any:
+    """Sidecar or header JSON: orjson (fast, strict), else Python's decoder on ``as_text(raw)``
+    for what real tools write that orjson refuses (NaN, Infinity).
+
+    Raises :class:`TooManyValues` before decoding a file of too many values, ``ValueError``
+    for what is no JSON, ``RecursionError`` for nesting too deep for either decoder. Lone
+    surrogates become U+FFFD; an integer past Python's digit limit stays its digits.
+    """
+    if too_many_values(raw):
+        raise TooManyValues(f"holds more than {MAX_JSON_VALUES:,} JSON values")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    return without_surrogates(json.loads(as_text(raw), parse_int=_int_or_digits))
+
+
+def _int_or_digits(digits: str) -> int | str:
     """``parse_int`` for Python's JSON decoder: an integer, or its digits as text past Python's
     limit on converting them (4,300 digits by default), which would otherwise fail the file."""
     try:

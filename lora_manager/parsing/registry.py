@@ -10,19 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
-
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import SidecarInfo
 from lora_manager.parsing.a1111 import A1111
-from lora_manager.parsing.base import (
-    MAX_JSON_VALUES,
-    Dialect,
-    ParseContext,
-    int_or_digits,
-    too_many_values,
-    without_surrogates,
-)
+from lora_manager.parsing.base import Dialect, ParseContext, TooManyValues, decode_json
 from lora_manager.parsing.civitai_model import CivitaiModel
 from lora_manager.parsing.civitai_version import CivitaiVersion
 from lora_manager.parsing.lora_manager import LoraManager
@@ -33,36 +24,28 @@ DIALECT_NAMES = tuple(d.name for d in DIALECTS)
 
 
 def load_json(raw: bytes) -> Any:
-    """Decode a sidecar's bytes: UTF-8 (a BOM allowed), else UTF-16 with a BOM, else Latin-1.
-
-    orjson is fast and strict; Python's decoder is the fallback for what real tools write
-    that orjson refuses (NaN, Infinity). Nesting too deep for either is invalid JSON; a file
-    of more values than :data:`MAX_JSON_VALUES` is refused before it is decoded.
-    """
+    """Decode a sidecar's bytes (:func:`~lora_manager.parsing.base.decode_json`): UTF-8 (a BOM
+    allowed), else UTF-16 with a BOM, else Latin-1. Nesting too deep is invalid JSON; a file of
+    more values than :data:`MAX_JSON_VALUES` is refused before it is decoded."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    if too_many_values(raw):
-        raise SidecarError(
-            FailureKind.TOO_LARGE, f"holds more than {MAX_JSON_VALUES:,} JSON values (too many to decode safely)"
-        )
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    text: str
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        text = raw.decode("utf-16", errors="replace")
-    else:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("latin-1")
-    try:
-        return without_surrogates(json.loads(text, parse_int=int_or_digits))
+        return decode_json(raw, _sidecar_text)
+    except TooManyValues as exc:
+        raise SidecarError(FailureKind.TOO_LARGE, f"{exc} (too many to decode safely)") from None
     except (ValueError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise SidecarError(FailureKind.INVALID_JSON, f"not valid JSON: {reason}{where}") from None
+
+
+def _sidecar_text(raw: bytes | bytearray) -> str:
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16", errors="replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def identify(data: Any, file_name: str) -> Dialect | None:
