@@ -51,3 +51,9 @@ class SidecarError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+def database_cause(exc: BaseException) -> str:
+    """What the database said of ``exc`` (the driver's error, when SQLAlchemy wraps one) on one
+    line: PostgreSQL's messages run over several ("...\\n\\tIs the server running ...")."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())

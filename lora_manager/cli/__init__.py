@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from lora_manager import __version__
-from lora_manager.errors import EXIT_INTERRUPTED, EXIT_USAGE, LoraError
+from lora_manager.errors import EXIT_INTERRUPTED, EXIT_USAGE, LoraError, database_cause
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -177,8 +177,7 @@ def _describe(exc: Exception) -> str:
     from sqlalchemy.exc import SQLAlchemyError
 
     if isinstance(exc, SQLAlchemyError):
-        cause = " ".join(str(getattr(exc, "orig", None) or exc).split())  # the server's lines, as one
-        return f"database error: {cause} (retry; if it persists, check the database with `lora status`)"
+        return f"database error: {database_cause(exc)} (retry; if it persists, check the database with `lora status`)"
     return f"unexpected {type(exc).__name__}: {exc} (a bug; rerun with LORA_DEBUG=1 and report it)"
 
 

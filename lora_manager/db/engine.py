@@ -210,17 +210,23 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
             # server's log, a leak under tests). A fresh connection per transaction also means that
             # a connection the server dropped between batches is never reused.
             engine = create_engine(url, poolclass=NullPool, json_serializer=_json_dumps)
-            # psycopg logs what it ignores while a dropped connection is torn down ("error ignored
-            # terminating <psycopg.Pipeline [BAD]>"); with no handler, Python printed it on stderr,
-            # ahead of our own one-line error.
-            import logging
-
-            logging.getLogger("psycopg").addHandler(logging.NullHandler())
+            _quiet_psycopg()
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         hint = " (install the extra: pip install 'lora-manager[postgres]')" if isinstance(exc, ImportError) else ""
         raise LoraError(f"cannot open database {make_url(url)!r}: {exc}{hint}") from None
     _ENGINES.add(engine)
     return engine
+
+
+def _quiet_psycopg() -> None:
+    """psycopg logs what it ignores while a dropped connection is torn down ("error ignored
+    terminating <psycopg.Pipeline [BAD]>"); with no handler, Python printed it on stderr, ahead
+    of our own one-line error. One handler, however many catalogs a process opens."""
+    import logging
+
+    logger = logging.getLogger("psycopg")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
 
 
 def _check_could_be_made(path: Path) -> None:

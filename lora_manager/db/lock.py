@@ -11,9 +11,8 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from lora_manager.db.engine import sqlite_path
@@ -36,7 +35,7 @@ class HeldLock:
     on through fresh connections: another import could then take the lock and write too.
     """
 
-    def __init__(self, conn: Any = None) -> None:
+    def __init__(self, conn: Connection | None = None) -> None:
         self._conn = conn
         self._checked = -CHECK_EVERY
 

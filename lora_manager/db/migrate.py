@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from lora_manager.errors import LoraError
+from lora_manager.errors import LoraError, database_cause
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -107,22 +107,22 @@ def schema_state(engine: Engine) -> SchemaState:
     try:
         with engine.connect() as conn:
             current = current_revision(conn)
-            legacy = False
-            if current is None:
-                _refuse_foreign(engine, conn)
-                legacy = _unversioned_catalog(conn)
+            legacy = current is None and _unversioned(engine, conn)
     except SQLAlchemyError as exc:
         raise _cannot_open(engine, exc) from None
     return SchemaState(current, HEAD, current is None or current in known_revisions(), legacy)
 
 
-def _unversioned_catalog(conn: Connection) -> bool:
-    """Whether a database without a revision holds our tables: made before migrations existed
-    (adopted at 0001); refused when its version table is there but empty (its revision is lost)."""
-    tables = inspect(conn)
-    if not all(tables.has_table(t) for t in CORE_TABLES):
+def _unversioned(engine: Engine, conn: Connection) -> bool:
+    """For a database without a revision: whether it holds our tables, made before migrations
+    existed (adopted at 0001), or is blank (False). Another program's database is refused, and
+    so is ours when its version table is there but empty (its revision is lost)."""
+    tables = set(inspect(conn).get_table_names())
+    if is_foreign(tables):
+        raise foreign_catalog(repr(engine.url) if engine.dialect.name != "sqlite" else str(engine.url.database), tables)
+    if not all(t in tables for t in CORE_TABLES):
         return False
-    if tables.has_table(VERSION_TABLE):
+    if VERSION_TABLE in tables:
         raise LoraError(
             f"the catalog's revision record is empty (table {VERSION_TABLE} has no row), so which upgrades "
             "it needs cannot be told; it was not changed. Restore it from a backup, or import into a new catalog"
@@ -140,35 +140,21 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             current = current_revision(conn)  # again: another process may have upgraded meanwhile
             if current == HEAD:
                 return current, HEAD
-            if current is None:
-                _refuse_foreign(engine, conn)
-                _unversioned_catalog(conn)  # refuses one whose revision record is empty
-            if current is None and _create_blank_sqlite(conn):
+            legacy = current is None and _unversioned(engine, conn)
+            if current is None and not legacy and _create_blank_sqlite(conn):
                 return current, HEAD
             if current is not None and current not in known_revisions():
                 raise _newer(current)
             from alembic import command
 
             config = alembic_config(connection=conn)
-            if current is None and all(inspect(conn).has_table(t) for t in CORE_TABLES):
+            if legacy:
                 command.stamp(config, "0001")
                 current = "0001"
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
         raise _cannot_open(engine, exc) from None
     return current, HEAD
-
-
-def _refuse_foreign(engine: Engine, conn: Connection) -> None:
-    """Refuse a database that holds another program's tables: ours would be added to it.
-
-    A mistyped ``--db`` may name any SQLite file; even ``lora list`` would otherwise add the
-    catalog's tables to it. A blank database, or one made before migrations existed (it has
-    :data:`CORE_TABLES`), is ours to set up.
-    """
-    tables = set(inspect(conn).get_table_names())
-    if is_foreign(tables):
-        raise foreign_catalog(repr(engine.url) if engine.dialect.name != "sqlite" else str(engine.url.database), tables)
 
 
 def is_foreign(tables: set[str]) -> bool:
@@ -245,8 +231,7 @@ def _newer(revision: Any) -> LoraError:
 
 
 def _cannot_open(engine: Engine, exc: SQLAlchemyError) -> LoraError:
-    cause = " ".join(str(getattr(exc, "orig", None) or exc).split())  # psycopg's lines ("...\n\tIs the server"), as one
-    return LoraError(f"cannot open the catalog at {engine.url!r}: {cause}")
+    return LoraError(f"cannot open the catalog at {engine.url!r}: {database_cause(exc)}")
 
 
 def compare_type(
