@@ -696,3 +696,22 @@ def test_a_dry_run_with_many_problems_does_not_send_the_user_to_lora_errors(runn
     assert result.stderr.splitlines()[-1] == "... and 5 more (--json lists them all)"
     real = run(runner, "import", lib)
     assert real.stderr.splitlines()[-1] == "... and 5 more (see `lora errors`)"
+
+
+def test_an_import_whose_lock_is_lost_stops_with_one_line(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command asks its lock whether it still holds (a PostgreSQL lock goes with its
+    connection): when it does not, the run stops with exit 2 and says why, without a traceback."""
+    from lora_manager.db import lock
+    from lora_manager.errors import LoraError
+
+    write_model(tmp_path / "lib", "a", civitai_model("Alpha", file_name="a.safetensors"))
+
+    def lost(self: lock.HeldLock) -> None:
+        raise LoraError("lost the catalog's import lock: (as the server dropped it)")
+
+    monkeypatch.setattr(lock.HeldLock, "check", lost)
+    result = run(runner, "import", tmp_path / "lib")
+    assert result.exit_code == 2, result.output
+    assert "lost the catalog's import lock" in result.stderr and "Traceback" not in result.output

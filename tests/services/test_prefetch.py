@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from lora_manager.discovery import walk
 from lora_manager.paths import resolve_root
 from lora_manager.services import prefetch as prefetch_module
 from lora_manager.services.catalog import ListQuery, list_adapters
+from lora_manager.services.import_report import ImportReport
 from lora_manager.services.importer import ImportOptions, run_import
 from lora_manager.services.prefetch import Prefetcher
 from lora_manager.services.reading import read_entry
@@ -122,19 +125,30 @@ def test_a_reader_that_dies_leaves_every_entry_to_the_importer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
 ) -> None:
     """A dead reader process is no error: take() answers None and the import reads the entries itself."""
-    lib = _library(tmp_path / "lib", 40)
+    edited, report, records = _reimport_through(tmp_path, monkeypatch, 40, "import os; os._exit(3)")
+    sent, used = closed[-1]
+    # Entries were sent and none came back (how many were sent depends on when the pool
+    # noticed the death: a broken pool takes no more).
+    assert 0 < sent <= len(edited) and used == 0
+    assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
+    assert sum(1 for r in records if r["description"] == "edited") == len(edited)
+
+
+def _reimport_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, child: str, stall: float | None = None
+) -> tuple[list[Path], ImportReport, list[dict[str, Any]]]:
+    """Import a library, edit every other sidecar, and import again with ``child`` as the reader:
+    the edited sidecars, the second import's report, and the records after it."""
+    lib = _library(tmp_path / "lib", count)
     engine = open_catalog(str(tmp_path / "c.db"))
     try:
         run_import(engine, ImportOptions(roots=[str(lib)]))
         edited = _edit(lib, 2)
-        monkeypatch.setattr(prefetch_module, "_CHILD", "import os; os._exit(3)")
+        monkeypatch.setattr(prefetch_module, "_CHILD", child)
+        if stall is not None:
+            monkeypatch.setattr(prefetch_module, "STALL", stall)
         report = run_import(engine, ImportOptions(roots=[str(lib)]))
-        sent, used = closed[-1]
-        # Entries were sent and none came back (how many were sent depends on when the pool
-        # noticed the death: a broken pool takes no more).
-        assert 0 < sent <= len(edited) and used == 0
-        assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
-        assert sum(1 for r in list_adapters(engine, ListQuery()) if r["description"] == "edited") == len(edited)
+        return edited, report, list_adapters(engine, ListQuery())
     finally:
         engine.dispose()
 
@@ -261,18 +275,9 @@ def test_a_reader_that_stops_answering_is_let_go_and_the_import_reads_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
 ) -> None:
     """Waiting on a reader alive but silent used to be forever (and under cron, with the import lock held)."""
-    lib = _library(tmp_path / "lib", 20)
-    engine = open_catalog(str(tmp_path / "c.db"))
-    try:
-        run_import(engine, ImportOptions(roots=[str(lib)]))
-        edited = _edit(lib, 2)
-        monkeypatch.setattr(prefetch_module, "STALL", 0.5)
-        monkeypatch.setattr(prefetch_module, "_CHILD", _STUCK)
-        report = run_import(engine, ImportOptions(roots=[str(lib)]))
-        assert closed[-1] == (len(edited), 0)
-        assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
-    finally:
-        engine.dispose()
+    edited, report, _ = _reimport_through(tmp_path, monkeypatch, 20, _STUCK, stall=0.5)
+    assert closed[-1] == (len(edited), 0)
+    assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
 
 
 def test_a_stopping_import_does_not_wait_for_its_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,7 +292,11 @@ def test_a_stopping_import_does_not_wait_for_its_reader(tmp_path: Path, monkeypa
         pf.add(entries)
         pf.walk_done()
         stopping[0] = True
-        assert pf.take(entries[0]) is None and pf._broken
+        answers: list[object] = []
+        taker = threading.Thread(target=lambda: answers.append(pf.take(entries[0])), daemon=True)
+        taker.start()
+        taker.join(120)  # a waiter that ignored the stop would still be waiting (for an hour)
+        assert not taker.is_alive() and answers == [None] and pf._broken
     finally:
         pf.close()
 
