@@ -8,11 +8,14 @@ used only for the very ``Entry`` object it was read for (same files, same groupi
 is what reading that entry later would give; anything the reader could not do is read as
 before.
 
-The reader is a fresh interpreter talking over two pipes, not a forked worker of a process
-pool: a fork shares the walk's memory, and every page the walk then writes is copied
-(thousands of page faults at 100,000 models), and a pool's result thread unpickles results
-in this process while the walk runs. Here the walk only appends to a pipe it never waits
-on, and the results stay bytes until the importer asks for them.
+On Linux, while this process runs a single thread (a cron run: no progress bar), the reader
+is a fork of it: it has every module loaded and starts reading at once, so it pays from a
+handful of entries on. Elsewhere it is a fresh interpreter, which needs ~0.15 s to load the
+parsers and pays only for hundreds. Either talks over two pipes; it is not a worker of a
+process pool, whose result thread would unpickle results in this process while the walk runs:
+here the walk only appends to a pipe it never waits on, and the results stay bytes until the
+importer asks for them. (A fork shares the walk's memory, so pages the walk writes afterwards
+are copied; at 100,000 models that costs about what the fresh interpreter's loading does.)
 """
 
 from __future__ import annotations
@@ -31,13 +34,18 @@ from lora_manager.entries import Entry
 if TYPE_CHECKING:
     from lora_manager.services.reading import EntryResult
 
-# Fewer changed entries than this are read in this process: for so few, sending entries and
-# results and the walk's slowdown cost more than the reading saves (at 10,000 models, 110
-# edited entries were read faster here; at 100,000, 1,100 faster with a reader). The reader
-# itself (a fresh interpreter loading the parsers, ~0.15 s on the other core) starts with the
+# Fewer changed entries than this are read in this process by a fresh-interpreter reader: for
+# so few, sending entries and results and the walk's slowdown cost more than the reading saves
+# (at 10,000 models, 110 edited entries were read faster here; at 100,000, 1,100 faster with
+# a reader). That reader (loading the parsers takes ~0.15 s on the other core) starts with the
 # first entry, so that it has loaded if they are many, and is let go unused if they are few.
 START_AT = 256
 CHUNK = 64  # entries sent to the reader at a time
+# A forked reader has nothing to load, so it pays with fewer entries (110 edits at 10,000
+# models: ~20 ms less than reading them here): it starts once this many wait, and is sent
+# them in smaller chunks, so that it reads while the walk goes on.
+FORK_START_AT = 8
+FORK_CHUNK = 16
 # Results held at most (a few KB each); entries past this are read the usual way.
 LIMIT = 4000
 _FRAME = struct.Struct("<I")  # each message: its length, then a pickle
@@ -67,17 +75,20 @@ class Prefetcher:
         start_at: int | None = None,
         limit: int | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        fork: bool | None = None,
     ) -> None:
         self.root = root
+        self.fork = can_fork() if fork is None else fork
         self.should_stop = should_stop  # the import's stop flag (Ctrl-C): no waiting for the reader then
         self.max_sidecar_bytes = max_sidecar_bytes
-        self.start_at = START_AT if start_at is None else start_at
+        self.start_at = (FORK_START_AT if self.fork else START_AT) if start_at is None else start_at
+        self.chunk = FORK_CHUNK if self.fork else CHUNK
         self.limit = LIMIT if limit is None else limit
         self.sent = 0  # entries given to the reader
         self.used = 0  # results handed out
         self._waiting: list[Entry] = []
         self._slots: dict[str, tuple[Entry, int, int]] = {}  # key -> (entry, chunk number, place in it)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | _Forked | None = None
         self._outbox = bytearray()  # framed chunks the pipe did not take yet
         self._inbox = bytearray()  # result bytes read, not yet decoded
         self._results: list[list[EntryResult] | None] = []  # by chunk number: None until decoded, and once all taken
@@ -95,10 +106,14 @@ class Prefetcher:
         room = self.limit - self.sent - len(self._waiting)
         if room <= 0 or self._broken or not entries:
             return
-        if self._proc is None and not self._start():
-            return
         self._waiting.extend(entries[:room])
-        if self.sent + len(self._waiting) >= self.start_at and len(self._waiting) >= (CHUNK if self.sent else 1):
+        enough = self.sent + len(self._waiting) >= self.start_at
+        # A fresh interpreter starts with the first entry, so that it has loaded by the time
+        # there are enough; a fork starts when there are.
+        if self._proc is None and (enough or not self.fork) and not self._start():
+            self._waiting = []
+            return
+        if enough and len(self._waiting) >= (self.chunk if self.sent else 1):
             self._send()
 
     def walk_done(self) -> None:
@@ -142,8 +157,8 @@ class Prefetcher:
         waiting, self._waiting = self._waiting, []
         if self._proc is None:
             return
-        for start in range(0, len(waiting), CHUNK):
-            chunk = waiting[start : start + CHUNK]
+        for start in range(0, len(waiting), self.chunk):
+            chunk = waiting[start : start + self.chunk]
             data = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
             self._outbox += _FRAME.pack(len(data)) + data
             number = len(self._results)
@@ -156,16 +171,12 @@ class Prefetcher:
 
     def _start(self) -> bool:
         """Start the reader; False (and the importer reads everything) when no process can be had."""
-        import lora_manager
-
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lora_manager.__file__)))
-        argv = [sys.executable, *child_flags(sys.flags), "-c", _CHILD, package_parent, self.root]
-        argv.append(str(self.max_sidecar_bytes))
-        try:
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True
-            )
-        except (OSError, ValueError, subprocess.SubprocessError):
+        if self.fork:
+            # Threads may have started since this prefetcher was made: then no fork, and no reader.
+            self._proc = _Forked.start(self.root, self.max_sidecar_bytes) if can_fork() else None
+        else:
+            self._proc = self._spawn()
+        if self._proc is None:
             self._broken = True
             return False
         assert self._proc.stdin is not None and self._proc.stdout is not None
@@ -173,6 +184,20 @@ class Prefetcher:
             _widen(pipe)
             os.set_blocking(pipe.fileno(), False)
         return True
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        """A fresh interpreter running ``_CHILD``."""
+        import lora_manager
+
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lora_manager.__file__)))
+        argv = [sys.executable, *child_flags(sys.flags), "-c", _CHILD, package_parent, self.root]
+        argv.append(str(self.max_sidecar_bytes))
+        try:
+            return subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True
+            )
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return None
 
     def _pump(self) -> None:
         """Write what the pipe takes and read what results wait, never blocking the walk."""
@@ -189,7 +214,16 @@ class Prefetcher:
             self._fail()
             return
         if not self._drain():
-            self._fail()
+            self._end_of_stream()
+
+    def _end_of_stream(self) -> None:
+        """The reader closed its output (done, or died): what it sent in full is used, the rest read here.
+
+        Its last results and its end often come in one read: they are decoded before it is let go.
+        """
+        while self._decode_one():
+            pass
+        self._fail()
 
     def _drain(self) -> bool:
         """Read the result bytes there are, without waiting. False at the end of the stream (or a reader
@@ -262,8 +296,10 @@ class Prefetcher:
         while not self._broken and self._done <= number:
             if self._decode_one():
                 continue
-            if not self._wait(STALL) or not self._drain():  # stuck, stopping, or gone
+            if not self._wait(STALL):  # stuck, or the import is stopping
                 self._fail()
+            elif not self._drain():
+                self._end_of_stream()
         return self._results[number] if number < self._done else None
 
     def _await_ready(self) -> None:
@@ -320,6 +356,14 @@ def child_flags(flags: Any) -> list[str]:
     return ["-P", *(["-E"] if flags.ignore_environment else []), *(["-s"] if flags.no_user_site else [])]
 
 
+def _fd_limit() -> int:
+    """One past the highest descriptor this process can hold (bounded: a loop may close each)."""
+    try:
+        return min(max(os.sysconf("SC_OPEN_MAX"), 256), 1 << 20)
+    except (OSError, ValueError):
+        return 1 << 16
+
+
 def _widen(pipe: IO[bytes]) -> None:
     try:
         import fcntl
@@ -329,7 +373,7 @@ def _widen(pipe: IO[bytes]) -> None:
         pass  # the default size works, with more waits
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes] | _Forked) -> None:
     for pipe in (proc.stdin, proc.stdout):
         try:
             if pipe is not None:
@@ -359,14 +403,21 @@ def serve() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to answer: it stops us
-    from lora_manager.services.reading import _die_with_parent, read_entry
+    from lora_manager.services.reading import _die_with_parent
 
     _die_with_parent()
     root, max_bytes = sys.argv[2], int(sys.argv[3])
-    source = sys.stdin.buffer
     # The results go to a private copy of stdout; anything else printed goes nowhere.
     sink = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    _serve(sys.stdin.buffer, sink, root, max_bytes)
+    os._exit(0)  # nothing to tear down
+
+
+def _serve(source: IO[bytes], sink: IO[bytes], root: str, max_bytes: int) -> None:
+    """Say ready, then answer each framed chunk of entries with the framed list of their results."""
+    from lora_manager.services.reading import read_entry
+
     sink.write(_READY)
     sink.flush()
     while True:
@@ -378,4 +429,109 @@ def serve() -> None:
         data = pickle.dumps([read_entry(e, root, max_bytes) for e in entries], pickle.HIGHEST_PROTOCOL)
         sink.write(_FRAME.pack(len(data)) + data)
         sink.flush()
-    os._exit(0)  # nothing to tear down
+
+
+def can_fork() -> bool:
+    """Whether the reader may be a fork of this process: on Linux, and only while it runs one thread.
+
+    A fork copies only the thread that forks; a lock another thread held (a progress bar's
+    refresh thread, say) would stay held in the copy for good. Elsewhere (macOS frameworks are
+    not fork-safe) the reader is a fresh interpreter.
+    """
+    import threading
+
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
+
+
+class _Forked:
+    """A reader forked from this process, with the part of ``Popen`` the prefetcher uses.
+
+    It has every module this process loaded and no interpreter to start, so it reads from
+    its first entry on. It never returns into the importer's code: whatever happens in it
+    ends in ``os._exit``, so the catalog connection it inherited is never used or closed
+    there (closing an SQLite connection can checkpoint the catalog under the importer's feet).
+    """
+
+    def __init__(self, pid: int, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self.pid, self.stdin, self.stdout = pid, stdin, stdout
+        self.returncode: int | None = None
+
+    @classmethod
+    def start(cls, root: str, max_bytes: int) -> _Forked | None:
+        # This process needs the parsers once it reads anything; loaded before the fork, the
+        # reader has them too.
+        import lora_manager.services.reading  # noqa: F401
+
+        try:
+            to_child, from_parent = os.pipe()
+            to_parent, from_child = os.pipe()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (to_child, from_parent, to_parent, from_child):
+                os.close(fd)
+            return None
+        if pid == 0:  # the reader
+            try:
+                os.close(from_parent)
+                os.close(to_parent)
+                _forked_reader(to_child, from_child, root, max_bytes)
+            finally:
+                os._exit(0)
+        os.close(to_child)
+        os.close(from_child)
+        return cls(pid, os.fdopen(from_parent, "wb", buffering=0), os.fdopen(to_parent, "rb", buffering=0))
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"reader {self.pid}", timeout)
+            time.sleep(0.001)
+        return self.returncode  # type: ignore[return-value]
+
+
+def _forked_reader(source_fd: int, sink_fd: int, root: str, max_bytes: int) -> None:
+    """The forked reader's life: quiet, deaf to Ctrl-C, gone with its parent, holding none of its files.
+
+    Every descriptor but its two pipes is closed: a copy of the import lock's would keep the
+    ``flock`` held for as long as the reader lives (the catalog's own files hold no lock of
+    this process's to lose by closing them).
+    """
+    import fcntl
+    import signal
+
+    from lora_manager.services.reading import _die_with_parent
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN if sig == signal.SIGINT else signal.SIG_DFL)
+    _die_with_parent()
+    # Above the standard streams (a library caller may have closed them, and the pipes taken their numbers).
+    source_fd, sink_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD, 3) for fd in (source_fd, sink_fd))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # nothing it might print reaches the user's terminal
+        os.dup2(devnull, fd)
+    low, high = sorted((source_fd, sink_fd))
+    os.closerange(3, low)
+    os.closerange(low + 1, high)
+    os.closerange(high + 1, _fd_limit())
+    with os.fdopen(source_fd, "rb") as source, os.fdopen(sink_fd, "wb") as sink:
+        _serve(source, sink, root, max_bytes)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,22 @@ def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prefetch_module, "BOOT_WAIT", 30.0)
 
 
+@pytest.fixture(params=["spawned", "forked"])
+def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each reader there is: a fresh interpreter everywhere, a fork of this process on Linux."""
+    if request.param == "forked" and not prefetch_module.can_fork():
+        pytest.skip("no fork here (not Linux, or another thread runs)")
+    if request.param == "spawned":
+        monkeypatch.setattr(prefetch_module, "can_fork", lambda: False)
+    return str(request.param)
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader is a fresh interpreter (these tests replace the program it runs)."""
+    monkeypatch.setattr(prefetch_module, "can_fork", lambda: False)
+
+
 def _library(root: Path, count: int, folders: int = 4) -> Path:
     for i in range(count):
         folder = root / f"f{i % folders}"
@@ -48,7 +66,7 @@ def _edit(root: Path, every: int) -> list[Path]:
     return edited
 
 
-def test_prefetched_results_equal_reading_the_same_entries_here(tmp_path: Path) -> None:
+def test_prefetched_results_equal_reading_the_same_entries_here(tmp_path: Path, kind: str) -> None:
     """Every entry handed to the reader comes back as read_entry would make it, once, for that very entry."""
     root = resolve_root(_library(tmp_path / "lib", 30))
     entries = walk(root).entries
@@ -70,7 +88,7 @@ def test_prefetched_results_equal_reading_the_same_entries_here(tmp_path: Path) 
         pf.close()
 
 
-def test_a_result_is_not_used_for_another_grouping_of_the_same_key(tmp_path: Path) -> None:
+def test_a_result_is_not_used_for_another_grouping_of_the_same_key(tmp_path: Path, kind: str) -> None:
     """A directory grouped again after the walk makes new Entry objects: the reader's results are not theirs."""
     root = resolve_root(_library(tmp_path / "lib", 8, folders=1))
     first = walk(root).entries
@@ -84,16 +102,22 @@ def test_a_result_is_not_used_for_another_grouping_of_the_same_key(tmp_path: Pat
         pf.close()
 
 
-def test_too_few_entries_start_no_reader_and_past_the_limit_none_are_sent(tmp_path: Path) -> None:
-    """Fewer than start_at entries are left to the importer; past ``limit`` nothing more is held."""
+def test_too_few_entries_are_left_to_the_importer_and_past_the_limit_none_are_sent(tmp_path: Path, kind: str) -> None:
+    """Fewer than start_at entries are left to the importer; past ``limit`` nothing more is held.
+
+    A fresh interpreter starts with the first entry (it must load) and is let go; a fork never starts.
+    """
     root = resolve_root(_library(tmp_path / "lib", 12, folders=1))
     entries = walk(root).entries
     few = Prefetcher(root, MAX, start_at=20)
     few.add(entries)
     reader = few._proc
     few.walk_done()
-    assert few.sent == 0 and few.take(entries[0]) is None
-    assert few._proc is None and reader is not None and reader.poll() is not None  # started, and let go
+    assert few.sent == 0 and few.take(entries[0]) is None and few._proc is None
+    if kind == "spawned":
+        assert reader is not None and reader.poll() is not None  # started, and let go
+    else:
+        assert reader is None
     few.close()
     capped = Prefetcher(root, MAX, start_at=1, limit=5)
     try:
@@ -109,6 +133,7 @@ def test_too_few_entries_start_no_reader_and_past_the_limit_none_are_sent(tmp_pa
 def closed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """``(sent, used)`` of every prefetcher an import closed; readers start from the first entry."""
     monkeypatch.setattr(prefetch_module, "START_AT", 1)
+    monkeypatch.setattr(prefetch_module, "FORK_START_AT", 1)
     monkeypatch.setattr(prefetch_module.os, "cpu_count", lambda: 2)  # a reader even on a one-core machine
     seen: list[tuple[int, int]] = []
     close = Prefetcher.close
@@ -122,10 +147,11 @@ def closed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
 
 def test_a_reader_that_dies_leaves_every_entry_to_the_importer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]], kind: str
 ) -> None:
     """A dead reader process is no error: take() answers None and the import reads the entries itself."""
-    edited, report, records = _reimport_through(tmp_path, monkeypatch, 40, "import os; os._exit(3)")
+    _misbehave(monkeypatch, kind, "dies")
+    edited, report, records = _reimport_through(tmp_path, monkeypatch, 40)
     sent, used = closed[-1]
     # Entries were sent and none came back (how many were sent depends on when the pool
     # noticed the death: a broken pool takes no more).
@@ -134,17 +160,57 @@ def test_a_reader_that_dies_leaves_every_entry_to_the_importer(
     assert sum(1 for r in records if r["description"] == "edited") == len(edited)
 
 
+def test_a_reader_that_fails_leaves_the_catalog_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]], kind: str
+) -> None:
+    """A reader raising after it said ready: the import reads every entry itself, and the catalog
+    (whose open connection a forked reader holds a copy of) is whole and holds every edit."""
+    _misbehave(monkeypatch, kind, "raises")
+    edited, report, records = _reimport_through(tmp_path, monkeypatch, 40)
+    assert closed[-1][1] == 0
+    assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
+    assert sum(1 for r in records if r["description"] == "edited") == len(edited)
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "c.db")) as con:
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert con.execute("SELECT count(*) FROM adapter WHERE description = 'edited'").fetchone() == (len(edited),)
+
+
+# A reader that says it is ready, then never answers (stopped, or stuck on a dead mount).
+_STUCK = "import sys, time; sys.stdout.buffer.write(b'R'); sys.stdout.buffer.flush(); time.sleep(600)"
+
+
+def _misbehave(monkeypatch: pytest.MonkeyPatch, kind: str, how: str) -> None:
+    """Make the reader of ``kind`` die at once, raise after saying ready, or say ready and never answer."""
+    if kind == "spawned":
+        ready = "import sys, time; sys.stdout.buffer.write(b'R'); sys.stdout.buffer.flush(); "
+        programs = {"dies": "import os; os._exit(3)", "raises": ready + "raise RuntimeError('a bug')", "stuck": _STUCK}
+        monkeypatch.setattr(prefetch_module, "_CHILD", programs[how])
+        return
+
+    def serve(source: Any, sink: Any, root: str, max_bytes: int) -> None:
+        if how == "dies":
+            os._exit(3)
+        sink.write(prefetch_module._READY)
+        sink.flush()
+        if how == "stuck":
+            time.sleep(600)
+        raise RuntimeError("a bug in the reader")
+
+    monkeypatch.setattr(prefetch_module, "_serve", serve)
+
+
 def _reimport_through(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, child: str, stall: float | None = None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, stall: float | None = None
 ) -> tuple[list[Path], ImportReport, list[dict[str, Any]]]:
-    """Import a library, edit every other sidecar, and import again with ``child`` as the reader:
+    """Import a library, edit every other sidecar, and import again (with the reader the test set up):
     the edited sidecars, the second import's report, and the records after it."""
     lib = _library(tmp_path / "lib", count)
     engine = open_catalog(str(tmp_path / "c.db"))
     try:
         run_import(engine, ImportOptions(roots=[str(lib)]))
         edited = _edit(lib, 2)
-        monkeypatch.setattr(prefetch_module, "_CHILD", child)
         if stall is not None:
             monkeypatch.setattr(prefetch_module, "STALL", stall)
         report = run_import(engine, ImportOptions(roots=[str(lib)]))
@@ -154,7 +220,7 @@ def _reimport_through(
 
 
 def test_an_import_with_a_reader_during_the_walk_equals_one_without(
-    tmp_path: Path, closed: list[tuple[int, int]]
+    tmp_path: Path, closed: list[tuple[int, int]], kind: str
 ) -> None:
     """Edits in known folders are read during the walk, and the catalog is what reading them later gives."""
     records = []
@@ -178,7 +244,9 @@ def test_an_import_with_a_reader_during_the_walk_equals_one_without(
     assert records[0] == records[1]
 
 
-def test_a_reader_still_loading_when_asked_is_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_reader_still_loading_when_asked_is_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spawned: None
+) -> None:
     """The importer does not wait for a reader that has not loaded: it reads those entries itself."""
     root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
     entries = walk(root).entries
@@ -199,7 +267,7 @@ def test_a_reader_still_loading_when_asked_is_let_go(tmp_path: Path, monkeypatch
 
 
 def test_the_reader_imports_nothing_from_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]], kind: str
 ) -> None:
     """A library may hold a ``pydantic.py``: run from inside it, the reader still loads the real modules."""
     lib = _library(tmp_path / "lib", 12)
@@ -241,6 +309,7 @@ def test_the_reader_is_as_isolated_as_the_importer(tmp_path: Path) -> None:
         from tests.services.test_prefetch import _edit
         from pathlib import Path
         prefetch.START_AT, prefetch.BOOT_WAIT = 1, 30.0
+        prefetch.can_fork = lambda: False  # the reader is a fresh interpreter, started with -I
         os.cpu_count = lambda: 2
         seen = []
         close = prefetch.Prefetcher.close
@@ -267,25 +336,24 @@ def test_the_reader_is_as_isolated_as_the_importer(tmp_path: Path) -> None:
     ]
 
 
-# A reader that says it is ready, then never answers (stopped, or stuck on a dead mount).
-_STUCK = "import sys, time; sys.stdout.buffer.write(b'R'); sys.stdout.buffer.flush(); time.sleep(600)"
-
-
 def test_a_reader_that_stops_answering_is_let_go_and_the_import_reads_the_rest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed: list[tuple[int, int]], kind: str
 ) -> None:
     """Waiting on a reader alive but silent used to be forever (and under cron, with the import lock held)."""
-    edited, report, _ = _reimport_through(tmp_path, monkeypatch, 20, _STUCK, stall=0.5)
+    _misbehave(monkeypatch, kind, "stuck")
+    edited, report, _ = _reimport_through(tmp_path, monkeypatch, 20, stall=0.5)
     assert closed[-1] == (len(edited), 0)
     assert report.counts["updated"] == len(edited) and report.counts["failed"] == 0
 
 
-def test_a_stopping_import_does_not_wait_for_its_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopping_import_does_not_wait_for_its_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
     """Ctrl-C while the importer waits for a silent reader: it stops waiting at once (the stall limit is an hour)."""
     root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
     entries = walk(root).entries
     monkeypatch.setattr(prefetch_module, "STALL", 3600.0)
-    monkeypatch.setattr(prefetch_module, "_CHILD", _STUCK)
+    _misbehave(monkeypatch, kind, "stuck")
     stopping = [False]
     pf = Prefetcher(root, MAX, start_at=1, should_stop=lambda: stopping[0])
     try:
@@ -305,7 +373,7 @@ def test_a_stopping_import_does_not_wait_for_its_reader(tmp_path: Path, monkeypa
     "answer", ["[]", "{}", "None", "[None] * 1000"], ids=["too-few", "not-a-list", "none", "too-many"]
 )
 def test_results_that_do_not_answer_what_was_sent_are_not_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str, spawned: None
 ) -> None:
     """A reader of another version (the package upgraded during a long import) must not crash the import."""
     root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
@@ -326,19 +394,21 @@ def test_results_that_do_not_answer_what_was_sent_are_not_used(
         pf.close()
 
 
-def test_results_go_in_chunks_and_are_let_go_once_taken(tmp_path: Path) -> None:
-    """A folder of many edits is sent as chunks of at most CHUNK entries, whose results are not held once handed out."""
-    count = prefetch_module.CHUNK * 2 + 5
+def test_results_go_in_chunks_and_are_let_go_once_taken(tmp_path: Path, kind: str) -> None:
+    """Many edits go as chunks of at most ``chunk`` entries, whose results are not held once handed out."""
+    size = prefetch_module.FORK_CHUNK if kind == "forked" else prefetch_module.CHUNK
+    count = size * 2 + 5
     root = resolve_root(_library(tmp_path / "lib", count, folders=1))
     entries = walk(root).entries
     pf = Prefetcher(root, MAX, start_at=1)
     try:
+        assert pf.chunk == size
         pf.add(entries)
         pf.walk_done()
         assert len(pf._results) == 3
-        assert all(pf.take(e) is not None for e in entries[: prefetch_module.CHUNK])
-        assert pf._results[0] is None and pf._left == [0, prefetch_module.CHUNK, 5]
-        assert all(pf.take(e) is not None for e in entries[prefetch_module.CHUNK :])
+        assert all(pf.take(e) is not None for e in entries[:size])
+        assert pf._results[0] is None and pf._left == [0, size, 5]
+        assert all(pf.take(e) is not None for e in entries[size:])
         assert pf._results == [None, None, None] and pf.used == count
     finally:
         pf.close()
@@ -380,3 +450,42 @@ def test_readers_start_on_a_python_without_ctypes(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setitem(sys.modules, "ctypes", None)  # ``import ctypes`` raises ImportError
     _die_with_parent()  # no guard against the parent's death then, and no error either
+
+
+def test_no_fork_while_another_thread_runs() -> None:
+    """A fork copies only its own thread: with another running (a progress bar's), the reader is a fresh interpreter."""
+    if not prefetch_module.can_fork():
+        pytest.skip("no fork here")
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        assert not prefetch_module.can_fork()
+        assert not Prefetcher("/", MAX).fork
+    finally:
+        release.set()
+        other.join()
+    assert prefetch_module.can_fork()
+
+
+def test_a_forked_reader_holds_none_of_the_importers_files(tmp_path: Path) -> None:
+    """Only its two pipes and /dev/null: a copy of the import lock's descriptor would keep the lock held."""
+    if not prefetch_module.can_fork():
+        pytest.skip("no fork here")
+    root = resolve_root(_library(tmp_path / "lib", 4, folders=1))
+    entries = walk(root).entries
+    held = open(tmp_path / "held.lock", "wb")  # noqa: SIM115 - open across the fork on purpose
+    pf = Prefetcher(root, MAX, start_at=1, fork=True)
+    try:
+        pf.add(entries)
+        pf.walk_done()
+        while not pf._ready:  # it says ready once its descriptors are settled; it waits for more input then
+            assert pf._wait(30) and pf._drain()
+        assert isinstance(pf._proc, prefetch_module._Forked)
+        targets = [os.readlink(fd) for fd in Path(f"/proc/{pf._proc.pid}/fd").iterdir()]
+        assert sorted(t.startswith("pipe:") for t in targets) == [False] * 3 + [True] * 2
+        assert all(t == os.devnull or t.startswith("pipe:") for t in targets), targets
+        assert all(pf.take(e) is not None for e in entries)
+    finally:
+        pf.close()
+        held.close()
