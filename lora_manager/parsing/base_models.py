@@ -18,6 +18,9 @@ Lookups are one dict access or a short prefix scan: this runs for every sidecar 
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from lora_manager.parsing.base import as_str
 
 # Civitai's base model names (its model-version ``baseModel`` values). A name Civitai adds later
 # is still kept as Civitai wrote it; this list only lets other spellings find their way to it.
@@ -153,3 +156,23 @@ def from_header(text: str) -> str | None:
         if slug.startswith(prefix):
             return name
     return None
+
+
+def base_model_fields(value: Any, *, by_civitai: bool) -> dict[str, Any]:
+    """A sidecar's base model as SidecarInfo fields: ``base_model`` and ``base_model_weak``.
+
+    ``by_civitai`` says the value is Civitai's ``baseModel`` (in its response, or copied by a
+    tool): a spelling we know becomes Civitai's name, and one we do not is still Civitai's own
+    (a base model added after this list), kept as written. Any other writer's value (Lora-Manager's
+    own ``base_model``, which may be a raw header string, an A1111 ``sd version``) is also read
+    as a header string, and when nothing is recognised it is kept but *weak*: any recognised
+    name, even the header's, outranks it. Civitai's ``"Other"`` is weak too; ``"Unknown"`` is
+    no base model at all.
+    """
+    text = as_str(value)
+    if text is None or text.lower() in UNKNOWN:
+        return {"base_model": None, "base_model_weak": False}
+    name = civitai_name(text) if by_civitai else from_header(text)
+    if name is None:
+        return {"base_model": text, "base_model_weak": not by_civitai}
+    return {"base_model": name, "base_model_weak": name == OTHER}

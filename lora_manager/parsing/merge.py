@@ -17,6 +17,7 @@ from typing import Any
 
 from lora_manager.models import AdapterRecord, HeaderInfo, SidecarInfo, SidecarRef
 from lora_manager.parsing.base import from_mtime_ns
+from lora_manager.parsing.base_models import OTHER
 
 CIVITAI_ORDER = ("civitai_model", "civitai_version", "lora_manager", "stability_matrix", "a1111")
 USER_ORDER = ("a1111", "lora_manager", "civitai_model", "civitai_version", "stability_matrix")
@@ -107,7 +108,7 @@ def merged_fields(
         hash_sources=hash_sources,
         supports_generation=bool(_first(civitai, "supports_generation")),
         sd_version=_first(civitai, "sd_version"),
-        base_model=_first(civitai, "base_model") or (header.base_model if header else None),
+        base_model=_base_model(civitai, header),
         nsfw_level=_first(civitai, "nsfw_level") or 0,
         activation_text=activation_text,
         notes=user_first("notes"),
@@ -123,6 +124,23 @@ def merged_fields(
         json_file_mtime=from_mtime_ns(primary.mtime_ns) if primary else None,
         json_file_size=primary.size if primary else None,
     )
+
+
+def _base_model(civitai: list[SidecarInfo], header: HeaderInfo | None) -> str | None:
+    """The first recognised base model in Civitai order, else the header's, else the first weak one.
+
+    A weak value (no name we know, or Civitai's "Other") never hides a name we recognise, but is
+    kept when nothing better is known; "Other" comes last even among those.
+    """
+    weak: list[str] = []
+    for layer in civitai:
+        if layer.base_model is not None:
+            if not layer.base_model_weak:
+                return layer.base_model
+            weak.append(layer.base_model)
+    if header is not None and header.base_model:
+        return header.base_model
+    return next((w for w in weak if w != OTHER), weak[0] if weak else None)
 
 
 def _hashes(civitai: list[SidecarInfo], header: HeaderInfo | None) -> tuple[dict[str, str], dict[str, str]]:

@@ -160,3 +160,21 @@ def test_zero_and_junk_ids_are_no_ids() -> None:
     assert (info.civitai_model_id, info.civitai_version_id) == (None, None)
     info = CivitaiVersion().parse({"modelId": -5, "id": "²", "model": {"name": "X"}}, ctx)
     assert (info.civitai_model_id, info.civitai_version_id) == (None, None)
+
+
+def test_other_base_model_is_weak_and_unknown_is_none() -> None:
+    """Civitai's "Other" is kept but weak (a header's base model says more); "Unknown" says nothing."""
+    ctx = ParseContext(path="/l/m.civitai.info")
+    other = CivitaiVersion().parse({"id": 1, "modelId": 2, "name": "v1", "baseModel": "Other"}, ctx)
+    assert (other.base_model, other.base_model_weak) == ("Other", True)
+    unknown = CivitaiVersion().parse({"id": 1, "modelId": 2, "name": "v1", "baseModel": "Unknown"}, ctx)
+    assert (unknown.base_model, unknown.base_model_weak) == (None, False)
+
+
+def test_civitai_base_models_are_civitai_names_even_when_unlisted() -> None:
+    """A hand-shortened "SDXL" becomes Civitai's name; a name Civitai added later is kept, not weak."""
+    ctx = ParseContext(path="/l/m.civitai.info")
+    short = CivitaiVersion().parse({"id": 1, "modelId": 2, "name": "v1", "baseModel": "SDXL"}, ctx)
+    assert (short.base_model, short.base_model_weak) == ("SDXL 1.0", False)
+    newer = CivitaiVersion().parse({"id": 1, "modelId": 2, "name": "v1", "baseModel": "Flux.2 D"}, ctx)
+    assert (newer.base_model, newer.base_model_weak) == ("Flux.2 D", False)

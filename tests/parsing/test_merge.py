@@ -111,3 +111,21 @@ def test_the_readers_row_is_the_records_row_for_every_example_entry() -> None:
         assert fast == slow
         compared += 1
     assert compared >= 5
+
+
+def test_a_weak_base_model_gives_way_to_a_recognised_one_from_below() -> None:
+    """An unrecognised or "Other" base model never hides a recognised one, even the header's."""
+    own = SidecarInfo(dialect="lora_manager", base_model="sd_v1_custom", base_model_weak=True)
+    other = SidecarInfo(dialect="civitai_version", base_model="Other", base_model_weak=True)
+    sm = SidecarInfo(dialect="stability_matrix", base_model="Pony")
+    assert merge([own, other, sm], [], "/l/m.safetensors", "m").base_model == "Pony"
+    header = HeaderInfo(base_model="SDXL 1.0")
+    assert merge([own, other], [], "/l/m.safetensors", "m", header).base_model == "SDXL 1.0"
+
+
+def test_a_weak_base_model_is_kept_when_nothing_better_is_known() -> None:
+    """With no recognised base model anywhere, the plausible string is kept, and "Other" only last."""
+    own = SidecarInfo(dialect="lora_manager", base_model="sd_v1_custom", base_model_weak=True)
+    other = SidecarInfo(dialect="civitai_version", base_model="Other", base_model_weak=True)
+    assert merge([own, other], [], "/l/m.safetensors", "m", HeaderInfo()).base_model == "sd_v1_custom"
+    assert merge([other], [], "/l/m.safetensors", "m").base_model == "Other"
