@@ -144,14 +144,19 @@ def _base_model(civitai: list[SidecarInfo], header: HeaderInfo | None) -> str | 
 
 
 def _hashes(civitai: list[SidecarInfo], header: HeaderInfo | None) -> tuple[dict[str, str], dict[str, str]]:
-    """The claimed hashes and where each came from; AutoV2 is derived from SHA256 when absent."""
+    """The claimed hashes and where each came from.
+
+    AutoV2 is by definition the SHA256's first 10 hex digits: with a SHA256 recorded, AutoV2 is
+    derived from it (and credited to its source), never kept from another sidecar that may have
+    described another file (Lora-Manager's own SHA256 beside a Civitai entry of a pruned variant).
+    """
     hashes: dict[str, str] = {}
     sources: dict[str, str] = {}
     for layer in sorted(civitai, key=lambda s: _rank(HASH_ORDER, s.dialect)):
         for kind, digest in layer.hashes.items():
             if kind not in hashes:
                 hashes[kind], sources[kind] = digest, layer.dialect
-    if "sha256" in hashes and "autov2" not in hashes:
+    if "sha256" in hashes:
         hashes["autov2"], sources["autov2"] = hashes["sha256"][:10], sources["sha256"]
     if "autov3" not in hashes and header and header.autov3:
         hashes["autov3"], sources["autov3"] = header.autov3, "header"

@@ -129,3 +129,14 @@ def test_a_weak_base_model_is_kept_when_nothing_better_is_known() -> None:
     other = SidecarInfo(dialect="civitai_version", base_model="Other", base_model_weak=True)
     assert merge([own, other], [], "/l/m.safetensors", "m", HeaderInfo()).base_model == "sd_v1_custom"
     assert merge([other], [], "/l/m.safetensors", "m").base_model == "Other"
+
+
+def test_autov2_is_always_the_recorded_sha256s_prefix() -> None:
+    """An AutoV2 from a sidecar describing another file never contradicts the SHA256 recorded."""
+    own = SidecarInfo(dialect="lora_manager", hashes={"sha256": "a" * 64})
+    civitai = SidecarInfo(dialect="civitai_version", hashes={"sha256": "b" * 64, "autov2": "b" * 10})
+    record = merge([civitai, own], [], "/l/m.safetensors", "m")
+    assert (record.primary_file_sha256, record.primary_file_autov2) == ("a" * 64, "a" * 10)
+    assert record.hash_sources["autov2"] == record.hash_sources["sha256"] == "lora_manager"
+    alone = merge([SidecarInfo(dialect="civitai_version", hashes={"autov2": "c" * 10})], [], "/l/m.safetensors", "m")
+    assert (alone.primary_file_sha256, alone.primary_file_autov2) == (None, "c" * 10)
