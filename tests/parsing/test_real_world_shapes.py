@@ -454,3 +454,25 @@ def test_a1111_sd_version_is_read_as_a_base_model_name(tmp_path: Path) -> None:
     rows = {r["name"]: r for r in import_rows(tmp_path, lib)}
     assert (rows["short"]["base_model"], rows["custom"]["base_model"]) == ("SD 1.5", "SDXL 1.0")
     assert rows["custom"]["sd_version"] == "my base"
+
+
+def test_a1111_keys_in_a_version_json_outrank_civitai_as_in_a_model_json(tmp_path: Path) -> None:
+    """A version response saved as NAME.json and edited in the webui: its activation text, weight
+    and notes outrank Civitai's trained words, as they do in a model response and beside a
+    ``.civitai.info``."""
+    lib = tmp_path / "lib"
+    write_safetensors(lib / "ink.safetensors", {})
+    version = {
+        "id": 7,
+        "modelId": 8,
+        "name": "v2.0",
+        "baseModel": "SDXL 1.0",
+        "trainedWords": ["inkwash style"],
+        "model": {"name": "Ink Wash"},
+        "files": [{"name": "ink.safetensors", "primary": True, "hashes": {"SHA256": SHA_A}}],
+    }
+    write(lib / "ink.json", {**version, "activation text": "sumi-e", "preferred weight": 0.6, "notes": "mine"})
+    write(lib / "ink.civitai.info", version)
+    [row] = import_rows(tmp_path, lib)
+    assert (row["activation_text"], row["triggers"], row["weight"]) == ("sumi-e", ["sumi-e"], 0.6)
+    assert row["notes"] == "mine"
