@@ -24,8 +24,9 @@ USER_ORDER = ("a1111", "lora_manager", "civitai_model", "civitai_version", "stab
 # Hashes a tool computed from the local file outrank hashes copied from a Civitai response,
 # which may describe another file of the version (a pruned variant, say).
 HASH_ORDER = ("lora_manager", "a1111", "stability_matrix", "civitai_version", "civitai_model")
-# Civitai Helper joins prompt-style trigger words with " || "; A1111 users write commas.
-_TRIGGER_SPLIT = re.compile(r"\s*(?:,|\|\|)\s*")
+# Civitai Helper joins alternative prompts with " || "; A1111 users write commas. A run of more
+# bars is one separator too, so no "|" is left over as a trigger.
+_TRIGGER_SPLIT = re.compile(r"\s*(?:,|\|\|+)\s*")
 
 
 def _rank(order: tuple[str, ...], dialect: str) -> int:
@@ -81,7 +82,7 @@ def merged_fields(
     weight = next((s.weight for s in user if "weight" in s.user_fields and s.weight), None)
     activation_text = user_first("activation_text")
     trained_words = _first(civitai, "trained_words") or []
-    triggers = [w for w in _TRIGGER_SPLIT.split(activation_text) if w] if activation_text else list(trained_words)
+    triggers = _distinct(_TRIGGER_SPLIT.split(activation_text) if activation_text else trained_words)
     model_name = model_path.replace("\\", "/").rsplit("/", 1)[-1]
     primary = _primary_ref(refs, civitai)
     return dict(
@@ -124,6 +125,23 @@ def merged_fields(
         json_file_mtime=from_mtime_ns(primary.mtime_ns) if primary else None,
         json_file_size=primary.size if primary else None,
     )
+
+
+def _distinct(words: list[str]) -> list[str]:
+    """The words stripped, without empties and repeats (ignoring case), first occurrence first.
+
+    Civitai Helper's alternatives repeat words ("1girl, red hair || 1girl, blue hair"), and
+    trained words repeat in another case; one trigger is typed once.
+    """
+    seen: set[str] = set()
+    out: list[str] = []
+    for word in words:
+        word = word.strip()
+        key = word.casefold()
+        if word and key not in seen:
+            seen.add(key)
+            out.append(word)
+    return out
 
 
 def _base_model(civitai: list[SidecarInfo], header: HeaderInfo | None) -> str | None:

@@ -140,3 +140,21 @@ def test_autov2_is_always_the_recorded_sha256s_prefix() -> None:
     assert record.hash_sources["autov2"] == record.hash_sources["sha256"] == "lora_manager"
     alone = merge([SidecarInfo(dialect="civitai_version", hashes={"autov2": "c" * 10})], [], "/l/m.safetensors", "m")
     assert (alone.primary_file_sha256, alone.primary_file_autov2) == (None, "c" * 10)
+
+
+def test_triggers_split_on_bars_and_commas_without_repeats() -> None:
+    """Civitai Helper's " || " alternatives give each word once, in order, no "|" fragment left."""
+    user = SidecarInfo(
+        dialect="a1111",
+        activation_text="1girl, red hair || 1girl, Blue Hair, maid ||| ,, RED HAIR |||| tail",
+        user_fields=frozenset({"activation_text"}),
+    )
+    record = merge([user], [], "/l/m.safetensors", "m")
+    assert record.triggers == ["1girl", "red hair", "Blue Hair", "maid", "tail"]
+
+
+def test_triggers_from_trained_words_have_no_repeats() -> None:
+    """Without activation text the trained words are the triggers, each once whatever its case."""
+    civitai = SidecarInfo(dialect="civitai_version", trained_words=["Sumi-e", "ink wash", "sumi-e", " "])
+    record = merge([civitai], [], "/l/m.safetensors", "m")
+    assert record.triggers == ["Sumi-e", "ink wash"]
