@@ -18,6 +18,7 @@ Lookups are one dict access or a short prefix scan: this runs for every sidecar 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from lora_manager.parsing.base import as_str
@@ -99,6 +100,7 @@ _ALIASES = {
     "fluxschnell": "Flux.1 S",
 }
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+_MAX_CACHED = 100  # characters of a base model text whose reading is cached (real ones are short)
 
 
 def _squash(text: str) -> str:
@@ -170,9 +172,22 @@ def base_model_fields(value: Any, *, by_civitai: bool) -> dict[str, Any]:
     no base model at all.
     """
     text = as_str(value)
-    if text is None or text.lower() in UNKNOWN:
+    if text is None:
         return {"base_model": None, "base_model_weak": False}
+    # A library holds a few dozen spellings: each is worked out once. The cache is bounded in
+    # entries and only holds short texts, so a library of long made-up names costs no memory.
+    base_model, weak = _read_cached(text, by_civitai) if len(text) <= _MAX_CACHED else _read(text, by_civitai)
+    return {"base_model": base_model, "base_model_weak": weak}
+
+
+def _read(text: str, by_civitai: bool) -> tuple[str | None, bool]:
+    """:func:`base_model_fields` of a stripped text, as ``(base_model, weak)``."""
+    if text.lower() in UNKNOWN:
+        return None, False
     name = civitai_name(text) if by_civitai else from_header(text)
     if name is None:
-        return {"base_model": text, "base_model_weak": not by_civitai}
-    return {"base_model": name, "base_model_weak": name == OTHER}
+        return text, not by_civitai
+    return name, name == OTHER
+
+
+_read_cached = lru_cache(maxsize=4096)(_read)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lora_manager.parsing.base_models import CIVITAI_NAMES, civitai_name, from_header
+from lora_manager.parsing.base_models import CIVITAI_NAMES, base_model_fields, civitai_name, from_header
 
 
 def test_every_civitai_name_is_its_own_name() -> None:
@@ -50,3 +50,14 @@ def test_short_names_find_civitai_names(text: str, name: str | None) -> None:
 def test_header_strings_find_civitai_names(text: str, name: str | None) -> None:
     """kohya's and ModelSpec's strings map by prefix, after the names and short names."""
     assert from_header(text) == name
+
+
+def test_sidecar_base_models_read_the_same_short_or_long() -> None:
+    """Short texts are read through a cache, long ones directly: the answers are the same kind."""
+    assert base_model_fields(" sd_v1 ", by_civitai=False) == {"base_model": "SD 1.5", "base_model_weak": False}
+    assert base_model_fields("Other", by_civitai=True) == {"base_model": "Other", "base_model_weak": True}
+    assert base_model_fields("unknown", by_civitai=True) == {"base_model": None, "base_model_weak": False}
+    long = "sd_v1 " + "x" * 200
+    assert base_model_fields(long, by_civitai=False) == {"base_model": "SD 1.5", "base_model_weak": False}
+    assert base_model_fields("y" * 200, by_civitai=False) == {"base_model": "y" * 200, "base_model_weak": True}
+    assert base_model_fields("y" * 200, by_civitai=True) == {"base_model": "y" * 200, "base_model_weak": False}
