@@ -33,6 +33,10 @@ class SidecarInfo(BaseModel):
     notes: str | None = None
     negative_text: str | None = None
     base_model: str | None = None
+    # True when ``base_model`` is no name we recognise and no Civitai response gave it (a raw or
+    # hand-written string), or is Civitai's catch-all "Other": any recognised base model from
+    # another sidecar or the header outranks it (see parsing.base_models).
+    base_model_weak: bool = False
     sd_version: str | None = None
     nsfw_level: int | None = None
     supports_generation: bool | None = None

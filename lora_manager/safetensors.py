@@ -14,28 +14,13 @@ from typing import Any
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import HeaderInfo
 from lora_manager.parsing.base import TooManyValues, as_float, decode_json
+from lora_manager.parsing.base_models import OTHER, from_header
 from lora_manager.paths import LINK_OUT, LeadsOut, open_regular
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_VALUE_CHARS = 64 * 1024  # longer metadata values (embedded images, huge tag lists) are dropped
 DROPPED_KEYS = frozenset({"ssmd_cover_images", "modelspec.thumbnail"})
 EMPTY_AUTOV3 = "e3b0c44298fc"  # the SHA256 of nothing: a placeholder some trainers write
-
-# kohya's ss_base_model_version and modelspec.architecture prefixes, as Civitai names base models.
-BASE_MODELS = (
-    ("sdxl_base", "SDXL 1.0"),
-    ("sdxl", "SDXL 1.0"),
-    ("stable-diffusion-xl", "SDXL 1.0"),
-    ("sd_v1", "SD 1.5"),
-    ("stable-diffusion-v1", "SD 1.5"),
-    ("sd_v2", "SD 2.1"),
-    ("stable-diffusion-v2", "SD 2.1"),
-    ("sd3", "SD 3"),
-    ("stable-diffusion-v3", "SD 3"),
-    ("flux1", "Flux.1 D"),
-    ("flux-1-schnell", "Flux.1 S"),
-    ("flux-1", "Flux.1 D"),
-)
 
 
 def read_header(path: str, file_size: int | None = None, *, inside: str | None = None) -> HeaderInfo:
@@ -134,12 +119,16 @@ def _clean_metadata(value: Any) -> dict[str, str]:
 
 
 def base_model_of(metadata: dict[str, str]) -> str | None:
-    """Civitai's name for the base model the trainer recorded, if any."""
-    for key in ("ss_base_model_version", "modelspec.architecture"):
-        value = metadata.get(key, "").lower()
-        for prefix, name in BASE_MODELS:
-            if value.startswith(prefix):
-                return name
+    """Civitai's name for the base model the trainer recorded, if any.
+
+    ModelSpec's architecture first: kohya writes ``ss_base_model_version`` ``"flux1"`` for Flux.1
+    dev and schnell alike (and its SD3 model type bare, ``"5-large"``), the architecture tells them apart.
+    """
+    for key in ("modelspec.architecture", "ss_base_model_version"):
+        value = metadata.get(key)
+        name = from_header(value) if value else None
+        if name is not None and name != OTHER:
+            return name
     if metadata.get("ss_v2") == "True":
         return "SD 2.1"
     return None

@@ -51,6 +51,38 @@ def test_placeholder_autov3_and_embedded_images_are_dropped(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
+    ("metadata", "base_model"),
+    [
+        ({"modelspec.architecture": "stable-diffusion-3-medium/lora"}, "SD 3"),
+        ({"modelspec.architecture": "stable-diffusion-3-m/lora"}, "SD 3"),
+        ({"modelspec.architecture": "stable-diffusion-3.5-large/lora"}, "SD 3.5 Large"),
+        (
+            {"modelspec.architecture": "stable-diffusion-3-5-large/lora", "ss_base_model_version": "5-large"},
+            "SD 3.5 Large",
+        ),
+        ({"modelspec.architecture": "stable-diffusion-3.5-medium/lora"}, "SD 3.5 Medium"),
+        ({"modelspec.architecture": "stable-diffusion-3-5-medium/lora"}, "SD 3.5 Medium"),
+        ({"modelspec.architecture": "Flux.1-dev/lora"}, "Flux.1 D"),
+        ({"modelspec.architecture": "flux-1-dev/lora", "ss_base_model_version": "flux1"}, "Flux.1 D"),
+        ({"modelspec.architecture": "Flux.1-schnell/lora"}, "Flux.1 S"),
+        ({"modelspec.architecture": "flux-1-schnell/lora", "ss_base_model_version": "flux1"}, "Flux.1 S"),
+        ({"modelspec.architecture": "chroma/lora", "ss_base_model_version": "chroma"}, "Chroma"),
+        ({"ss_base_model_version": "sd3"}, "SD 3"),
+        ({"ss_base_model_version": "sd_v1"}, "SD 1.5"),
+        ({"ss_base_model_version": "sdxl_"}, "SDXL 1.0"),  # OneTrainer
+        ({"ss_base_model_version": "flux2_klein_9b"}, None),  # Flux.2 is no Flux.1
+        ({"ss_base_model_version": "Other"}, None),
+    ],
+)
+def test_sd3_and_flux_headers_name_civitai_base_models(
+    tmp_path: Path, metadata: dict[str, str], base_model: str | None
+) -> None:
+    """kohya's SD3/SD3.5/Flux.1 architectures (sai_model_spec.py) and others' spellings of them map."""
+    path = write_safetensors(tmp_path / "m.safetensors", metadata)
+    assert read_header(str(path)).base_model == base_model
+
+
+@pytest.mark.parametrize(
     ("raw", "kind"),
     [
         (b"\x01\x02", FailureKind.BAD_HEADER),

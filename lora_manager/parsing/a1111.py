@@ -20,6 +20,7 @@ from typing import Any
 
 from lora_manager.models import SidecarInfo
 from lora_manager.parsing.base import ParseContext, as_float, as_hash, as_int, as_str, pick_unmapped
+from lora_manager.parsing.base_models import base_model_fields
 
 USER_KEYS = frozenset({"description", "sd version", "activation text", "preferred weight", "negative text", "notes"})
 # Keys that civitai-browser-plus adds to the same file (its forks add the model page's URL,
@@ -102,11 +103,13 @@ class A1111:
                 extra[key] = data[key]
         values = user_values(data, with_description=True)
         sd_version = values.get("sd_version")
+        names_one = sd_version is not None and sd_version.lower() not in _FAMILIES
         return SidecarInfo(
             dialect=self.name,
             path=ctx.path,
-            # Ranked last of the sidecars (see ``merge``): any other's base model comes first.
-            base_model=sd_version if sd_version and sd_version.strip().lower() not in _FAMILIES else None,
+            # Ranked last of the sidecars (see ``merge``): any other's base model comes first, and
+            # one no name we know (the user's own words) is weak: the header's outranks it too.
+            **base_model_fields(sd_version if names_one else None, by_civitai=False),
             civitai_model_id=_civitai_id(data.get("modelId")),
             civitai_version_id=_civitai_id(data.get("modelVersionId")),
             hashes={"sha256": sha256} if sha256 else {},

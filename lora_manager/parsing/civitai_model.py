@@ -26,6 +26,7 @@ from lora_manager.parsing.base import (
     pick_unmapped,
     safe_file_name,
 )
+from lora_manager.parsing.base_models import base_model_fields
 
 _MAPPED = frozenset(
     {
@@ -62,8 +63,6 @@ _VERSION_MAPPED = frozenset(
 # Civitai's file types that hold the model itself (the others: "Training Data", "VAE",
 # "Config", "Negative", "Archive"...); an entry without a type is taken for a model.
 _MODEL_FILE_TYPES = (None, "Model", "Pruned Model")
-# What Civitai Helper's skeleton and Lora-Manager write for "no base model known".
-_UNKNOWN_BASE_MODELS = frozenset({"unknown"})
 
 
 class CivitaiModel:
@@ -185,7 +184,7 @@ def version_fields(version: dict[str, Any], file: dict[str, Any]) -> dict[str, A
         # Versions saved before Civitai had ``publishedAt`` (2023) carry only ``createdAt``.
         "published_at": as_datetime(version.get("publishedAt")) or as_datetime(version.get("createdAt")),
         "trained_words": as_str_list(version.get("trainedWords"), split_commas=True),
-        "base_model": known_base_model(version.get("baseModel")),
+        **base_model_fields(version.get("baseModel"), by_civitai=True),
         "civitai_model_id": as_id(version.get("modelId")),
         "civitai_version_id": as_id(version.get("id")),
         "primary_file_name": safe_file_name(file.get("name")),
@@ -203,14 +202,3 @@ def listing_fields(obj: dict[str, Any]) -> dict[str, Any]:
         "visibility": as_str(obj.get("availability")),
         "stats": as_dict(obj.get("stats")) or None,
     }
-
-
-def known_base_model(value: Any) -> str | None:
-    """A base model name, or None for ``"Unknown"``.
-
-    Civitai itself says ``"Other"``, never ``"Unknown"``; that placeholder comes from Civitai
-    Helper's skeleton for models not on Civitai, and taking it would hide the base model the
-    safetensors header gives.
-    """
-    text = as_str(value)
-    return None if text is None or text.lower() in _UNKNOWN_BASE_MODELS else text

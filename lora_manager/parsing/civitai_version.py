@@ -13,6 +13,9 @@ carries varies with when it was fetched and by whom:
   empty ids, ``baseModel`` ``"Unknown"``, ``model.name`` set to the file name *with* its
   extension, and the SHA256 it computed. Its hashes and trained words (from the header's
   tag frequencies) are worth keeping; its name is no model name.
+* saved as ``NAME.json`` (civitai-browser-plus), the webui's card editor rewrites the file with
+  A1111's user keys added (``activation text``, ``preferred weight``, ``notes``...): they are
+  the user's words, read as in a Civitai model response.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from lora_manager.models import SidecarInfo
+from lora_manager.parsing import a1111
 from lora_manager.parsing.base import (
     ParseContext,
     as_dict,
@@ -37,7 +41,7 @@ from lora_manager.parsing.civitai_model import (
 )
 
 SUFFIX = ".civitai.info"
-_MAPPED = VERSION_OBJECT_KEYS
+_MAPPED = VERSION_OBJECT_KEYS | a1111.USER_KEYS
 _MODEL_MAPPED = frozenset({"name", "description", "tags", "creator"})
 # What a "not on Civitai" file may say besides nothing at all.
 _NOT_FOUND_KEYS = frozenset({"error", "message"})
@@ -78,7 +82,7 @@ class CivitaiVersion:
         version_description = as_str(data.get("description"))
         if model_description and version_description:
             extra["version_description"] = version_description
-        return SidecarInfo(
+        info = SidecarInfo(
             dialect=self.name,
             path=ctx.path,
             # A skeleton's model name is the file name: the record falls back to the stem instead.
@@ -93,6 +97,10 @@ class CivitaiVersion:
             **listing_fields(data),
             extra=extra,
         )
+        # The A1111 keys in the same file are the user's words and outrank Civitai's; its
+        # ``description`` is the version's own (Civitai's), as in a model response.
+        user = a1111.user_values(data)
+        return info.model_copy(update=user) if user else info
 
 
 def is_skeleton(data: dict[str, Any]) -> bool:

@@ -1,7 +1,7 @@
 """ComfyUI-Lora-Manager's ``NAME.metadata.json``.
 
 Lora-Manager keeps its own flat record (``model_name``, ``file_name`` without extension,
-``file_path``, ``size``, ``sha256`` it computed itself, a normalised ``base_model``) and
+``file_path``, ``size``, ``sha256`` it computed itself, a ``base_model``) and
 stores the Civitai model-version response it matched under ``civitai``. Things that are
 easy to get wrong:
 
@@ -12,6 +12,9 @@ easy to get wrong:
 * ``civitai`` may be ``{}`` or hold only ``trainedWords`` for models not from Civitai.
 * ``preview_url`` is a local path despite its name; ``file_path`` is an absolute path on
   the machine that wrote the file. Neither is trusted as a path: both stay in extra.
+* ``base_model`` is Civitai's name when Lora-Manager had one; older releases wrote short names
+  ("SD1.5", "SDXL", "IL"), and for files Civitai does not know it holds the header's raw string
+  ("sd_v1", issue #85). All become Civitai's names (see ``base_models``).
 * newer releases write a top-level ``autov3`` (12 hex digits, ``null`` once checked and
   unavailable), taken from the header or from the Civitai file whose SHA256 matches.
 """
@@ -32,10 +35,10 @@ from lora_manager.parsing.base import (
     hashes_from,
     pick_unmapped,
 )
+from lora_manager.parsing.base_models import base_model_fields
 from lora_manager.parsing.civitai_model import (
     VERSION_OBJECT_KEYS,
     as_list,
-    known_base_model,
     listing_fields,
     primary_file,
     version_fields,
@@ -74,7 +77,6 @@ _MAPPED = frozenset(
 )
 _CIVITAI_MAPPED = VERSION_OBJECT_KEYS | {"customImages"}  # example images are no metadata and can be huge
 _MODEL_MAPPED = frozenset({"name", "description", "tags"})
-_UNKNOWN_BASE = frozenset({"unknown", ""})
 _MAX_TIPS_CHARS = 100_000  # usage tips are a few keys; anything longer is junk we do not decode
 
 
@@ -89,6 +91,23 @@ def usage_tips(value: Any) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return decoded if isinstance(decoded, dict) else None
+
+
+def own_base_model(own: Any, civitai: Any) -> dict[str, Any]:
+    """The base model fields from Lora-Manager's own ``base_model``, else its Civitai ``baseModel``.
+
+    Its own value wins when it names a base model we recognise. Older releases wrote short names
+    ("SD1.5", "SDXL", "IL") and, for files Civitai does not know, the header's raw string
+    ("sd_v1", "sdxl_base_v1-0"): those become Civitai's names. A value recognised as none gives
+    way to the embedded Civitai version's base model; with none there, it is kept, weak.
+    """
+    mine = base_model_fields(own, by_civitai=False)
+    if mine["base_model"] is not None and not mine["base_model_weak"]:
+        return mine
+    theirs = base_model_fields(civitai, by_civitai=True)
+    if theirs["base_model"] is not None and (mine["base_model"] is None or not theirs["base_model_weak"]):
+        return theirs
+    return mine
 
 
 class LoraManager:
@@ -124,9 +143,7 @@ class LoraManager:
         own_autov3 = as_hash(data.get("autov3"), (12,))
         if own_autov3:  # matched to this very file by Lora-Manager, so it beats the files[] pick too
             hashes["autov3"] = own_autov3
-        base_model = as_str(data.get("base_model"))
-        if base_model is None or base_model.lower() in _UNKNOWN_BASE:
-            base_model = known_base_model(civitai.get("baseModel"))
+        base_model = own_base_model(data.get("base_model"), civitai.get("baseModel"))
 
         extra = pick_unmapped(data, _MAPPED)
         civitai_extra = pick_unmapped(civitai, _CIVITAI_MAPPED)
@@ -155,7 +172,7 @@ class LoraManager:
             tags=as_str_list(data.get("tags")) or as_str_list(model.get("tags")) or None,
             weight=weight or None,  # a strength of 0 would disable the LoRA: it means "not set"
             notes=notes,
-            **{**version_fields(civitai, file), "base_model": base_model, "hashes": hashes},
+            **{**version_fields(civitai, file), **base_model, "hashes": hashes},
             **listing_fields(civitai),
             user_fields=frozenset(user_fields),
             extra=extra,

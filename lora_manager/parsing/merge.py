@@ -17,14 +17,16 @@ from typing import Any
 
 from lora_manager.models import AdapterRecord, HeaderInfo, SidecarInfo, SidecarRef
 from lora_manager.parsing.base import from_mtime_ns
+from lora_manager.parsing.base_models import OTHER
 
 CIVITAI_ORDER = ("civitai_model", "civitai_version", "lora_manager", "stability_matrix", "a1111")
 USER_ORDER = ("a1111", "lora_manager", "civitai_model", "civitai_version", "stability_matrix")
 # Hashes a tool computed from the local file outrank hashes copied from a Civitai response,
 # which may describe another file of the version (a pruned variant, say).
 HASH_ORDER = ("lora_manager", "a1111", "stability_matrix", "civitai_version", "civitai_model")
-# Civitai Helper joins prompt-style trigger words with " || "; A1111 users write commas.
-_TRIGGER_SPLIT = re.compile(r"\s*(?:,|\|\|)\s*")
+# Civitai Helper joins alternative prompts with " || "; A1111 users write commas. A run of more
+# bars is one separator too, so no "|" is left over as a trigger.
+_TRIGGER_SPLIT = re.compile(r"\s*(?:,|\|\|+)\s*")
 
 
 def _rank(order: tuple[str, ...], dialect: str) -> int:
@@ -80,7 +82,7 @@ def merged_fields(
     weight = next((s.weight for s in user if "weight" in s.user_fields and s.weight), None)
     activation_text = user_first("activation_text")
     trained_words = _first(civitai, "trained_words") or []
-    triggers = [w for w in _TRIGGER_SPLIT.split(activation_text) if w] if activation_text else list(trained_words)
+    triggers = _distinct(_TRIGGER_SPLIT.split(activation_text) if activation_text else trained_words)
     model_name = model_path.replace("\\", "/").rsplit("/", 1)[-1]
     primary = _primary_ref(refs, civitai)
     return dict(
@@ -107,7 +109,7 @@ def merged_fields(
         hash_sources=hash_sources,
         supports_generation=bool(_first(civitai, "supports_generation")),
         sd_version=_first(civitai, "sd_version"),
-        base_model=_first(civitai, "base_model") or (header.base_model if header else None),
+        base_model=_base_model(civitai, header),
         nsfw_level=_first(civitai, "nsfw_level") or 0,
         activation_text=activation_text,
         notes=user_first("notes"),
@@ -125,15 +127,54 @@ def merged_fields(
     )
 
 
+def _distinct(words: list[str]) -> list[str]:
+    """The words stripped, without empties and repeats (ignoring case), first occurrence first.
+
+    Civitai Helper's alternatives repeat words ("1girl, red hair || 1girl, blue hair"), and
+    trained words repeat in another case; one trigger is typed once.
+    """
+    seen: set[str] = set()
+    out: list[str] = []
+    for word in words:
+        word = word.strip()
+        key = word.casefold()
+        if word and key not in seen:
+            seen.add(key)
+            out.append(word)
+    return out
+
+
+def _base_model(civitai: list[SidecarInfo], header: HeaderInfo | None) -> str | None:
+    """The first recognised base model in Civitai order, else the header's, else the first weak one.
+
+    A weak value (no name we know, or Civitai's "Other") never hides a name we recognise, but is
+    kept when nothing better is known; "Other" comes last even among those.
+    """
+    weak: list[str] = []
+    for layer in civitai:
+        if layer.base_model is not None:
+            if not layer.base_model_weak:
+                return layer.base_model
+            weak.append(layer.base_model)
+    if header is not None and header.base_model:
+        return header.base_model
+    return next((w for w in weak if w != OTHER), weak[0] if weak else None)
+
+
 def _hashes(civitai: list[SidecarInfo], header: HeaderInfo | None) -> tuple[dict[str, str], dict[str, str]]:
-    """The claimed hashes and where each came from; AutoV2 is derived from SHA256 when absent."""
+    """The claimed hashes and where each came from.
+
+    AutoV2 is by definition the SHA256's first 10 hex digits: with a SHA256 recorded, AutoV2 is
+    derived from it (and credited to its source), never kept from another sidecar that may have
+    described another file (Lora-Manager's own SHA256 beside a Civitai entry of a pruned variant).
+    """
     hashes: dict[str, str] = {}
     sources: dict[str, str] = {}
     for layer in sorted(civitai, key=lambda s: _rank(HASH_ORDER, s.dialect)):
         for kind, digest in layer.hashes.items():
             if kind not in hashes:
                 hashes[kind], sources[kind] = digest, layer.dialect
-    if "sha256" in hashes and "autov2" not in hashes:
+    if "sha256" in hashes:
         hashes["autov2"], sources["autov2"] = hashes["sha256"][:10], sources["sha256"]
     if "autov3" not in hashes and header and header.autov3:
         hashes["autov3"], sources["autov3"] = header.autov3, "header"

@@ -25,8 +25,8 @@ DIALECT_NAMES = tuple(d.name for d in DIALECTS)
 
 def load_json(raw: bytes) -> Any:
     """Decode a sidecar's bytes (:func:`~lora_manager.parsing.base.decode_json`): UTF-8 (a BOM
-    allowed), else UTF-16 with a BOM, else Latin-1. Nesting too deep is invalid JSON; a file of
-    more values than :data:`MAX_JSON_VALUES` is refused before it is decoded."""
+    allowed), else UTF-16 with a BOM, else Windows-1252. Nesting too deep is invalid JSON; a file
+    of more values than :data:`MAX_JSON_VALUES` is refused before it is decoded."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -39,13 +39,31 @@ def load_json(raw: bytes) -> Any:
         raise SidecarError(FailureKind.INVALID_JSON, f"not valid JSON: {reason}{where}") from None
 
 
+def _cp1252_over_latin1() -> dict[int, str]:
+    """What Windows-1252 makes of the bytes 0x80-0x9F, which Latin-1 decodes as C1 controls.
+
+    Five of them (0x81, 0x8D, 0x8F, 0x90, 0x9D) are undefined in Windows-1252: they stay
+    Latin-1's, so no byte fails the file.
+    """
+    high = range(0x80, 0xA0)
+    chars = bytes(high).decode("cp1252", errors="replace")  # one character per byte: a 1-byte codec
+    return {byte: char for byte, char in zip(high, chars, strict=True) if char != "\ufffd"}
+
+
+# A sidecar that is not UTF-8 is most likely one a Windows user edited and saved as "ANSI"
+# (Windows-1252): its curly quotes, dashes and euro sign must not become control characters.
+_CP1252 = _cp1252_over_latin1()
+
+
 def _sidecar_text(raw: bytes | bytearray) -> str:
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return raw.decode("utf-16", errors="replace")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        # Latin-1 maps each byte to the code point of its value; the table then turns the
+        # 0x80-0x9F controls into Windows-1252's characters (both steps in C: no per-byte loop).
+        return raw.decode("latin-1").translate(_CP1252)
 
 
 def identify(data: Any, file_name: str) -> Dialect | None:

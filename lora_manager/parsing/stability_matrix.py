@@ -25,6 +25,7 @@ from lora_manager.parsing.base import (
     pick_unmapped,
     safe_file_name,
 )
+from lora_manager.parsing.base_models import base_model_fields
 from lora_manager.parsing.civitai_version import has_suffix
 
 SUFFIX = ".cm-info.json"
@@ -114,7 +115,7 @@ class StabilityMatrix:
             author_username=as_str(data.get("AuthorUsername")),
             tags=as_str_list(data.get("Tags")),
             trained_words=as_str_list(data.get("TrainedWords"), split_commas=True),
-            base_model=as_str(data.get("BaseModel")),
+            **base_model_fields(data.get("BaseModel"), by_civitai=True),
             stats=camel_keys(stats) or None,
             civitai_model_id=as_id(data.get("ModelId")) if from_civitai else None,
             civitai_version_id=as_id(data.get("VersionId")) if from_civitai else None,

@@ -291,3 +291,15 @@ def test_list_json_streams_every_record_as_the_catalog_holds_them(runner: CliRun
         assert narrow == [{"name": r["name"], "tags": r["tags"]} for r in printed]
     finally:
         engine.dispose()
+
+
+def test_base_model_filter_finds_base_models_other_tools_spelled_their_own_way(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Lora-Manager's "sd_v1" and "SD1.5" are stored as "SD 1.5", so ``--base-model "SD 1.5"`` finds them."""
+    root = tmp_path / "lib"
+    for stem, base_model in (("raw", "sd_v1"), ("short", "SD1.5"), ("xl", "SDXL")):
+        write_model(root, stem, {"model_name": stem, "file_name": stem, "base_model": base_model}, ".metadata.json")
+    assert run(runner, "import", root).exit_code == 0
+    assert listed(runner, "--base-model", "SD 1.5", "--sort", "name") == ["raw", "short"]
+    assert listed(runner, "--base-model", "SDXL 1.0") == ["xl"]

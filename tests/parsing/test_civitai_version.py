@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,3 +161,49 @@ def test_zero_and_junk_ids_are_no_ids() -> None:
     assert (info.civitai_model_id, info.civitai_version_id) == (None, None)
     info = CivitaiVersion().parse({"modelId": -5, "id": "²", "model": {"name": "X"}}, ctx)
     assert (info.civitai_model_id, info.civitai_version_id) == (None, None)
+
+
+def test_other_base_model_is_weak_and_unknown_is_none() -> None:
+    """Civitai's "Other" is kept but weak (a header's base model says more); "Unknown" says nothing."""
+    ctx = ParseContext(path="/l/m.civitai.info")
+    other = CivitaiVersion().parse({"id": 1, "modelId": 2, "name": "v1", "baseModel": "Other"}, ctx)
+    assert (other.base_model, other.base_model_weak) == ("Other", True)
+    unknown = CivitaiVersion().parse({"id": 1, "modelId": 2, "name": "v1", "baseModel": "Unknown"}, ctx)
+    assert (unknown.base_model, unknown.base_model_weak) == (None, False)
+
+
+def test_civitai_base_models_are_civitai_names_even_when_unlisted() -> None:
+    """A hand-shortened "SDXL" becomes Civitai's name; a name Civitai added later is kept, not weak."""
+    ctx = ParseContext(path="/l/m.civitai.info")
+    short = CivitaiVersion().parse({"id": 1, "modelId": 2, "name": "v1", "baseModel": "SDXL"}, ctx)
+    assert (short.base_model, short.base_model_weak) == ("SDXL 1.0", False)
+    newer = CivitaiVersion().parse({"id": 1, "modelId": 2, "name": "v1", "baseModel": "Flux.2 D"}, ctx)
+    assert (newer.base_model, newer.base_model_weak) == ("Flux.2 D", False)
+
+
+def test_a1111_keys_in_a_version_json_are_the_users_words(tmp_path: Path) -> None:
+    """The webui's card editor (and civitai-browser-plus) rewrites the loaded NAME.json with its
+    keys added: they are read as in a model response; ``description`` stays the version's."""
+    data = {
+        "id": 5678,
+        "modelId": 1234,
+        "name": "v2.0",
+        "description": "<p>Changelog</p>",
+        "baseModel": "SDXL 1.0",
+        "trainedWords": ["inkwash style"],
+        "model": {"name": "Ink Wash", "type": "LORA"},
+        "files": [{"name": "ink.safetensors", "primary": True}],
+        "activation text": "inkwash style, sumi-e",
+        "preferred weight": 0.6,
+        "notes": "best at 0.6",
+        "negative text": "color",
+        "sd version": "SDXL",
+    }
+    path = tmp_path / "ink.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    info = parse_sidecar(path.read_bytes(), path.name, ParseContext(path=str(path)))
+    assert info.dialect == "civitai_version"
+    assert (info.activation_text, info.weight, info.notes) == ("inkwash style, sumi-e", 0.6, "best at 0.6")
+    assert (info.negative_text, info.sd_version, info.description) == ("color", "SDXL", "<p>Changelog</p>")
+    assert info.user_fields == frozenset({"activation_text", "weight", "notes", "negative_text"})
+    assert "activation text" not in info.extra and "preferred weight" not in info.extra

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from lora_manager.models import SidecarInfo
 from lora_manager.parsing.base import ParseContext
 from lora_manager.parsing.lora_manager import LoraManager, usage_tips
@@ -171,3 +173,42 @@ def test_detect_needs_a_name_key_and_lora_manager_keys() -> None:
     assert not dialect.detect({"file_name": "a", "sha256": "x", "size": 1}, "hashes.json")
     assert dialect.detect({"civitai": {}}, "a.METADATA.json")
     assert not dialect.detect({"activation text": "x"}, "a.metadata.json")
+
+
+def lm_record(base_model: str | None, civitai_base_model: str | None = None) -> dict[str, object]:
+    """A Lora-Manager record for a model file, with its own and its Civitai version's base model."""
+    civitai: dict[str, object] = {} if civitai_base_model is None else {"baseModel": civitai_base_model}
+    return {"model_name": "M", "file_name": "m", "base_model": base_model, "civitai": civitai}
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        ("sd_v1", "SD 1.5"),  # willmiao/ComfyUI-Lora-Manager#85: files "marked as sd_v1"
+        ("sdxl_base_v1-0", "SDXL 1.0"),
+        ("SD1.5", "SD 1.5"),
+        ("SDXL", "SDXL 1.0"),
+        ("IL", "Illustrious"),
+        ("Pony", "Pony"),
+        ("Flux.1 D", "Flux.1 D"),
+    ],
+)
+def test_raw_header_strings_and_short_names_become_civitai_names(written: str, name: str) -> None:
+    """Older releases wrote short names, and a header's raw string for files Civitai does not know."""
+    info = LoraManager().parse(lm_record(written), ParseContext())
+    assert (info.base_model, info.base_model_weak) == (name, False)
+
+
+def test_an_unrecognised_base_model_gives_way_to_the_embedded_civitai_one() -> None:
+    """A value that names no base model we know does not outrank Civitai's in the same file."""
+    info = LoraManager().parse(lm_record("my merge v3", "Illustrious"), ParseContext())
+    assert (info.base_model, info.base_model_weak) == ("Illustrious", False)
+    recognised = LoraManager().parse(lm_record("SDXL", "Illustrious"), ParseContext())
+    assert recognised.base_model == "SDXL 1.0"  # a name we know is Lora-Manager's (user-editable) word
+
+
+def test_an_unrecognised_base_model_is_kept_weak_when_nothing_better_is_known() -> None:
+    """With no Civitai base model (or only "Other"), the plausible string is kept, marked weak."""
+    for civitai in (None, "Other", "Unknown"):
+        info = LoraManager().parse(lm_record("my_private_base v3", civitai), ParseContext())
+        assert (info.base_model, info.base_model_weak) == ("my_private_base v3", True)

@@ -111,3 +111,50 @@ def test_the_readers_row_is_the_records_row_for_every_example_entry() -> None:
         assert fast == slow
         compared += 1
     assert compared >= 5
+
+
+def test_a_weak_base_model_gives_way_to_a_recognised_one_from_below() -> None:
+    """An unrecognised or "Other" base model never hides a recognised one, even the header's."""
+    own = SidecarInfo(dialect="lora_manager", base_model="sd_v1_custom", base_model_weak=True)
+    other = SidecarInfo(dialect="civitai_version", base_model="Other", base_model_weak=True)
+    sm = SidecarInfo(dialect="stability_matrix", base_model="Pony")
+    assert merge([own, other, sm], [], "/l/m.safetensors", "m").base_model == "Pony"
+    header = HeaderInfo(base_model="SDXL 1.0")
+    assert merge([own, other], [], "/l/m.safetensors", "m", header).base_model == "SDXL 1.0"
+
+
+def test_a_weak_base_model_is_kept_when_nothing_better_is_known() -> None:
+    """With no recognised base model anywhere, the plausible string is kept, and "Other" only last."""
+    own = SidecarInfo(dialect="lora_manager", base_model="sd_v1_custom", base_model_weak=True)
+    other = SidecarInfo(dialect="civitai_version", base_model="Other", base_model_weak=True)
+    assert merge([own, other], [], "/l/m.safetensors", "m", HeaderInfo()).base_model == "sd_v1_custom"
+    assert merge([other], [], "/l/m.safetensors", "m").base_model == "Other"
+
+
+def test_autov2_is_always_the_recorded_sha256s_prefix() -> None:
+    """An AutoV2 from a sidecar describing another file never contradicts the SHA256 recorded."""
+    own = SidecarInfo(dialect="lora_manager", hashes={"sha256": "a" * 64})
+    civitai = SidecarInfo(dialect="civitai_version", hashes={"sha256": "b" * 64, "autov2": "b" * 10})
+    record = merge([civitai, own], [], "/l/m.safetensors", "m")
+    assert (record.primary_file_sha256, record.primary_file_autov2) == ("a" * 64, "a" * 10)
+    assert record.hash_sources["autov2"] == record.hash_sources["sha256"] == "lora_manager"
+    alone = merge([SidecarInfo(dialect="civitai_version", hashes={"autov2": "c" * 10})], [], "/l/m.safetensors", "m")
+    assert (alone.primary_file_sha256, alone.primary_file_autov2) == (None, "c" * 10)
+
+
+def test_triggers_split_on_bars_and_commas_without_repeats() -> None:
+    """Civitai Helper's " || " alternatives give each word once, in order, no "|" fragment left."""
+    user = SidecarInfo(
+        dialect="a1111",
+        activation_text="1girl, red hair || 1girl, Blue Hair, maid ||| ,, RED HAIR |||| tail",
+        user_fields=frozenset({"activation_text"}),
+    )
+    record = merge([user], [], "/l/m.safetensors", "m")
+    assert record.triggers == ["1girl", "red hair", "Blue Hair", "maid", "tail"]
+
+
+def test_triggers_from_trained_words_have_no_repeats() -> None:
+    """Without activation text the trained words are the triggers, each once whatever its case."""
+    civitai = SidecarInfo(dialect="civitai_version", trained_words=["Sumi-e", "ink wash", "sumi-e", " "])
+    record = merge([civitai], [], "/l/m.safetensors", "m")
+    assert record.triggers == ["Sumi-e", "ink wash"]

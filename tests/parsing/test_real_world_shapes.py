@@ -422,3 +422,57 @@ def test_a_version_file_of_a_renamed_variant_follows_the_sha256_hashed_here(tmp_
 
     assert row["primary_file_name"] == "charturner_v2_fp32.safetensors"
     assert (row["primary_file_size_kb"], row["primary_file_sha256"]) == (36.0, SHA_C)
+
+
+def test_civitai_other_base_model_gives_way_to_the_header(tmp_path: Path) -> None:
+    """Civitai's "Other" hides nothing the header knows; with a header that says nothing it is kept."""
+    lib = tmp_path / "lib"
+    for stem, header in (("known", {"ss_base_model_version": "sdxl_base_v1-0"}), ("bare", {})):
+        write_safetensors(lib / f"{stem}.safetensors", header)
+        version = {"id": 7, "modelId": 8, "name": "v1", "baseModel": "Other", "model": {"name": stem}}
+        write(lib / f"{stem}.civitai.info", version)
+    rows = {r["name"]: r for r in import_rows(tmp_path, lib)}
+    assert (rows["known"]["base_model"], rows["bare"]["base_model"]) == ("SDXL 1.0", "Other")
+
+
+def test_lora_manager_raw_and_unrecognised_base_models_yield_to_recognised_ones(tmp_path: Path) -> None:
+    """Lora-Manager's "sd_v1" (issue #85) becomes "SD 1.5"; an unrecognised value loses to the header."""
+    lib = tmp_path / "lib"
+    for stem, base_model in (("raw", "sd_v1"), ("custom", "my merge v3"), ("alone", "my merge v3")):
+        write_safetensors(lib / f"{stem}.safetensors", {} if stem == "alone" else {"ss_base_model_version": "sd_v1"})
+        write(lib / f"{stem}.metadata.json", {"model_name": stem, "file_name": stem, "base_model": base_model})
+    rows = {r["name"]: r for r in import_rows(tmp_path, lib)}
+    assert [rows[s]["base_model"] for s in ("raw", "custom", "alone")] == ["SD 1.5", "SD 1.5", "my merge v3"]
+
+
+def test_a1111_sd_version_is_read_as_a_base_model_name(tmp_path: Path) -> None:
+    """ "SD1.5" is Civitai's "SD 1.5"; an ``sd version`` naming nothing we know loses to the header."""
+    lib = tmp_path / "lib"
+    for stem, sd_version in (("short", "SD1.5"), ("custom", "my base")):
+        write_safetensors(lib / f"{stem}.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"})
+        write(lib / f"{stem}.json", {"activation text": stem, "sd version": sd_version, "modelId": 1})
+    rows = {r["name"]: r for r in import_rows(tmp_path, lib)}
+    assert (rows["short"]["base_model"], rows["custom"]["base_model"]) == ("SD 1.5", "SDXL 1.0")
+    assert rows["custom"]["sd_version"] == "my base"
+
+
+def test_a1111_keys_in_a_version_json_outrank_civitai_as_in_a_model_json(tmp_path: Path) -> None:
+    """A version response saved as NAME.json and edited in the webui: its activation text, weight
+    and notes outrank Civitai's trained words, as they do in a model response and beside a
+    ``.civitai.info``."""
+    lib = tmp_path / "lib"
+    write_safetensors(lib / "ink.safetensors", {})
+    version = {
+        "id": 7,
+        "modelId": 8,
+        "name": "v2.0",
+        "baseModel": "SDXL 1.0",
+        "trainedWords": ["inkwash style"],
+        "model": {"name": "Ink Wash"},
+        "files": [{"name": "ink.safetensors", "primary": True, "hashes": {"SHA256": SHA_A}}],
+    }
+    write(lib / "ink.json", {**version, "activation text": "sumi-e", "preferred weight": 0.6, "notes": "mine"})
+    write(lib / "ink.civitai.info", version)
+    [row] = import_rows(tmp_path, lib)
+    assert (row["activation_text"], row["triggers"], row["weight"]) == ("sumi-e", ["sumi-e"], 0.6)
+    assert row["notes"] == "mine"

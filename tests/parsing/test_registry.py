@@ -141,6 +141,22 @@ def test_latin1_file_is_read() -> None:
     assert parse_sidecar(raw, "m.json", CTX).notes == "café crème"
 
 
+def test_windows_ansi_file_is_read_as_cp1252(tmp_path: Path) -> None:
+    """A sidecar hand-edited in a Windows "ANSI" editor keeps its curly quotes and euro sign, not
+    the C1 control characters Latin-1 makes of them."""
+    notes = "it\u2019s \u201cgood\u201d for 5 \u20ac"
+    path = tmp_path / "m.json"
+    path.write_bytes(json.dumps({"notes": notes, "activation text": "caf\u00e9"}, ensure_ascii=False).encode("cp1252"))
+    info = parse_sidecar(path.read_bytes(), path.name, CTX)
+    assert (info.notes, info.activation_text) == (notes, "caf\u00e9")
+
+
+def test_bytes_cp1252_leaves_undefined_stay_latin1() -> None:
+    """0x81, 0x8D, 0x8F, 0x90 and 0x9D have no Windows-1252 character: they fail nothing."""
+    raw = b'{"notes": "\x93q\x94 \x81\x8d\x8f\x90\x9d"}'
+    assert parse_sidecar(raw, "m.json", CTX).notes == "\u201cq\u201d \x81\x8d\x8f\x90\x9d"
+
+
 def test_nan_written_by_python_is_tolerated() -> None:
     """``NaN`` (Python's json writes it) is accepted and becomes "no value"."""
     info = parse_sidecar(b'{"activation text": "x", "preferred weight": NaN}', "m.json", CTX)
