@@ -72,12 +72,12 @@ def catalog(ctx: typer.Context, create: bool = True, warn_absent: bool = True) -
 
     engine = open_catalog(settings(ctx).db, create=create)
     if not create and warn_absent:
-        from lora_manager.db.engine import database_url, is_stand_in
+        from lora_manager.db.engine import catalog_name, database_url, is_stand_in
 
         if is_stand_in(engine):
             from lora_manager.cli.output import warn
 
-            where = database_url(settings(ctx).db).removeprefix("sqlite:///")
+            where = catalog_name(database_url(settings(ctx).db))
             warn(f"lora: warning: no catalog at {where} yet (`lora import FOLDER` makes it); nothing is catalogued")
     loaded()
     return engine

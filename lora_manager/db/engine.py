@@ -1,7 +1,8 @@
 """Open the catalog: resolve ``--db``/``LORA_DB``, create the engine, set SQLite's pragmas.
 
-A bare path means a SQLite file; anything with ``://`` is a SQLAlchemy URL (PostgreSQL for a
-shared catalog). The default is ``catalog.db`` in the user's data directory.
+A bare path means a SQLite file, named exactly by it (``%``, ``?`` and ``#`` are part of a file
+name, not URL syntax); anything with ``://`` is a SQLAlchemy URL (PostgreSQL for a shared
+catalog). The default is ``catalog.db`` in the user's data directory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -55,7 +56,25 @@ def database_url(value: str | None) -> str:
     path = Path(value).expanduser()
     if (st := catalog_file_stat(path)) is not None and stat.S_ISDIR(st.st_mode):
         raise LoraError(f"--db {value}: is a directory; give a file path such as {path / 'catalog.db'}")
-    return f"sqlite:///{path.absolute()}"
+    return file_url(path)
+
+
+def file_url(path: Path) -> str:
+    """The URL of the SQLite file at ``path``, which names that file exactly.
+
+    ``URL.create`` quotes what URL syntax would read otherwise (``%41`` as ``A``, ``?x`` as a
+    query, ``#`` as a fragment), and ``make_url`` reads it back as the same path.
+    """
+    return URL.create("sqlite", database=str(path.absolute())).render_as_string(hide_password=False)
+
+
+def catalog_name(url: str | URL) -> str:
+    """The catalog as messages and ``status`` name it: a SQLite file by its path, anything else by
+    its URL with the password hidden."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
 
 
 def _parsed_url(value: str) -> str:

@@ -1,0 +1,50 @@
+"""The catalog file itself: ``--db`` and ``LORA_DB`` name it exactly, and what a catalog cannot be is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from lora_manager.cli import app
+from tests.builders import civitai_model, write_model
+
+# File names that mean something in a URL: an escape, a query, a fragment, a user and a port.
+URL_LIKE_NAMES = ["a%41.db", "q?x=1.db", "nëw%20x.db", "h#x.db", "u@h:1.db", "p+l s.db"]
+
+
+def run(runner: CliRunner, *args: Any, **kwargs: Any) -> Result:
+    return runner.invoke(app, [str(a) for a in args], **kwargs)
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Path:
+    """A library of one LoRA, ``Alpha``, that imports without a problem."""
+    root = tmp_path / "lib"
+    write_model(root, "alpha", civitai_model("Alpha", file_name="alpha.safetensors"))
+    return root
+
+
+@pytest.mark.parametrize("name", URL_LIKE_NAMES)
+@pytest.mark.parametrize("via", ["--db", "LORA_DB"])
+def test_a_db_path_names_its_file_exactly_even_with_url_characters(
+    runner: CliRunner, tmp_path: Path, lib: Path, name: str, via: str
+) -> None:
+    """``%41``, ``?``, ``#``, ``@`` in a path are part of the file name: that file, and no other, is the catalog."""
+    folder = tmp_path / "cat"
+    folder.mkdir()
+    db = folder / name
+    options = ["--db", db] if via == "--db" else []
+    env = {"LORA_DB": str(db)} if via == "LORA_DB" else None
+    absent = run(runner, *options, "list", env=env)
+    assert absent.exit_code == 0, absent.output
+    assert absent.stderr.startswith(f"lora: warning: no catalog at {db} yet")
+    done = run(runner, *options, "import", lib, env=env)
+    assert (done.exit_code, done.stderr) == (0, "")
+    made = {p.name for p in folder.iterdir()} - {f"{name}-wal", f"{name}-shm"}  # the engine is still open
+    assert made == {name, f"{name}.lock"}
+    listed = run(runner, *options, "list", "--json", env=env)
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["Alpha"]
