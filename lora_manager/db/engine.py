@@ -85,7 +85,7 @@ def _parsed_url(value: str) -> str:
     except (ArgumentError, ValueError):  # a port that is no number, an unclosed [IPv6] bracket, ...
         raise LoraError(f"--db {_hide_password(value)!r} is not a valid database URL ({example})") from None
     if url.get_backend_name() == "sqlite":
-        shown = url.render_as_string(hide_password=True)
+        shown = _hide_password(value)  # as typed: the rendered URL would show ":memory:" as "%3Amemory%3A"
         if url.host or url.port or url.username:
             raise LoraError(f"--db {shown!r}: a SQLite URL names no host; give sqlite:////absolute/path.db")
         if url.query:
@@ -94,6 +94,11 @@ def _parsed_url(value: str) -> str:
             raise LoraError(
                 f"--db {shown!r}: SQLite URLs take no query parameters ({', '.join(sorted(url.query))}); "
                 "give the file path alone"
+            )
+        if not url.database or url.database == ":memory:":
+            raise LoraError(
+                f"--db {shown!r} is a SQLite database in memory, which keeps nothing once the command ends; "
+                "a catalog must be a file: give its path (e.g. ~/lora/catalog.db)"
             )
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
         url = url.set(drivername="postgresql+psycopg")

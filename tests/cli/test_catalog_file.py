@@ -48,3 +48,16 @@ def test_a_db_path_names_its_file_exactly_even_with_url_characters(
     assert made == {name, f"{name}.lock"}
     listed = run(runner, *options, "list", "--json", env=env)
     assert [r["name"] for r in json.loads(listed.stdout)] == ["Alpha"]
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+@pytest.mark.parametrize("command", ["import", "list"])
+def test_a_database_in_memory_is_refused_since_a_catalog_must_be_a_file(
+    runner: CliRunner, lib: Path, url: str, command: str
+) -> None:
+    """An import into memory would report success and keep nothing: exit 2, saying a catalog must be a file."""
+    result = run(runner, "--db", url, command, *([lib] if command == "import" else []))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"lora: error: --db '{url}' is a SQLite database in memory")
+    assert "a catalog must be a file" in result.stderr
