@@ -19,16 +19,14 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
-    """Show the catalog's URL (password hidden), schema revision, head, and whether an upgrade is pending.
+    """Show the catalog (its file, or its URL without the password), schema revision, head, and pending upgrade.
 
     Changes nothing, and creates no catalog file.
 
     Example: lora --db postgresql+psycopg://lora@db.lan/lora db status
     """
-    from sqlalchemy.engine import make_url
-
     from lora_manager.cli import output
-    from lora_manager.db.engine import catalog_file_stat, create_catalog_engine, database_url, sqlite_path
+    from lora_manager.db.engine import catalog_file_stat, catalog_name, create_catalog_engine, database_url, sqlite_path
     from lora_manager.db.migrate import HEAD, schema_state
 
     url = database_url(settings(ctx).db)
@@ -40,7 +38,7 @@ def status(
         if engine is not None:
             engine.dispose()
     data = {
-        "database": make_url(url).render_as_string(hide_password=True),
+        "database": catalog_name(url),
         "exists": state is not None,
         "revision": state.current if state else None,
         "head": HEAD,

@@ -100,6 +100,7 @@ def _parsed_url(value: str) -> str:
                 f"--db {shown!r} is a SQLite database in memory, which keeps nothing once the command ends; "
                 "a catalog must be a file: give its path (e.g. ~/lora/catalog.db)"
             )
+        url = url.set(database=str(Path(url.database).absolute()))  # relative: to the working folder, as a path
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
         url = url.set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)

@@ -61,3 +61,28 @@ def test_a_database_in_memory_is_refused_since_a_catalog_must_be_a_file(
     assert result.stdout == ""
     assert result.stderr.startswith(f"lora: error: --db '{url}' is a SQLite database in memory")
     assert "a catalog must be a file" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["db", "status"]], ids=["status", "db-status"])
+@pytest.mark.parametrize("made", [True, False], ids=["made", "not-yet"])
+def test_status_names_a_sqlite_catalog_by_its_path_not_a_url(
+    runner: CliRunner, tmp_path: Path, lib: Path, command: list[str], made: bool
+) -> None:
+    """``database:`` is the file's path as written (``ü``, ``%41`` and all), in plain text and in JSON."""
+    db = tmp_path / "ün%41 x.db"
+    if made:
+        assert run(runner, "--db", db, "import", lib).exit_code == 0
+    plain = run(runner, "--db", db, *command)
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout.splitlines()[0] == f"database: {db}"
+    as_json = run(runner, "--db", db, *command, "--json")
+    assert json.loads(as_json.stdout)["database"] == str(db)
+
+
+def test_a_relative_sqlite_url_is_named_by_its_absolute_path(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///rel.db`` is the file under the working folder, and ``status`` says which."""
+    monkeypatch.chdir(tmp_path)
+    result = run(runner, "--db", "sqlite:///rel%20x.db", "status", "--json")
+    assert json.loads(result.stdout)["database"] == str(tmp_path / "rel x.db")
