@@ -26,12 +26,21 @@ def status(
     Example: lora --db postgresql+psycopg://lora@db.lan/lora db status
     """
     from lora_manager.cli import output
-    from lora_manager.db.engine import catalog_file_stat, catalog_name, create_catalog_engine, database_url, sqlite_path
+    from lora_manager.db.engine import (
+        catalog_file_stat,
+        catalog_name,
+        create_catalog_engine,
+        database_url,
+        is_blank_file,
+        sqlite_path,
+    )
     from lora_manager.db.migrate import HEAD, schema_state
 
     url = database_url(settings(ctx).db)
     path = sqlite_path(url)
-    engine = None if path is not None and catalog_file_stat(path) is None else create_catalog_engine(url)
+    st = catalog_file_stat(path) if path is not None else None
+    absent = path is not None and (st is None or is_blank_file(path, st))
+    engine = None if absent else create_catalog_engine(url)
     try:
         state = schema_state(engine) if engine is not None else None
     finally:

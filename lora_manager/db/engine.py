@@ -139,6 +139,18 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def is_blank_file(path: Path, st: os.stat_result) -> bool:
+    """Whether the catalog file is empty (``touch``, or made by an import stopped before its first
+    write) with no write-ahead log beside it: no catalog yet, which a command that only reads
+    leaves as it is, as it would a missing file."""
+    if not stat.S_ISREG(st.st_mode) or st.st_size > 0:
+        return False
+    try:
+        return os.stat(f"{path}-wal").st_size == 0
+    except OSError:
+        return True
+
+
 def refuse_foreign_file(path: Path) -> None:
     """Refuse a SQLite file that holds another program's tables, before anything is written to it.
 
@@ -203,15 +215,17 @@ def dispose_all() -> None:
 def create_catalog_engine(url: str, create: bool = True) -> Engine:
     """An engine for ``url``; for SQLite the file's directory is created on first use.
 
-    With ``create`` False, a SQLite catalog file that does not exist is not made: the engine
-    is an empty catalog in memory instead (see :func:`is_stand_in`). A command that only
-    reads must leave nothing behind, least of all at a mistyped ``--db`` path.
+    With ``create`` False, a SQLite catalog file that does not exist (or is an empty file, see
+    :func:`is_blank_file`) is not made: the engine is an empty catalog in memory instead (see
+    :func:`is_stand_in`). A command that only reads must leave nothing behind, least of all at
+    a mistyped ``--db`` path.
     """
     path = sqlite_path(url)
     if path is not None:
         st = catalog_file_stat(path)
-        if st is None and not create:
-            _check_could_be_made(path)
+        if not create and (st is None or is_blank_file(path, st)):
+            if st is None:
+                _check_could_be_made(path)
             return _in_memory()
         if st is not None and st.st_size > 0 and stat.S_ISREG(st.st_mode):
             refuse_foreign_file(path)

@@ -86,3 +86,34 @@ def test_a_relative_sqlite_url_is_named_by_its_absolute_path(
     monkeypatch.chdir(tmp_path)
     result = run(runner, "--db", "sqlite:///rel%20x.db", "status", "--json")
     assert json.loads(result.stdout)["database"] == str(tmp_path / "rel x.db")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "warns"),
+    [
+        (["list"], 0, True),
+        (["show", "Alpha"], 2, True),
+        (["set", "Alpha", "--active"], 2, True),
+        (["status"], 0, True),
+        (["errors"], 0, True),
+        (["duplicates"], 0, True),
+        (["verify"], 0, False),
+        (["db", "status"], 0, False),
+    ],
+    ids=["list", "show", "set", "status", "errors", "duplicates", "verify", "db-status"],
+)
+def test_a_command_that_only_reads_leaves_an_empty_file_as_no_catalog(
+    runner: CliRunner, tmp_path: Path, lib: Path, args: list[str], code: int, warns: bool
+) -> None:
+    """A 0-byte file (``touch``) is no catalog yet: a read makes nothing of it and says so; an import makes it one."""
+    db = tmp_path / "touched.db"
+    db.touch()
+    result = run(runner, "--db", db, *args)
+    assert result.exit_code == code, result.output
+    assert ("lora: warning: no catalog at" in result.stderr) is warns
+    assert db.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lib", "touched.db"]
+    if args == ["db", "status"]:
+        assert "status: no catalog yet" in result.stdout
+    assert run(runner, "--db", db, "import", lib).exit_code == 0
+    assert db.stat().st_size > 0
