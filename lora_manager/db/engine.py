@@ -7,6 +7,7 @@ catalog). The default is ``catalog.db`` in the user's data directory.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -243,6 +244,8 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, json_serializer=_json_dumps)
             event.listen(engine, "connect", _sqlite_pragmas)
+            if path is not None:
+                event.listen(engine, "handle_error", functools.partial(_explain_unwritable, path))
         else:
             # No pool: a command runs a handful of short transactions, so pooling saves little, while
             # a pooled connection outlives the command and is dropped unclosed at exit (noise in the
@@ -252,9 +255,71 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
             _quiet_psycopg()
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         hint = " (install the extra: pip install 'lora-manager[postgres]')" if isinstance(exc, ImportError) else ""
-        raise LoraError(f"cannot open database {make_url(url)!r}: {exc}{hint}") from None
+        raise LoraError(f"cannot open database {catalog_name(url)}: {exc}{hint}") from None
     _ENGINES.add(engine)
     return engine
+
+
+# What SQLite answers when the catalog, its folder or its -wal/-shm files may not be written
+# (SQLITE_READONLY_DIRECTORY, _RECOVERY, _CANTINIT, ... share the prefix), or a new catalog
+# cannot be made: "attempt to write a readonly database", "unable to open database file".
+_UNWRITABLE = ("SQLITE_READONLY", "SQLITE_CANTOPEN")
+
+
+def _explain_unwritable(path: Path, context: ExceptionContext) -> None:
+    """An error SQLite gives when the catalog may not be written becomes one that names what is not
+    writable, and why (SQLAlchemy calls this for every database error of the engine, on connect too)."""
+    name = getattr(context.original_exception, "sqlite_errorname", "")
+    if not name.startswith(_UNWRITABLE):
+        return
+    message = unwritable(path)
+    if message is not None:
+        raise LoraError(message)
+
+
+def unwritable(path: Path) -> str | None:
+    """Why this user cannot write the SQLite catalog at ``path`` (or make it), or None when nothing says so.
+
+    WAL needs ``NAME-wal`` and ``NAME-shm`` beside the catalog, made by whoever opens it first,
+    even to read: a catalog in a folder this user may not write cannot be opened at all. (SQLite
+    could read it as ``immutable``, but would then miss or tear what another user's import writes.)
+    """
+    path = path.absolute()
+    folder = path.parent
+    if not os.path.lexists(path):
+        if _writable(folder):
+            return None
+        return (
+            f"cannot create the catalog {path}: its folder {folder} {_why(folder)}; "
+            "give a path in a folder you can write"
+        )
+    if not _writable(folder):
+        return (
+            f"cannot open the catalog {path}: its folder {folder} {_why(folder)}, and SQLite must create "
+            f"{path.name}-wal and {path.name}-shm beside the catalog even to read it; make the folder "
+            "writable, or copy the catalog into one you can write"
+        )
+    for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if os.path.exists(target) and not _writable(target):
+            return (
+                f"cannot write the catalog {path}: {'the file' if target == path else target} {_why(target)}; "
+                "make it writable (or run as its owner), or copy the catalog somewhere you can write"
+            )
+    return None
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
+
+
+def _why(path: Path) -> str:
+    """Why ``path`` is not writable: a read-only mount, or its permissions."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "is on a read-only file system"
+    except OSError:
+        pass
+    return "is not writable by this user"
 
 
 def _quiet_psycopg() -> None:

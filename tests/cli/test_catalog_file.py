@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from lora_manager.cli import app
 from tests.builders import civitai_model, write_model
+from tests.unprivileged import lora as as_user
 
 # File names that mean something in a URL: an escape, a query, a fragment, a user and a port.
 URL_LIKE_NAMES = ["a%41.db", "q?x=1.db", "nëw%20x.db", "h#x.db", "u@h:1.db", "p+l s.db"]
@@ -117,3 +120,77 @@ def test_a_command_that_only_reads_leaves_an_empty_file_as_no_catalog(
         assert "status: no catalog yet" in result.stdout
     assert run(runner, "--db", db, "import", lib).exit_code == 0
     assert db.stat().st_size > 0
+
+
+@pytest.fixture
+def imported(tmp_path: Path, lib: Path) -> Iterator[Path]:
+    """A catalog holding ``Alpha``, in its own folder; modes are put back after the test."""
+    db = tmp_path / "cat" / "c.db"
+    done = as_user(db, "import", str(lib))
+    assert done.returncode == 0, done.stderr
+    try:
+        yield db
+    finally:
+        db.parent.chmod(0o755)
+        db.chmod(0o644)
+
+
+def assert_one_error(done: subprocess.CompletedProcess[str], message: str) -> None:
+    """Exit 2 and exactly ``lora: error: MESSAGE`` on stderr."""
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"lora: error: {message}\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["set", "Alpha", "--active"], ["import", "{lib}"], ["hash", "--force"]],
+    ids=["set", "import", "hash"],
+)
+def test_a_catalog_file_this_user_cannot_write_is_named_with_the_reason(
+    imported: Path, lib: Path, args: list[str]
+) -> None:
+    """A catalog of mode 0444: a write exits 2 naming the file and why, not "retry" a database error."""
+    imported.chmod(0o444)
+    done = as_user(imported, *(a.replace("{lib}", str(lib)) for a in args))
+    assert_one_error(
+        done,
+        f"cannot write the catalog {imported}: the file is not writable by this user; make it writable "
+        "(or run as its owner), or copy the catalog somewhere you can write",
+    )
+    listed = as_user(imported, "list", "--json")  # reading it still works
+    assert [r["name"] for r in json.loads(listed.stdout)] == ["Alpha"]
+    assert [r["active"] for r in json.loads(listed.stdout)] == [False]
+
+
+@pytest.mark.parametrize("args", [["list"], ["status"], ["db", "status"], ["import", "{lib}"]])
+def test_a_catalog_in_a_folder_this_user_cannot_write_names_the_folder(
+    imported: Path, lib: Path, args: list[str]
+) -> None:
+    """WAL needs its -wal and -shm files beside the catalog, even to read: the message names the folder."""
+    imported.parent.chmod(0o555)
+    done = as_user(imported, *(a.replace("{lib}", str(lib)) for a in args))
+    assert_one_error(
+        done,
+        f"cannot open the catalog {imported}: its folder {imported.parent} is not writable by this user, and "
+        "SQLite must create c.db-wal and c.db-shm beside the catalog even to read it; make the folder "
+        "writable, or copy the catalog into one you can write",
+    )
+
+
+@pytest.mark.parametrize("args", [["import", "{lib}"], ["db", "upgrade"], ["hash"]])
+def test_a_new_catalog_in_a_folder_this_user_cannot_write_names_the_folder(
+    tmp_path: Path, lib: Path, args: list[str]
+) -> None:
+    """SQLite's "unable to open database file" becomes which folder may not be written, and what to do."""
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o555)
+    try:
+        done = as_user(folder / "new.db", *(a.replace("{lib}", str(lib)) for a in args))
+    finally:
+        folder.chmod(0o755)
+    assert_one_error(
+        done,
+        f"cannot create the catalog {folder / 'new.db'}: its folder {folder} is not writable by this user; "
+        "give a path in a folder you can write",
+    )
+    assert list(folder.iterdir()) == []
