@@ -23,6 +23,7 @@ Python regular expression that is tried on every path of the walk:
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -109,8 +110,42 @@ def _read_ignore_file(root: str, path: str) -> str | None:
         raise LoraError(
             f"{path}: larger than {MAX_IGNORE_BYTES:,} bytes; an ignore file holds at most {MAX_PATTERNS} patterns"
         )
-    # A BOM (Windows editors write one) is no part of the first pattern: git drops it too.
-    return data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    return _decode(path, data)
+
+
+# Byte-order marks, longest first (UTF-32LE's begins with UTF-16LE's): Windows editors start a
+# file with one, and Notepad's "Unicode" is UTF-16LE. The mark is no part of the first pattern.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _decode(path: str, data: bytes) -> str:
+    """The text of an ignore file: UTF-8 (a BOM dropped, as git does), or UTF-16 or UTF-32 with a BOM.
+
+    Anything else stops the run: bytes replaced by U+FFFD, or UTF-16 read as UTF-8 (a NUL
+    between every letter), would leave patterns that match nothing, dropping the user's rules.
+    """
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if encoding.startswith("utf-8"):
+            line = data[: exc.start].count(b"\n") + 1
+            reason = f"not UTF-8 (byte 0x{data[exc.start]:02x} on line {line})"
+        else:
+            reason = f"not {encoding.upper()} as its byte-order mark says ({exc.reason})"
+        raise LoraError(f"{path}: {reason}, so its ignore rules cannot be read; save it as UTF-8") from None
+    if "\0" in text:
+        raise LoraError(
+            f"{path}: holds NUL characters (UTF-16 without a byte-order mark?), so its ignore rules cannot be "
+            "read; save it as UTF-8"
+        )
+    return text.removeprefix("\ufeff")
 
 
 def _leads_out(path: str) -> LoraError:

@@ -201,7 +201,8 @@ def test_second_import_with_no_wait_exits_2_saying_another_import_runs(tmp_path:
     assert second.returncode == 2
     assert (out, err) == (
         "",
-        "lora: error: another import is running on this catalog; retry later, or leave out --no-wait to wait for it\n",
+        f"lora: error: another import is running on the catalog {db}; retry later, or leave out --no-wait to wait "
+        "for it\n",
     )
     assert first.returncode == 0, first_err
     assert json.loads(first_out)["new"] == 20

@@ -183,3 +183,41 @@ def test_a_loraignore_written_with_a_bom_keeps_its_first_rule(tmp_path: Path) ->
     runner = CliRunner()
     assert runner.invoke(app, ["import", str(lib)]).exit_code == 0
     assert _names(runner) == ["Good"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_loraignore_in_utf16_or_utf32_with_a_bom_keeps_its_rules(tmp_path: Path, encoding: str) -> None:
+    """Notepad's "Unicode" is UTF-16 with a byte-order mark: its rules apply as written."""
+    lib = _library(tmp_path)
+    text = "# trash, café\n_trash/\n"
+    data = text.encode(encoding) if encoding != "utf-16-be" else b"\xfe\xff" + text.encode(encoding)
+    (lib / ".loraignore").write_bytes(data)
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", str(lib)])
+    assert result.exit_code == 0, result.output
+    assert _names(runner) == ["Good"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"# caf\xe9\n_trash/\n", "not UTF-8 (byte 0xe9 on line 1), so its ignore rules cannot be read"),
+        (b"_trash/\ncaf\xe9s/\n", "not UTF-8 (byte 0xe9 on line 2), so its ignore rules cannot be read"),
+        ("_trash/\n".encode("utf-16-le"), "holds NUL characters (UTF-16 without a byte-order mark?)"),
+        (b"\xff\xfe_\x00\x00\xd8", "not UTF-16 as its byte-order mark says"),
+    ],
+    ids=["latin1-comment", "latin1-pattern", "utf16-without-bom", "broken-utf16"],
+)
+@pytest.mark.parametrize("command", ["import", "import --dry-run", "scan", "orphans"])
+def test_a_loraignore_that_cannot_be_decoded_stops_every_command_that_reads_it(
+    runner: CliRunner, tmp_path: Path, data: bytes, reason: str, command: str
+) -> None:
+    """Replacing bytes with U+FFFD would leave rules that match nothing: exit 2 naming the file and why."""
+    lib = _library(tmp_path)
+    (lib / ".loraignore").write_bytes(data)
+    result = runner.invoke(app, [*command.split(), str(lib)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"lora: error: {lib / '.loraignore'}: {reason}")
+    assert result.stderr.endswith("; save it as UTF-8\n")
+    assert len(result.stderr.splitlines()) == 1
+    assert _names(runner) == []

@@ -72,12 +72,12 @@ def catalog(ctx: typer.Context, create: bool = True, warn_absent: bool = True) -
 
     engine = open_catalog(settings(ctx).db, create=create)
     if not create and warn_absent:
-        from lora_manager.db.engine import database_url, is_stand_in
+        from lora_manager.db.engine import catalog_name, database_url, is_stand_in
 
         if is_stand_in(engine):
             from lora_manager.cli.output import warn
 
-            where = database_url(settings(ctx).db).removeprefix("sqlite:///")
+            where = catalog_name(database_url(settings(ctx).db))
             warn(f"lora: warning: no catalog at {where} yet (`lora import FOLDER` makes it); nothing is catalogued")
     loaded()
     return engine
@@ -299,7 +299,7 @@ def run() -> int:
     try:
         app(prog_name="lora")
     except SystemExit as exc:
-        code = _exit_code(exc.code)
+        code = _exit_code(exc.code) if not isinstance(exc.__context__, BrokenPipeError) else _closed_pipe_code(exc)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     with _sigint_noted() as interrupted:
@@ -337,6 +337,26 @@ def _sigint_noted() -> Iterator[_Noted]:
     noted = _Noted()
     with sigint_handler(noted):
         yield noted
+
+
+def _closed_pipe_code(exc: SystemExit) -> int:
+    """The exit code of a run whose reader went away while Typer wrote help or a usage error.
+
+    Typer prints those through Rich consoles of its own (not ours, see ``output``), which exit 1
+    on a closed pipe (``lora --help | head -1``), as Typer itself does. A closed pipe is no error:
+    the usage error being shown (the click exception whose frame the write was made from: the
+    message printed, or a bare ``lora``'s help built) keeps its code, 2; help asked for exits 0.
+    """
+    tb = exc.__traceback__
+    code = 0
+    while tb is not None:
+        shown = tb.tb_frame.f_locals.get("self")
+        exit_code = getattr(shown, "exit_code", None)
+        if isinstance(shown, Exception) and isinstance(exit_code, int):
+            code = exit_code
+        tb = tb.tb_next
+    silence_stdout()
+    return code
 
 
 def _exit_code(code: object) -> int:

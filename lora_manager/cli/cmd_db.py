@@ -19,28 +19,35 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
-    """Show the catalog's URL (password hidden), schema revision, head, and whether an upgrade is pending.
+    """Show the catalog (its file, or its URL without the password), schema revision, head, and pending upgrade.
 
     Changes nothing, and creates no catalog file.
 
     Example: lora --db postgresql+psycopg://lora@db.lan/lora db status
     """
-    from sqlalchemy.engine import make_url
-
     from lora_manager.cli import output
-    from lora_manager.db.engine import catalog_file_stat, create_catalog_engine, database_url, sqlite_path
+    from lora_manager.db.engine import (
+        catalog_file_stat,
+        catalog_name,
+        create_catalog_engine,
+        database_url,
+        is_blank_file,
+        sqlite_path,
+    )
     from lora_manager.db.migrate import HEAD, schema_state
 
     url = database_url(settings(ctx).db)
     path = sqlite_path(url)
-    engine = None if path is not None and catalog_file_stat(path) is None else create_catalog_engine(url)
+    st = catalog_file_stat(path) if path is not None else None
+    absent = path is not None and (st is None or is_blank_file(path, st))
+    engine = None if absent else create_catalog_engine(url)
     try:
         state = schema_state(engine) if engine is not None else None
     finally:
         if engine is not None:
             engine.dispose()
     data = {
-        "database": make_url(url).render_as_string(hide_password=True),
+        "database": catalog_name(url),
         "exists": state is not None,
         "revision": state.current if state else None,
         "head": HEAD,

@@ -60,24 +60,19 @@ def list_(
             if not output.plain(*(", ".join(r[c]) if c == "tags" else r[c] for c in COLUMNS)):
                 break  # the reader has gone: the rest of the catalog is not fetched for nothing
         return
-    from rich.table import Table
-
-    table = Table(*("author" if c == "author_username" else c for c in COLUMNS), header_style="bold")
-    for r in records:
-        name = r["name"] + (" [missing]" if r["missing_since"] else "")
-        table.add_row(
-            *output.cells(
-                name,
-                r["version"],
-                r["base_model"],
-                r["author_username"],
-                ", ".join(r["tags"]),
-                f"{r['weight']:g}",
-                r["file_path"],
-            )
+    rows = (
+        (
+            r["name"] + (" [missing]" if r["missing_since"] else ""),
+            r["version"],
+            r["base_model"],
+            r["author_username"],
+            ", ".join(r["tags"]),
+            f"{r['weight']:g}",
+            r["file_path"],
         )
-    output.out.print(table)
-    count = table.row_count
+        for r in records
+    )
+    count = output.table(["author" if c == "author_username" else c for c in COLUMNS], rows)
     output.err.print(f"{count} LoRA{'s' if count != 1 else ''}", style="dim")
 
 

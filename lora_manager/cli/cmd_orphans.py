@@ -44,14 +44,10 @@ def orphans(
 
 
 def _table(found: list[Orphan]) -> None:
-    from rich.table import Table
-
     from lora_manager.cli import output
 
-    table = Table("kind", "path", "header says", "base model", "detail", header_style="bold")
-    for o in found:
-        table.add_row(*output.cells(o.kind, o.path, o.output_name, o.base_model, o.detail))
-    output.out.print(table)
+    rows = [(o.kind, o.path, o.output_name, o.base_model, o.detail) for o in found]
+    output.table(["kind", "path", "header says", "base model", "detail"], rows)
     models = sum(o.kind == "model" for o in found)
     output.err.print(
         f"{models} model files without metadata, {len(found) - models} sidecars without a model", style="dim"

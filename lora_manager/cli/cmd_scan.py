@@ -37,12 +37,7 @@ def scan(
             }
         )
     elif output.is_terminal():
-        from rich.table import Table
-
-        table = Table("action", "entry", "name", "version", "detail", box=None)
-        for row in rows:
-            table.add_row(*output.cells(*row))
-        output.out.print(table)
+        output.table(["action", "entry", "name", "version", "detail"], rows, boxed=False)
         c = report.counts
         output.line(f"{c['new']} new, {c['updated']} changed, {c['unchanged']} unchanged, {c['failed']} invalid")
     else:

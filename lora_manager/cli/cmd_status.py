@@ -18,16 +18,14 @@ def status(
 
     Example: lora status --runs 10
     """
-    from sqlalchemy.engine import make_url
-
     from lora_manager.cli import output
-    from lora_manager.db.engine import database_url, is_stand_in
+    from lora_manager.db.engine import catalog_name, database_url, is_stand_in
     from lora_manager.services.catalog import status as catalog_status
 
     engine = catalog(ctx, create=False)
     # A catalog not made yet is named by where it will be, not by its empty stand-in.
-    url = make_url(database_url(settings(ctx).db)) if is_stand_in(engine) else engine.url
-    data = {"database": url.render_as_string(hide_password=True), **catalog_status(engine, runs)}
+    url = database_url(settings(ctx).db) if is_stand_in(engine) else engine.url
+    data = {"database": catalog_name(url), **catalog_status(engine, runs)}
     if as_json:
         output.print_json(data)
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -80,6 +80,37 @@ def __getattr__(name: str) -> Any:
 
         _consoles[name] = _Console(stderr=name == "err", highlight=False, soft_wrap=True)
     return _consoles[name]
+
+
+# A table column narrower than this shows a name or a path as "Cel…" or "…": on a terminal too
+# narrow to give every column that much, records are printed one block of lines each instead.
+MIN_COLUMN = 8
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], boxed: bool = True) -> int:
+    """``rows`` on the terminal (stdout) under ``headers``; returns how many were printed.
+
+    A Rich table when the terminal gives every column :data:`MIN_COLUMN` characters (besides
+    its padding and borders); else one block per row, a ``header: value`` line per field with
+    a value and a blank line between blocks, which a narrow terminal wraps but keeps readable.
+    """
+    console = __getattr__("out")
+    per_column = MIN_COLUMN + (3 if boxed else 2)  # the padding on each side, and a border
+    if console.width >= len(headers) * per_column + boxed:
+        from rich.table import Table
+
+        drawn = Table(*headers, header_style="bold") if boxed else Table(*headers, box=None)
+        for row in rows:
+            drawn.add_row(*cells(*row))
+        console.print(drawn)
+        return drawn.row_count
+    count = 0
+    for row in rows:
+        fields = [f"{h}: {safe_text(str(v))}" for h, v in zip(headers, row, strict=True) if v not in (None, "")]
+        if not _write(sys.stdout, ("\n" if count else "") + "\n".join(fields) + "\n"):
+            break  # the reader has gone
+        count += 1
+    return count
 
 
 def is_terminal(stderr: bool = False) -> bool:

@@ -1,11 +1,13 @@
 """Open the catalog: resolve ``--db``/``LORA_DB``, create the engine, set SQLite's pragmas.
 
-A bare path means a SQLite file; anything with ``://`` is a SQLAlchemy URL (PostgreSQL for a
-shared catalog). The default is ``catalog.db`` in the user's data directory.
+A bare path means a SQLite file, named exactly by it (``%``, ``?`` and ``#`` are part of a file
+name, not URL syntax); anything with ``://`` is a SQLAlchemy URL (PostgreSQL for a shared
+catalog). The default is ``catalog.db`` in the user's data directory.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -55,7 +57,25 @@ def database_url(value: str | None) -> str:
     path = Path(value).expanduser()
     if (st := catalog_file_stat(path)) is not None and stat.S_ISDIR(st.st_mode):
         raise LoraError(f"--db {value}: is a directory; give a file path such as {path / 'catalog.db'}")
-    return f"sqlite:///{path.absolute()}"
+    return file_url(path)
+
+
+def file_url(path: Path) -> str:
+    """The URL of the SQLite file at ``path``, which names that file exactly.
+
+    ``URL.create`` quotes what URL syntax would read otherwise (``%41`` as ``A``, ``?x`` as a
+    query, ``#`` as a fragment), and ``make_url`` reads it back as the same path.
+    """
+    return URL.create("sqlite", database=str(path.absolute())).render_as_string(hide_password=False)
+
+
+def catalog_name(url: str | URL) -> str:
+    """The catalog as messages and ``status`` name it: a SQLite file by its path, anything else by
+    its URL with the password hidden."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
 
 
 def _parsed_url(value: str) -> str:
@@ -66,7 +86,7 @@ def _parsed_url(value: str) -> str:
     except (ArgumentError, ValueError):  # a port that is no number, an unclosed [IPv6] bracket, ...
         raise LoraError(f"--db {_hide_password(value)!r} is not a valid database URL ({example})") from None
     if url.get_backend_name() == "sqlite":
-        shown = url.render_as_string(hide_password=True)
+        shown = _hide_password(value)  # as typed: the rendered URL would show ":memory:" as "%3Amemory%3A"
         if url.host or url.port or url.username:
             raise LoraError(f"--db {shown!r}: a SQLite URL names no host; give sqlite:////absolute/path.db")
         if url.query:
@@ -76,6 +96,12 @@ def _parsed_url(value: str) -> str:
                 f"--db {shown!r}: SQLite URLs take no query parameters ({', '.join(sorted(url.query))}); "
                 "give the file path alone"
             )
+        if not url.database or url.database == ":memory:":
+            raise LoraError(
+                f"--db {shown!r} is a SQLite database in memory, which keeps nothing once the command ends; "
+                "a catalog must be a file: give its path (e.g. ~/lora/catalog.db)"
+            )
+        url = url.set(database=str(Path(url.database).absolute()))  # relative: to the working folder, as a path
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("", "psycopg2"):
         url = url.set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
@@ -112,6 +138,18 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
     return Path(parsed.database)
+
+
+def is_blank_file(path: Path, st: os.stat_result) -> bool:
+    """Whether the catalog file is empty (``touch``, or made by an import stopped before its first
+    write) with no write-ahead log beside it: no catalog yet, which a command that only reads
+    leaves as it is, as it would a missing file."""
+    if not stat.S_ISREG(st.st_mode) or st.st_size > 0:
+        return False
+    try:
+        return os.stat(f"{path}-wal").st_size == 0
+    except OSError:
+        return True
 
 
 def refuse_foreign_file(path: Path) -> None:
@@ -178,15 +216,17 @@ def dispose_all() -> None:
 def create_catalog_engine(url: str, create: bool = True) -> Engine:
     """An engine for ``url``; for SQLite the file's directory is created on first use.
 
-    With ``create`` False, a SQLite catalog file that does not exist is not made: the engine
-    is an empty catalog in memory instead (see :func:`is_stand_in`). A command that only
-    reads must leave nothing behind, least of all at a mistyped ``--db`` path.
+    With ``create`` False, a SQLite catalog file that does not exist (or is an empty file, see
+    :func:`is_blank_file`) is not made: the engine is an empty catalog in memory instead (see
+    :func:`is_stand_in`). A command that only reads must leave nothing behind, least of all at
+    a mistyped ``--db`` path.
     """
     path = sqlite_path(url)
     if path is not None:
         st = catalog_file_stat(path)
-        if st is None and not create:
-            _check_could_be_made(path)
+        if not create and (st is None or is_blank_file(path, st)):
+            if st is None:
+                _check_could_be_made(path)
             return _in_memory()
         if st is not None and st.st_size > 0 and stat.S_ISREG(st.st_mode):
             refuse_foreign_file(path)
@@ -204,6 +244,8 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, json_serializer=_json_dumps)
             event.listen(engine, "connect", _sqlite_pragmas)
+            if path is not None:
+                event.listen(engine, "handle_error", functools.partial(_explain_unwritable, path))
         else:
             # No pool: a command runs a handful of short transactions, so pooling saves little, while
             # a pooled connection outlives the command and is dropped unclosed at exit (noise in the
@@ -213,9 +255,71 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
             _quiet_psycopg()
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         hint = " (install the extra: pip install 'lora-manager[postgres]')" if isinstance(exc, ImportError) else ""
-        raise LoraError(f"cannot open database {make_url(url)!r}: {exc}{hint}") from None
+        raise LoraError(f"cannot open database {catalog_name(url)}: {exc}{hint}") from None
     _ENGINES.add(engine)
     return engine
+
+
+# What SQLite answers when the catalog, its folder or its -wal/-shm files may not be written
+# (SQLITE_READONLY_DIRECTORY, _RECOVERY, _CANTINIT, ... share the prefix), or a new catalog
+# cannot be made: "attempt to write a readonly database", "unable to open database file".
+_UNWRITABLE = ("SQLITE_READONLY", "SQLITE_CANTOPEN")
+
+
+def _explain_unwritable(path: Path, context: ExceptionContext) -> None:
+    """An error SQLite gives when the catalog may not be written becomes one that names what is not
+    writable, and why (SQLAlchemy calls this for every database error of the engine, on connect too)."""
+    name = getattr(context.original_exception, "sqlite_errorname", "")
+    if not name.startswith(_UNWRITABLE):
+        return
+    message = unwritable(path)
+    if message is not None:
+        raise LoraError(message)
+
+
+def unwritable(path: Path) -> str | None:
+    """Why this user cannot write the SQLite catalog at ``path`` (or make it), or None when nothing says so.
+
+    WAL needs ``NAME-wal`` and ``NAME-shm`` beside the catalog, made by whoever opens it first,
+    even to read: a catalog in a folder this user may not write cannot be opened at all. (SQLite
+    could read it as ``immutable``, but would then miss or tear what another user's import writes.)
+    """
+    path = path.absolute()
+    folder = path.parent
+    if not os.path.lexists(path):
+        if _writable(folder):
+            return None
+        return (
+            f"cannot create the catalog {path}: its folder {folder} {_why(folder)}; "
+            "give a path in a folder you can write"
+        )
+    if not _writable(folder):
+        return (
+            f"cannot open the catalog {path}: its folder {folder} {_why(folder)}, and SQLite must create "
+            f"{path.name}-wal and {path.name}-shm beside the catalog even to read it; make the folder "
+            "writable, or copy the catalog into one you can write"
+        )
+    for target in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if os.path.exists(target) and not _writable(target):
+            return (
+                f"cannot write the catalog {path}: {'the file' if target == path else target} {_why(target)}; "
+                "make it writable (or run as its owner), or copy the catalog somewhere you can write"
+            )
+    return None
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
+
+
+def _why(path: Path) -> str:
+    """Why ``path`` is not writable: a read-only mount, or its permissions."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "is on a read-only file system"
+    except OSError:
+        pass
+    return "is not writable by this user"
 
 
 def _quiet_psycopg() -> None:

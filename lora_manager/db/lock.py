@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from lora_manager.db.engine import sqlite_path
+from lora_manager.db.engine import catalog_name, sqlite_path
 from lora_manager.errors import LoraError
 
 ADVISORY_KEY = 0x10CA_3A11  # an arbitrary constant that names "lora-manager import"
@@ -59,8 +59,11 @@ class HeldLock:
             )
 
 
-def _busy() -> LoraError:
-    return LoraError("another import is running on this catalog; retry later, or leave out --no-wait to wait for it")
+def _busy(engine: Engine) -> LoraError:
+    return LoraError(
+        f"another import is running on the catalog {catalog_name(engine.url)}; retry later, or leave out "
+        "--no-wait to wait for it"
+    )
 
 
 @contextlib.contextmanager
@@ -84,7 +87,7 @@ def import_lock(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if not wait:
-                    raise _busy() from None
+                    raise _busy(engine) from None
                 if on_wait:
                     on_wait()
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -97,7 +100,7 @@ def import_lock(
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar():
             conn.commit()
             if not wait:
-                raise _busy()
+                raise _busy(engine)
             if on_wait and not announced:
                 on_wait()
                 announced = True

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from lora_manager.db.engine import catalog_name
 from lora_manager.errors import LoraError, database_cause
 
 if TYPE_CHECKING:
@@ -119,13 +120,14 @@ def _unversioned(engine: Engine, conn: Connection) -> bool:
     so is ours when its version table is there but empty (its revision is lost)."""
     tables = set(inspect(conn).get_table_names())
     if is_foreign(tables):
-        raise foreign_catalog(repr(engine.url) if engine.dialect.name != "sqlite" else str(engine.url.database), tables)
+        raise foreign_catalog(catalog_name(engine.url), tables)
     if not all(t in tables for t in CORE_TABLES):
         return False
     if VERSION_TABLE in tables:
         raise LoraError(
-            f"the catalog's revision record is empty (table {VERSION_TABLE} has no row), so which upgrades "
-            "it needs cannot be told; it was not changed. Restore it from a backup, or import into a new catalog"
+            f"the revision record of the catalog {catalog_name(engine.url)} is empty (table {VERSION_TABLE} has "
+            "no row), so which upgrades it needs cannot be told; it was not changed. Restore it from a backup, "
+            "or import into a new catalog"
         )
     return True
 
@@ -134,7 +136,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Run the missing migrations under the migration lock; returns ``(from, to)`` revisions."""
     state = schema_state(engine)
     if not state.known:
-        raise _newer(state.current)
+        raise _newer(engine, state.current)
     try:
         with _migration_transaction(engine) as conn:
             current = current_revision(conn)  # again: another process may have upgraded meanwhile
@@ -144,7 +146,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             if current is None and not legacy and _create_blank_sqlite(conn):
                 return current, HEAD
             if current is not None and current not in known_revisions():
-                raise _newer(current)
+                raise _newer(engine, current)
             from alembic import command
 
             config = alembic_config(connection=conn)
@@ -223,15 +225,15 @@ def _migration_transaction(engine: Engine) -> Iterator[Connection]:
             conn.exec_driver_sql("PRAGMA foreign_keys = ON")
 
 
-def _newer(revision: Any) -> LoraError:
+def _newer(engine: Engine, revision: Any) -> LoraError:
     return LoraError(
-        f"this catalog was written by a newer lora-manager (revision {revision}); upgrade lora-manager "
-        "(pip install -U lora-manager). The catalog was not changed."
+        f"the catalog {catalog_name(engine.url)} was written by a newer lora-manager (revision {revision}); "
+        "upgrade lora-manager (pip install -U lora-manager). The catalog was not changed."
     )
 
 
 def _cannot_open(engine: Engine, exc: SQLAlchemyError) -> LoraError:
-    return LoraError(f"cannot open the catalog at {engine.url!r}: {database_cause(exc)}")
+    return LoraError(f"cannot open the catalog at {catalog_name(engine.url)}: {database_cause(exc)}")
 
 
 def compare_type(

@@ -174,7 +174,8 @@ def test_the_import_lock_is_shared_by_every_path_to_one_catalog(tmp_path: Path) 
         engine.dispose()
     assert done.returncode == 2, done.stderr
     assert done.stderr == (
-        "lora: error: another import is running on this catalog; retry later, or leave out --no-wait to wait for it\n"
+        f"lora: error: another import is running on the catalog {link}; retry later, or leave out --no-wait to "
+        "wait for it\n"
     )
     assert not (tmp_path / "link.db.lock").exists()
     assert (tmp_path / "c.db.lock").exists()

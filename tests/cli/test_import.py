@@ -681,7 +681,7 @@ def test_no_wait_exits_2_while_another_import_holds_the_lock(runner: CliRunner, 
     finally:
         os.close(fd)
     assert result.exit_code == 2
-    assert "another import is running" in result.stderr
+    assert f"another import is running on the catalog {db_path};" in result.stderr
     assert records(runner) == []
     assert summary(runner, lib)["new"] == 1
 

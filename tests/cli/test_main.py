@@ -136,7 +136,7 @@ def test_bare_path_and_sqlite_url_open_the_same_catalog(runner: CliRunner, tmp_p
     assert path.is_file()
     assert names(run(runner, "--db", path, "list", "--json")) == ["Alpha"]
     status = json.loads(run(runner, "--db", path, "status", "--json").stdout)
-    assert status["database"] == f"sqlite:///{path}"
+    assert status["database"] == str(path)
 
 
 def test_relative_db_path_is_taken_from_the_working_directory(
@@ -156,7 +156,7 @@ def test_default_database_lives_in_the_user_data_directory(
     result = run(runner, "status", "--json")
     assert result.exit_code == 0, result.output
     expected = tmp_path / "userdata" / "lora-manager" / "catalog.db"
-    assert json.loads(result.stdout)["database"] == f"sqlite:///{expected}"
+    assert json.loads(result.stdout)["database"] == str(expected)
     assert result.stderr.startswith(f"lora: warning: no catalog at {expected} yet (`lora import FOLDER` makes it)")
     assert not expected.exists()  # asking made nothing
     (tmp_path / "lib").mkdir()
@@ -233,15 +233,15 @@ def test_list_into_head_exits_cleanly(runner: CliRunner, big_catalog: tuple[Path
     assert done.stderr == ""
 
 
-def closed_stdout(*args: Any) -> subprocess.CompletedProcess[str]:
-    """``lora ARGS`` with a stdout pipe whose reader has already gone."""
+def closed_stdout(*args: Any, stderr_too: bool = False) -> subprocess.CompletedProcess[str]:
+    """``lora ARGS`` with a stdout pipe whose reader has already gone (and stderr into it: ``2>&1 | head -0``)."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         return subprocess.run(
             [sys.executable, "-m", "lora_manager", *map(str, args)],
             stdout=write_end,
-            stderr=subprocess.PIPE,
+            stderr=write_end if stderr_too else subprocess.PIPE,
             text=True,
             timeout=120,
         )
@@ -267,6 +267,19 @@ def test_closed_stdout_is_not_an_error_for_rich_output(big_catalog: tuple[Path, 
     lib, db = big_catalog
     done = closed_stdout("--db", db, *(a.replace("{lib}", str(lib)) for a in args))
     assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list", "--help"], ["db", "status", "-h"]])
+def test_help_into_a_closed_pipe_exits_0(args: list[str]) -> None:
+    """``lora --help | head -1``: Typer's own Rich console meeting a closed pipe is no failure."""
+    done = closed_stdout(*args)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("args", [["bogus"], ["list", "--bogus"], [], ["db"]], ids=["command", "option", "bare", "db"])
+def test_a_usage_error_into_a_closed_pipe_keeps_exit_2(args: list[str]) -> None:
+    """``lora bogus 2>&1 | head -0``: still the usage error's 2, not the 1 of a failed write."""
+    assert closed_stdout(*args, stderr_too=True).returncode == 2
 
 
 HEAVY = ("sqlalchemy", "pydantic", "rich", "alembic")

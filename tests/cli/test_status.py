@@ -37,10 +37,10 @@ def lib(tmp_path: Path) -> Path:
 def test_status_of_a_new_catalog(runner: CliRunner, db_path: Path) -> None:
     """A new catalog names its database and holds nothing."""
     data = status_json(runner)
-    assert data == {"database": f"sqlite:///{db_path}", "adapters": 0, "missing": 0, "entries": {}, "runs": []}
+    assert data == {"database": str(db_path), "adapters": 0, "missing": 0, "entries": {}, "runs": []}
     result = run(runner, "status")
     assert result.stdout.splitlines() == [
-        f"database: sqlite:///{db_path}",
+        f"database: {db_path}",
         "LoRAs: 0 (0 with files gone)",
         "entries: none yet",
     ]

@@ -156,6 +156,18 @@ def test_list_table_shows_escapes_and_no_markup(runner: CliRunner, imported: Res
         assert "au\\u2066thor\\x7f" in result.stdout
 
 
+def test_list_blocks_on_a_narrow_terminal_show_escapes(
+    runner: CliRunner, imported: Result, terminal: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too narrow for the table, each record is ``field: value`` lines: the values escaped all the same."""
+    monkeypatch.setenv("COLUMNS", "30")
+    result = run(runner, "list")
+    assert result.exit_code == 0, result.output
+    assert_safe(result.stdout)
+    assert f"name: {safe_text(NAME)}" in result.stdout.splitlines()
+    assert f"version: {safe_text(VERSION)}" in result.stdout.splitlines()
+
+
 def test_list_in_a_pipe_is_one_escaped_line_per_record(runner: CliRunner, imported: Result) -> None:
     """Plain output: one line, seven tab-separated fields, the controls in them escaped."""
     result = run(runner, "list")

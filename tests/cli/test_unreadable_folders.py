@@ -7,10 +7,8 @@ commands run with the capabilities that allow it dropped (``setpriv``), as an or
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,22 +16,7 @@ from typing import Any
 import pytest
 
 from tests.builders import civitai_version, write_model
-
-_DROP = "-dac_override,-dac_read_search"
-
-
-def _prefix() -> list[str]:
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("root reads folders whatever their mode, and setpriv is not here to drop that")
-    return [setpriv, f"--bounding-set={_DROP}", f"--inh-caps={_DROP}", "--"]
-
-
-def lora(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [*_prefix(), sys.executable, "-m", "lora_manager", "--db", str(db), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+from tests.unprivileged import lora
 
 
 def listed(db: Path, *args: str) -> list[dict[str, Any]]:

@@ -196,6 +196,13 @@ def test_catalog_created_before_migrations_is_adopted_and_upgraded(engine: Engin
         assert conn.execute(select(adapter.c.name)).scalars().all() == ["Celestial"]
 
 
+def named(catalog_url: str) -> str:
+    """How messages name the catalog: a SQLite file by its path, PostgreSQL by its URL without the password."""
+    if "://" not in catalog_url:
+        return catalog_url
+    return make_url(catalog_url).render_as_string(hide_password=True)
+
+
 def test_catalog_from_a_newer_release_is_refused_and_left_untouched(engine: Engine, catalog_url: str) -> None:
     """An unknown revision means a newer lora-manager wrote it: no command may change it."""
     ensure_schema(engine)
@@ -211,7 +218,8 @@ def test_catalog_from_a_newer_release_is_refused_and_left_untouched(engine: Engi
 
     for result in (listed, upgraded):
         assert result.exit_code == 2, result.output
-        assert "written by a newer lora-manager (revision 9999); upgrade lora-manager" in result.output
+        assert f"the catalog {named(catalog_url)} was written by a newer lora-manager (revision 9999)" in result.output
+        assert "; upgrade lora-manager" in result.output
     assert status.exit_code == 0, status.output
     assert json.loads(status.stdout)["newer_than_this_release"] is True
     assert _dump(engine) == before
@@ -567,5 +575,5 @@ def test_a_catalog_whose_revision_record_is_empty_is_refused_and_left_untouched(
     for args in (["db", "status"], ["db", "upgrade"], ["list"]):
         result = CliRunner().invoke(app, ["--db", catalog_url, *args])
         assert result.exit_code == 2, (args, result.output)
-        assert "revision record is empty" in result.stderr
+        assert f"the revision record of the catalog {named(catalog_url)} is empty" in result.stderr
     assert _dump(engine) == before
