@@ -149,6 +149,12 @@ def find_adapter(engine: Engine, name: str, version: str | None = None) -> dict[
         wanted = [n for n in names if n.casefold() == key]
         if wanted and (record := newest(conn, wanted)) is not None:
             return record
+        if version is not None and wanted:  # the name is there, the version is not: say which are
+            stmt = select(adapter.c.version).where(adapter.c.name.in_(wanted)).order_by(adapter.c.version_key)
+            versions = [v if v is not None else "(no version)" for v in conn.execute(stmt).scalars()]
+            raise LoraError(
+                f"no version {version!r} of {wanted[0]!r} in the catalog; its versions: {', '.join(versions)}"
+            )
         suggestions = suggest(conn, name, names=names)
     what = f"{name!r} version {version!r}" if version is not None else repr(name)
     hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""

@@ -130,8 +130,8 @@ def test_unknown_name_without_anything_close_has_no_suggestion(runner: CliRunner
     assert result.stderr == "lora: error: no LoRA named 'Zzyzx' in the catalog\n"
 
 
-def test_unknown_version_exits_2(runner: CliRunner, lib: Path) -> None:
-    """A known name with an unknown ``--version`` exits 2 and names both."""
-    result = run(runner, "show", NAME, "--version", "v9")
+def test_unknown_version_exits_2_and_lists_the_versions_there_are(runner: CliRunner, lib: Path) -> None:
+    """A known name with an unknown ``--version`` exits 2, names both, and says which versions exist."""
+    result = run(runner, "show", NAME.lower(), "--version", "v9")
     assert result.exit_code == 2
-    assert f"no LoRA named {NAME!r} version 'v9'" in result.stderr
+    assert result.stderr == f"lora: error: no version 'v9' of {NAME!r} in the catalog; its versions: v1.0, v1.1\n"
