@@ -308,6 +308,20 @@ def mark_missing(conn: Connection, ids: Sequence[int], now: datetime) -> int:
     return count
 
 
+def rows_still_held(conn: Connection, held: Sequence[tuple[int, str]]) -> list[int]:
+    """The ids of ``(id, entry key)`` pairs whose row that entry still holds.
+
+    An entry remembers its row; another entry may have taken that row over since (the first
+    lost its sidecar and the row was left missing, then a copy elsewhere claimed the identity).
+    """
+    wanted = dict(held)
+    out: list[int] = []
+    for part in chunks(list(wanted)):
+        rows = conn.execute(select(adapter.c.id, adapter.c.entry_key).where(adapter.c.id.in_(part)))
+        out.extend(row_id for row_id, key in rows if key == wanted[row_id])
+    return out
+
+
 def prune_missing(conn: Connection, root: str) -> int:
     """Delete the rows under ``root`` marked missing."""
     result = conn.execute(

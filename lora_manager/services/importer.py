@@ -231,14 +231,19 @@ def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_r
     Returns their model files that another entry has as its model: that entry may be read again
     this run and let go of the file (its model deleted too), so they are looked at again at the end.
     """
-    held = [s for s in plan.vanished if s.adapter_id is not None]
-    for s in held:
-        report.outcome(Outcome(s.key, "missing", s.name, s.version_key or None, "files are gone"))
-    if dry_run:
-        report.counts["missing"] += len(held)
-        return []
-    with engine.begin() as conn:
-        report.counts["missing"] += repo.mark_missing(conn, [s.adapter_id for s in held if s.adapter_id], now())
+    # Only rows these entries still hold: one taken over by another entry since is that one's.
+    pairs = [(s.adapter_id, s.key) for s in plan.vanished if s.adapter_id is not None]
+    with engine.begin() if not dry_run else engine.connect() as conn:
+        still = set(repo.rows_still_held(conn, pairs)) if pairs else set()
+        # What the run goes on to decide knows them as holding no row (see RunState.vanished_ids).
+        plan.vanished = [s if s.adapter_id in still else s._replace(adapter_id=None) for s in plan.vanished]
+        held = [s for s in plan.vanished if s.adapter_id is not None]
+        for s in held:
+            report.outcome(Outcome(s.key, "missing", s.name, s.version_key or None, "files are gone"))
+        if dry_run:
+            report.counts["missing"] += len(held)
+            return []
+        report.counts["missing"] += repo.mark_missing(conn, sorted(still), now())
         repo.delete_entries(conn, [s.key for s in plan.vanished])
         repo.forget_directories(conn, plan.gone_dirs)
         return repo.mark_model_files_missing(

@@ -481,6 +481,25 @@ def test_a_record_taken_over_and_renamed_is_never_touched_by_the_entry_that_held
     assert live == [("Gamma", str(lib.resolve() / "a" / "y"))]
 
 
+def test_an_entry_that_vanishes_leaves_the_record_another_entry_took_over_alone(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: a/m lost its sidecar (its record left missing), b/m took the record over;
+    when a/m's model then went, the import marked b/m's live record missing, for good."""
+    lib = tmp_path / "lib"
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)
+    (lib / "a" / "m.json").unlink()
+    _import(engine, lib)  # a/m: an orphan; Alpha left missing
+    write_model(lib / "b", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)  # b/m takes Alpha over
+    (lib / "a" / "m.safetensors").unlink()
+
+    report = _import(engine, lib)  # a/m vanishes
+
+    assert report.counts["missing"] == 0
+    assert [(r["entry_key"], r["missing_since"]) for r in _rows(engine)] == [(str(lib.resolve() / "b" / "m"), None)]
+    assert _import(engine, lib, prune=True).counts["pruned"] == 0
+
+
 def test_a_sidecar_that_breaks_keeps_its_last_good_record_until_put_right(engine: Engine, tmp_path: Path) -> None:
     """README: a half-written sidecar is reported and never erases the record; fixed, it is read again."""
     lib = tmp_path / "lib"
