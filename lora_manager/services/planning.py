@@ -168,11 +168,10 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     stored.update(repo.load_entries_by_key(conn, [k for k in wanted if k not in changed]))
     del changed
     vanished = [stored[k] for k in vanished_keys if k in stored]
-    # Identities that may be let go this run: duplicates waiting for them must be read again.
-    releasing = {(s.name, s.version_key or "") for s in vanished if s.status == "ok" and s.name is not None}
-    releasing |= {
-        (s.name, s.version_key or "") for e in todo if (s := stored.get(e.key)) and s.status == "ok" and s.name
-    }
+    # Identities that may be let go this run: duplicates waiting for them must be read again. A
+    # failed entry that kept its last good record holds its identity as an ok one does.
+    releasing = {(s.name or "", s.version_key or "") for s in vanished if _holds(s)}
+    releasing |= {(s.name or "", s.version_key or "") for e in todo if (s := stored.get(e.key)) and _holds(s)}
     stale_dirs: set[str] = set()
     # Duplicates whose identity's row is gone or missing (its holder went away under another
     # root, or in a run of a sub-folder): they may take it over now.
@@ -222,3 +221,8 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         lazy_dirs=result.deferred,
         rules=rules,
     )
+
+
+def _holds(s: repo.StoredEntry) -> bool:
+    """Whether a stored entry holds an identity (and its record) that it may let go this run."""
+    return bool(s.name) and (s.status == "ok" or s.adapter_id is not None)
