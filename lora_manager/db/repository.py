@@ -353,10 +353,22 @@ def forget_entries(conn: Connection, keys: Sequence[str], when: datetime) -> Non
 
 
 def demote_to_duplicate(conn: Connection, problems: dict[str, list[dict[str, Any]]]) -> None:
-    """Entries that lost their identity to an entry earlier in path order (their directories' counts go stale)."""
+    """Entries that lost their identity to an entry earlier in path order (their directories' counts go stale).
+
+    Their other problems (a broken second sidecar) stay, as a fresh import would record them.
+    """
+    had: dict[str, Any] = {}
+    for part in chunks(list(problems)):
+        had.update(
+            (key, value)
+            for key, value in conn.execute(select(entry.c.key, entry.c.problems).where(entry.c.key.in_(part)))
+        )
     for key, entry_problems in problems.items():
+        kept = [p for p in had.get(key) or [] if isinstance(p, dict) and p.get("kind") != "duplicate"]
         conn.execute(
-            update(entry).where(entry.c.key == key).values(status="duplicate", adapter_id=None, problems=entry_problems)
+            update(entry)
+            .where(entry.c.key == key)
+            .values(status="duplicate", adapter_id=None, problems=kept + entry_problems)
         )
     stale_directories(conn, (os.path.dirname(k) for k in problems))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from lora_manager.db.schema import adapter, import_failure, import_run
+from lora_manager.db.schema import adapter, entry, import_failure, import_run
 from lora_manager.services.catalog import ListQuery, list_adapters, set_user_state
 from lora_manager.services.importer import ImportOptions, run_import
 from tests.builders import a1111, civitai_model, civitai_version, write_json, write_model
@@ -498,6 +498,48 @@ def test_an_entry_that_vanishes_leaves_the_record_another_entry_took_over_alone(
     assert report.counts["missing"] == 0
     assert [(r["entry_key"], r["missing_since"]) for r in _rows(engine)] == [(str(lib.resolve() / "b" / "m"), None)]
     assert _import(engine, lib, prune=True).counts["pruned"] == 0
+
+
+def test_a_failed_holder_that_moves_to_another_identity_lets_its_duplicates_take_the_old_one(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found by fuzzing: a/m's sidecar broke (it keeps its record), then named another model; b/m,
+    a duplicate of the old identity, was not read again, so Alpha was gone until the next run."""
+    lib = tmp_path / "lib"
+    for folder in ("a", "b"):
+        write_model(lib / folder, "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)  # a/m holds Alpha, b/m is its duplicate
+    (lib / "a" / "m.json").write_text("{broken", encoding="utf-8")
+    _import(engine, lib)  # a/m failed: keeps Alpha
+    write_json(lib / "a" / "m.json", civitai_model("Gamma", file_name="m.safetensors"))
+
+    report = _import(engine, lib)
+
+    assert report.counts["updated"] == 2 and report.counts["failed"] == 0  # a/m, and b/m taking Alpha
+    assert sorted((r["name"], r["entry_key"]) for r in _rows(engine) if r["missing_since"] is None) == [
+        ("Alpha", str(lib.resolve() / "b" / "m")),
+        ("Gamma", str(lib.resolve() / "a" / "m")),
+    ]
+    assert _import(engine, lib).counts["unchanged"] == 2
+
+
+def test_a_holder_demoted_to_duplicate_keeps_its_other_problems(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: b/m, holding Alpha with a broken second sidecar, lost Alpha to a new a/m and
+    with it the record of its broken sidecar (``lora errors`` showed only the duplicate)."""
+    lib = tmp_path / "lib"
+    write_model(lib / "b", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    (lib / "b" / "m.civitai.info").write_bytes(b"")
+    _import(engine, lib)
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    _import(engine, lib)  # a/m, earlier in path order, takes Alpha; b/m is demoted
+
+    with engine.connect() as conn:
+        status, problems = conn.execute(
+            select(entry.c.status, entry.c.problems).where(entry.c.key == str(lib.resolve() / "b" / "m"))
+        ).one()
+    assert status == "duplicate"
+    assert sorted(p["kind"] for p in problems) == ["duplicate", "invalid_json"]
 
 
 def test_a_sidecar_that_breaks_keeps_its_last_good_record_until_put_right(engine: Engine, tmp_path: Path) -> None:
