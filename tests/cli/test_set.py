@@ -163,7 +163,7 @@ def test_version_option_sets_only_that_version(runner: CliRunner, lib: Path) -> 
         ([NAME], "nothing to set"),
         ([NAME, "--weight", "0.5", "--reset-weight"], "contradict"),
         (["Celestial Anime Portrait", "--active"], "did you mean 'Celestial Anime Portraits'"),
-        ([NAME, "--version", "v9", "--active"], "no LoRA named"),
+        ([NAME, "--version", "v9", "--active"], "no version 'v9' of"),
     ],
     ids=["nothing", "contradiction", "unknown-name", "unknown-version"],
 )
