@@ -106,6 +106,16 @@ def stale_directories(conn: Connection, paths: Iterable[str]) -> None:
         conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None, names=None))
 
 
+def recount_directories(conn: Connection, paths: Iterable[str]) -> None:
+    """Make the next import look at these directories in full (and so count their entries anew).
+
+    Their names stay: a run that ends well saves each directory it looked at again, fingerprint
+    and files record, and leaves the names stored when they did not change.
+    """
+    for part in chunks(sorted(set(paths))):
+        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None))
+
+
 class StoredDirectories:
     """A directory's files record and names as the last import stored them (see ``listings.StoredFiles``).
 

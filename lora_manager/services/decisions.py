@@ -200,6 +200,16 @@ class RunState:
             repo.forget_entries(conn, decided.forget, now())
         stored = self.plan.stored
         repo.save_entries(conn, decided.entries, all_new=not any(row["key"] in stored for row in decided.entries))
+        # A directory's stored counts say how many of its entries are ok, orphans, failed...: one whose
+        # entry changed status here is stale until the run saves it at the end (a run killed before
+        # then would leave counts that later runs, adding to them, would carry on).
+        recounted = {
+            row["key"].rpartition(os.sep)[0]
+            for row in decided.entries
+            if (old := stored.get(row["key"])) is None or old.status != row["status"]
+        }
+        if recounted:
+            repo.recount_directories(conn, recounted)
         repo.save_model_files(conn, decided.models)
 
     def _holder(self, conn: Connection, batch_start: str) -> Callable[[repo.Identity], str | None]:

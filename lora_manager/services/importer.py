@@ -8,6 +8,7 @@ scan`` is that. The plan is in ``planning``, the identity rules in ``decisions``
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -246,6 +247,8 @@ def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_r
         report.counts["missing"] += repo.mark_missing(conn, sorted(still), now())
         repo.delete_entries(conn, [s.key for s in plan.vanished])
         repo.forget_directories(conn, plan.gone_dirs)
+        # Their directories' counts still count them until the run saves those at the end (see RunState.write).
+        repo.recount_directories(conn, {os.path.dirname(s.key) for s in plan.vanished} - set(plan.gone_dirs))
         return repo.mark_model_files_missing(
             conn, [s.model_path for s in plan.vanished if s.model_path], now(), unless_held=True
         )

@@ -542,6 +542,28 @@ def test_a_holder_demoted_to_duplicate_keeps_its_other_problems(engine: Engine, 
     assert sorted(p["kind"] for p in problems) == ["duplicate", "invalid_json"]
 
 
+def test_an_import_stopped_between_batches_leaves_no_stale_counts_behind(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: a batch changed an entry's status (ok -> failed), the run stopped before saving its
+    directories, and the next runs counted that entry by the directory's old counts (2 ok, not 1 ok
+    and 1 failed), for good."""
+    lib = tmp_path / "lib"
+    for stem in ("a", "b", "c"):
+        write_model(lib, stem, civitai_model(f"Model {stem}", file_name=f"{stem}.safetensors"))
+    _import(engine, lib)
+    (lib / "a.json").write_text("{broken", encoding="utf-8")  # ok -> failed
+    (lib / "b.json").unlink()  # ok -> orphan
+    stopped = run_import(engine, ImportOptions(roots=[str(lib)], batch_size=1), should_stop=lambda: True)
+    assert stopped.interrupted
+
+    _import(engine, lib)
+    again = _import(engine, lib)
+
+    assert (again.counts["unchanged"], again.counts["orphans"]) == (1, 1)  # c; b (a's failure is counted apart)
+    with engine.connect() as conn:
+        statuses = sorted(conn.execute(select(entry.c.status)).scalars())
+    assert statuses == ["failed", "ok", "orphan"]
+
+
 def test_a_sidecar_that_breaks_keeps_its_last_good_record_until_put_right(engine: Engine, tmp_path: Path) -> None:
     """README: a half-written sidecar is reported and never erases the record; fixed, it is read again."""
     lib = tmp_path / "lib"
