@@ -100,20 +100,15 @@ def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
         conn.execute(delete(directory).where(directory.c.path.in_(part)))
 
 
-def stale_directories(conn: Connection, paths: Iterable[str]) -> None:
-    """Make the next import look at these directories in full."""
-    for part in chunks(sorted(set(paths))):
-        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None, names=None))
-
-
-def recount_directories(conn: Connection, paths: Iterable[str]) -> None:
+def stale_directories(conn: Connection, paths: Iterable[str], keep_names: bool = False) -> None:
     """Make the next import look at these directories in full (and so count their entries anew).
 
-    Their names stay: a run that ends well saves each directory it looked at again, fingerprint
-    and files record, and leaves the names stored when they did not change.
+    ``keep_names`` for a run that will save these directories again itself: it stores the
+    fingerprint and files record anew, and leaves the names stored when they did not change.
     """
+    values: dict[str, Any] = {"fingerprint": "", "files": None} | ({} if keep_names else {"names": None})
     for part in chunks(sorted(set(paths))):
-        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None))
+        conn.execute(update(directory).where(directory.c.path.in_(part)).values(**values))
 
 
 class StoredDirectories:

@@ -209,7 +209,7 @@ class RunState:
             if (old := stored.get(row["key"])) is None or old.status != row["status"]
         }
         if recounted:
-            repo.recount_directories(conn, recounted)
+            repo.stale_directories(conn, recounted, keep_names=True)
         repo.save_model_files(conn, decided.models)
 
     def _holder(self, conn: Connection, batch_start: str) -> Callable[[repo.Identity], str | None]:

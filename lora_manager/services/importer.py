@@ -248,7 +248,9 @@ def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_r
         repo.delete_entries(conn, [s.key for s in plan.vanished])
         repo.forget_directories(conn, plan.gone_dirs)
         # Their directories' counts still count them until the run saves those at the end (see RunState.write).
-        repo.recount_directories(conn, {os.path.dirname(s.key) for s in plan.vanished} - set(plan.gone_dirs))
+        repo.stale_directories(
+            conn, {os.path.dirname(s.key) for s in plan.vanished} - set(plan.gone_dirs), keep_names=True
+        )
         return repo.mark_model_files_missing(
             conn, [s.model_path for s in plan.vanished if s.model_path], now(), unless_held=True
         )

@@ -474,66 +474,57 @@ def test_0007_regroups_folders_whose_entries_were_grouped_by_the_old_sidecar_nam
     assert keys == {str(lib.resolve() / "browser" / "ink"), str(lib.resolve() / "other" / "plain")}
 
 
+def _reread_after_upgrade(engine: Engine, lib: Path, stale: str, revision: str) -> list[dict[str, Any]]:
+    """Import ``lib``, make its records what an older release's parsers stored (``stale``, an
+    UPDATE) at ``revision``, and upgrade: a re-import must give the fresh import's records again."""
+    from lora_manager.services.catalog import ListQuery, list_adapters
+    from lora_manager.services.importer import ImportOptions, run_import
+
+    ensure_schema(engine)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    fresh = list_adapters(engine, ListQuery())
+    with engine.begin() as conn:
+        conn.execute(text(stale))
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    assert run_import(engine, ImportOptions(roots=[str(lib)])).counts["unchanged"] == 1  # not read: stale
+    ensure_schema(engine)
+    assert _revision(engine) == HEAD
+
+    report = run_import(engine, ImportOptions(roots=[str(lib)]))
+
+    assert report.counts["updated"] == 1
+    volatile = ("updated_at", "last_ingested_at")
+    strip = [{k: v for k, v in r.items() if k not in volatile} for r in list_adapters(engine, ListQuery())]
+    assert strip == [{k: v for k, v in r.items() if k not in volatile} for r in fresh]
+    return fresh
+
+
 def test_0008_has_every_entry_read_again_so_an_upgraded_catalog_equals_a_fresh_import(
     engine: Engine, tmp_path: Path
 ) -> None:
     """What older parsers stored for files that did not change is read again by this release's."""
-    from lora_manager.services.catalog import ListQuery, list_adapters
-    from lora_manager.services.importer import ImportOptions, run_import
     from tests.builders import civitai_version, write_model
 
     lib = tmp_path / "lib"
     version = civitai_version("Dated", "v1", file_name="dated.safetensors")
     version["createdAt"] = version.pop("publishedAt", None) or "2023-05-06T07:08:09Z"
     write_model(lib, "dated", version, suffix=".civitai.info")
-    ensure_schema(engine)
-    run_import(engine, ImportOptions(roots=[str(lib)]))
-    fresh = list_adapters(engine, ListQuery())
+    fresh = _reread_after_upgrade(engine, lib, "UPDATE adapter SET published_at = NULL", "0007")
     assert fresh[0]["published_at"] is not None
-    with engine.begin() as conn:  # what the parser of an older release made of it
-        conn.execute(text("UPDATE adapter SET published_at = NULL"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
-    assert run_import(engine, ImportOptions(roots=[str(lib)])).counts["unchanged"] == 1  # not read: stale
-    ensure_schema(engine)
-    assert _revision(engine) == HEAD
-
-    report = run_import(engine, ImportOptions(roots=[str(lib)]))
-
-    assert report.counts["updated"] == 1
-    volatile = ("updated_at", "last_ingested_at")
-    strip = [{k: v for k, v in r.items() if k not in volatile} for r in list_adapters(engine, ListQuery())]
-    assert strip == [{k: v for k, v in r.items() if k not in volatile} for r in fresh]
 
 
 def test_0009_reads_every_entry_again_so_base_models_get_civitai_names_in_an_upgraded_catalog(
     engine: Engine, tmp_path: Path
 ) -> None:
     """A Lora-Manager ``base_model`` of ``"sd_v1"``, stored as written by 0008's parsers, is ``"SD 1.5"`` after it."""
-    from lora_manager.services.catalog import ListQuery, list_adapters
-    from lora_manager.services.importer import ImportOptions, run_import
     from tests.builders import write_model
 
     lib = tmp_path / "lib"
     write_model(
         lib, "asuka", {"file_name": "asuka", "model_name": "Asuka", "base_model": "sd_v1"}, suffix=".metadata.json"
     )
-    ensure_schema(engine)
-    run_import(engine, ImportOptions(roots=[str(lib)]))
-    fresh = list_adapters(engine, ListQuery())
+    fresh = _reread_after_upgrade(engine, lib, "UPDATE adapter SET base_model = 'sd_v1'", "0008")
     assert fresh[0]["base_model"] == "SD 1.5"
-    with engine.begin() as conn:  # what 0008's parsers made of it
-        conn.execute(text("UPDATE adapter SET base_model = 'sd_v1'"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
-    assert run_import(engine, ImportOptions(roots=[str(lib)])).counts["unchanged"] == 1  # not read: stale
-    ensure_schema(engine)
-    assert _revision(engine) == HEAD
-
-    report = run_import(engine, ImportOptions(roots=[str(lib)]))
-
-    assert report.counts["updated"] == 1
-    volatile = ("updated_at", "last_ingested_at")
-    strip = [{k: v for k, v in r.items() if k not in volatile} for r in list_adapters(engine, ListQuery())]
-    assert strip == [{k: v for k, v in r.items() if k not in volatile} for r in fresh]
 
 
 def test_0008_gives_a_catalog_stamped_0006_by_its_first_cut_the_column_it_lacks(engine: Engine, tmp_path: Path) -> None:
