@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from lora_manager.errors import SidecarError
 from lora_manager.listings import int64
+from lora_manager.mtimes import wait_until_settled
 from lora_manager.paths import open_regular
 from lora_manager.safetensors import MAX_HEADER_BYTES, parse_header
 
@@ -128,6 +129,8 @@ def hash_file(
         before = os.fstat(f.fileno())
         if expect is not None and (before.st_size, int64(before.st_mtime_ns)) != expect:
             raise FileChanged(path)
+        # A write in the tick of the mtime seen here would keep it: read only once that tick is over.
+        wait_until_settled([before.st_mtime_ns])
         full = hashlib.sha256() if whole else None
         tensors = tensor != "never" and path.lower().endswith(".safetensors")
         part = _TensorPart(before.st_size, tensor) if tensors else None

@@ -16,6 +16,7 @@ from lora_manager.db.rows import fields_row
 from lora_manager.entries import Entry, FileStat
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
+from lora_manager.mtimes import wait_until_settled
 from lora_manager.parsing.base import ParseContext, safe_file_name
 from lora_manager.parsing.merge import merged_fields
 from lora_manager.parsing.registry import parse_sidecar
@@ -69,6 +70,9 @@ def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SID
 
 
 def _read_entry(entry: Entry, root: str, max_sidecar_bytes: int) -> EntryResult:
+    # The walk took the signature already: a file written again in the tick of its mtime
+    # (which keeps it) is read as it is after that write (see ``mtimes``).
+    wait_until_settled(f.mtime_ns for f in (*entry.sidecars, *entry.models, *entry.neighbours))
     result = EntryResult(entry.key, entry.signature, "failed")
     _note_model(result, entry, entry.model)
     result.problems = [
