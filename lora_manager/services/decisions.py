@@ -46,6 +46,7 @@ class BatchDecisions:
     missing: list[int] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # model files entries read again no longer have
     # Holders outside this run's root whose files are gone (a library moved): their entries are forgotten.
     forget: list[str] = field(default_factory=list)
     revived: set[int] = field(default_factory=set)  # rows this run left missing, taken over again
@@ -171,10 +172,13 @@ class RunState:
             row = self._decide_one(r, claims, owners, out, stamp)
             out.entries.append(row)
             out.statuses.append((r.key, str(row["status"])))
-            if r.model_path and r.model_size is not None and not _model_file_unchanged(self.plan.stored.get(r.key), r):
+            old = self.plan.stored.get(r.key)
+            if r.model_path and r.model_size is not None and not _model_file_unchanged(old, r):
                 out.models.append(
                     {"path": r.model_path, "size": r.model_size, "mtime_ns": r.model_mtime_ns, "missing_since": None}
                 )
+            if old is not None and old.model_path and old.model_path != r.model_path:
+                out.released.append(old.model_path)
         out.counts["failed"] += sum(1 for r in batch for p in r.problems if FailureKind(p.kind).is_failure)
         out.counts["skipped"] += sum(1 for r in batch for p in r.problems if p.kind == FailureKind.NOT_METADATA)
         return out
@@ -211,6 +215,12 @@ class RunState:
         if recounted:
             repo.stale_directories(conn, recounted, keep_names=True)
         repo.save_model_files(conn, decided.models)
+        if decided.released:
+            # After this batch's entries are saved, so that one of them taking the file over holds it.
+            # A file another entry still holds stays: if that entry lets go of it later in this run,
+            # its own batch marks it then (made in the batch's transaction, so a run stopped after
+            # it leaves no file that nobody will mark).
+            repo.mark_model_files_missing(conn, decided.released, now(), unless_held=True)
 
     def _holder(self, conn: Connection, batch_start: str) -> Callable[[repo.Identity], str | None]:
         """The entry that claimed an identity in an earlier batch of this run, as the catalog says.

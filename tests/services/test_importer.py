@@ -620,3 +620,45 @@ def test_a_model_file_let_go_by_an_entry_read_again_is_marked_gone(engine: Engin
     with engine.connect() as conn:
         gone = model_file.c.path == str((lib / "bar.safetensors").resolve())
         assert conn.execute(select(model_file.c.missing_since).where(gone)).scalar_one() is not None
+
+
+def _model_files(engine: Engine) -> dict[str, bool]:
+    """Each ``model_file`` row's path -> whether it is marked missing."""
+    from lora_manager.db.schema import model_file
+
+    with engine.connect() as conn:
+        return {p: m is not None for p, m in conn.execute(select(model_file.c.path, model_file.c.missing_since))}
+
+
+def test_a_model_file_deleted_beside_its_sidecar_is_marked_gone(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: a/m's model file was deleted and its sidecar kept; a/m, read again, lost the file
+    but its ``model_file`` row stayed present (``lora hash`` called it vanished; a fresh import has none)."""
+    lib = tmp_path / "lib"
+    model = write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    other = write_model(lib / "b", "n", civitai_model("Beta", file_name="n.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+
+    report = _import(engine, lib)
+
+    assert report.counts["missing"] == 1
+    assert _model_files(engine) == {str(model.resolve()): True, str(other.resolve()): False}
+
+
+def test_a_model_file_let_go_by_a_sidecar_naming_it_stays_while_its_own_entry_holds_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """``x.civitai.info`` names ``a.safetensors``; ``a.json`` appears, so ``a`` has the file and ``x`` none:
+    the file ``x`` let go of is ``a``'s, and present (each entry in a batch of its own)."""
+    from tests.builders import write_safetensors
+
+    lib = tmp_path / "lib"
+    model = write_safetensors(lib / "a.safetensors")
+    write_json(lib / "x.civitai.info", civitai_version("X", file_name="a.safetensors"))
+    _import(engine, lib)
+    write_json(lib / "a.json", civitai_model("Alpha", file_name="a.safetensors"))
+
+    report = _import(engine, lib, batch_size=1)
+
+    assert report.counts["new"] == 1 and report.counts["missing"] == 1  # Alpha; X, now without a model
+    assert _model_files(engine) == {str(model.resolve()): False}
