@@ -310,7 +310,7 @@ class RunState:
             "seen_at": stamp,
         }
         if r.row is None:
-            self._without_record(r, row, old_id, old_ident, mine_or_free, claims, out)
+            self._without_record(r, row, old, old_ident, mine_or_free, claims, out)
             return row
         rec = r.row
         ident = (rec["name"], rec["version_key"])
@@ -371,17 +371,21 @@ class RunState:
     def _without_record(
         r: EntryResult,
         row: dict[str, Any],
-        old_id: int | None,
+        old: repo.StoredEntry | None,
         old_ident: repo.Identity | None,
         mine_or_free: bool,
         claims: _Claims,
         out: BatchDecisions,
     ) -> None:
-        """An entry that gave no record (failed, orphan, noise): what becomes of its old row."""
-        model_gone = any(p.kind == FailureKind.MODEL_MISSING.value for p in r.problems)
-        if old_id is not None and old_ident is not None and mine_or_free:
+        """An entry that gave no record (failed, orphan, noise): what becomes of its old row.
+
+        A failed entry keeps its last good record only while its model file is there: a sidecar
+        broken as the model was deleted leaves the record missing, as the model's deletion alone does.
+        """
+        if old is not None and old.adapter_id is not None and old_ident is not None and mine_or_free:
+            old_id = old.adapter_id
             row.update(name=old_ident[0], version_key=old_ident[1], adapter_id=old_id)
-            if r.status == "failed" and not model_gone:
+            if r.status == "failed" and _model_there(r, old.model_path):
                 claims[old_ident] = r.key  # a broken sidecar: the last good record stays as it was
             else:
                 out.missing.append(old_id)  # the model or all its metadata is gone
@@ -390,6 +394,23 @@ class RunState:
             out.counts["orphans"] += 1
         detail = "; ".join(f"{p.kind}: {p.message}" for p in r.problems)
         out.outcome(Outcome(r.key, r.status, None, None, detail))
+
+
+def _model_there(r: EntryResult, had: str | None) -> bool:
+    """Whether the model file of a failed entry is there: found by its read, or, when no sidecar could be
+    read to name one, the file ``had`` (the model its last good sidecar named) still beside it.
+
+    A file named by a sidecar is one of another stem with no sidecar of its own: the walk puts it in
+    the entry's signature as ``n:name:size:mtime`` (see ``Entry.signature``).
+    """
+    if any(p.kind == FailureKind.MODEL_MISSING.value for p in r.problems):
+        return False  # its sidecars were read, and name no model file that is there
+    if r.model_path is not None:
+        return True
+    if had is None or os.path.dirname(had) != r.key.rpartition(os.sep)[0]:
+        return False
+    name = os.path.basename(had)
+    return any(part[:2] == "n:" and part[2:].rsplit(":", 2)[0] == name for part in r.signature.split("|"))
 
 
 def _model_file_unchanged(old: repo.StoredEntry | None, r: EntryResult) -> bool:

@@ -662,3 +662,44 @@ def test_a_model_file_let_go_by_a_sidecar_naming_it_stays_while_its_own_entry_ho
 
     assert report.counts["new"] == 1 and report.counts["missing"] == 1  # Alpha; X, now without a model
     assert _model_files(engine) == {str(model.resolve()): False}
+
+
+def test_a_sidecar_broken_as_its_model_file_is_deleted_leaves_its_record_missing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found by fuzzing: a broken sidecar keeps its last good record only while its model file is there;
+    broken in the same run as the model was deleted, the record stayed live (a fresh import has none)."""
+    lib = tmp_path / "lib"
+    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    write_model(lib / "b", "n", civitai_model("Beta", file_name="n.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+
+    report = _import(engine, lib)
+
+    assert report.counts["missing"] == 1 and [p.kind for p in report.problems] == ["invalid_json"]
+    assert sorted((r["name"], r["missing_since"] is not None) for r in _rows(engine)) == [
+        ("Alpha", True),
+        ("Beta", False),
+    ]
+    assert _model_files(engine)[str(model.resolve())] is True
+
+
+def test_a_broken_sidecar_keeps_its_record_while_the_model_file_it_named_is_there(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """``x.civitai.info`` names ``a.safetensors``: broken, it cannot say so, yet the file is still beside it,
+    so the last good record stays (a model file found by name is there as much as one of its stem)."""
+    from tests.builders import write_safetensors
+
+    lib = tmp_path / "lib"
+    write_safetensors(lib / "a.safetensors")
+    write_json(lib / "x.civitai.info", civitai_version("X", file_name="a.safetensors", trained_words=["kept"]))
+    _import(engine, lib)
+    (lib / "x.civitai.info").write_text("{", encoding="utf-8")
+
+    report = _import(engine, lib)
+
+    assert report.counts["failed"] == 1 and report.counts["missing"] == 0
+    assert [(r["name"], r["trained_words"], r["missing_since"]) for r in _rows(engine)] == [("X", ["kept"], None)]
