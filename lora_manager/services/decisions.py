@@ -43,6 +43,7 @@ class BatchDecisions:
     adapters: list[dict[str, Any]] = field(default_factory=list)
     fresh: set[str] = field(default_factory=set)  # entry keys whose adapter row is inserted, not updated
     demote: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    let_go: list[str] = field(default_factory=list)  # failed holders whose last good record is taken over
     missing: list[int] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
@@ -169,7 +170,7 @@ class RunState:
             owners = repo.owners(conn, idents)
         stamp = now()
         for r in batch:
-            row = self._decide_one(r, claims, owners, out, stamp)
+            row = self._decide_one(r, claims, owners, out, stamp, conn)
             out.entries.append(row)
             out.statuses.append((r.key, str(row["status"])))
             old = self.plan.stored.get(r.key)
@@ -200,6 +201,8 @@ class RunState:
                 row["adapter_id"] = ids.get(row["key"])
         if decided.demote:
             repo.demote_to_duplicate(conn, decided.demote)
+        if decided.let_go:
+            repo.let_go_of_records(conn, decided.let_go)
         if decided.forget:
             repo.forget_entries(conn, decided.forget, now())
         stored = self.plan.stored
@@ -281,6 +284,7 @@ class RunState:
         owners: dict[repo.Identity, repo.Owner],
         out: BatchDecisions,
         stamp: Any,
+        conn: Connection,
     ) -> dict[str, Any]:
         """The entry row for ``r``, with every decision about its identity recorded in ``out``."""
         old = self.plan.stored.get(r.key)
@@ -343,7 +347,12 @@ class RunState:
             else:  # it takes over the new identity's row: its old one is left missing, the user's state on it kept
                 out.missing.append(old_id)
                 out.counts["missing"] += 1
-        if other:  # an unchanged holder later in path order: it becomes the duplicate
+        if other and _failed(conn, other):
+            # An unchanged holder later in path order whose sidecar broke (it kept its last good
+            # record): the record is this entry's now, and it stays failed, holding none, as a fresh
+            # import has it (a duplicate of nothing it could read).
+            out.let_go.append(other)
+        elif other:  # an unchanged holder later in path order: it becomes the duplicate
             message = f"{_label(ident)} is now catalogued from {r.key}, earlier in path order"
             where = (owner.json_file_path if owner else None) or other
             problem = FileProblem(path=where, kind=FailureKind.DUPLICATE.value, message=message)
@@ -394,6 +403,12 @@ class RunState:
             out.counts["orphans"] += 1
         detail = "; ".join(f"{p.kind}: {p.message}" for p in r.problems)
         out.outcome(Outcome(r.key, r.status, None, None, detail))
+
+
+def _failed(conn: Connection, key: str) -> bool:
+    """Whether the stored entry ``key`` failed (asked only of a holder losing its identity: rare)."""
+    stored = repo.load_entries_by_key(conn, [key]).get(key)
+    return stored is not None and stored.status == "failed"
 
 
 def _model_there(r: EntryResult, had: str | None) -> bool:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from lora_manager.db.schema import adapter, entry, import_failure, import_run
 from lora_manager.services.catalog import ListQuery, list_adapters, set_user_state
@@ -703,3 +703,86 @@ def test_a_broken_sidecar_keeps_its_record_while_the_model_file_it_named_is_ther
 
     assert report.counts["failed"] == 1 and report.counts["missing"] == 0
     assert [(r["name"], r["trained_words"], r["missing_since"]) for r in _rows(engine)] == [("X", ["kept"], None)]
+
+
+def test_a_failed_holder_that_loses_its_identity_stays_failed(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: z/m's sidecar broke (it kept its last good record), then a new a/m, earlier in path
+    order, claimed the identity: z/m became a ``duplicate``, where a fresh import has it failed, with
+    its broken sidecar in ``lora errors`` and nothing about a duplicate."""
+    from lora_manager.services.catalog import known_problems
+
+    lib = tmp_path / "lib"
+    write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+    _import(engine, lib)  # z/m failed: keeps Alpha
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    report = _import(engine, lib)
+
+    assert (report.counts["updated"], report.counts["duplicates"], report.counts["failed"]) == (1, 0, 0)
+    held = str(lib.resolve() / "z" / "m")
+    assert [(r["name"], r["entry_key"], r["missing_since"]) for r in _rows(engine)] == [
+        ("Alpha", str(lib.resolve() / "a" / "m"), None)
+    ]
+    with engine.connect() as conn:
+        row = conn.execute(select(entry.c.status, entry.c.adapter_id).where(entry.c.key == held)).one()
+    assert tuple(row) == ("failed", None)
+    assert [(p["path"], p["category"], p["entry_status"]) for p in known_problems(engine)] == [
+        (str(lib.resolve() / "z" / "m.json"), "invalid_json", "failed")
+    ]
+    assert _import(engine, lib).counts["unchanged"] == 1
+
+
+def test_a_failed_entry_without_its_model_file_is_listed_after_its_identity_is_claimed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found by fuzzing: z/m's sidecar broke as its model was deleted, then a/m claimed its identity; z/m
+    became a ``duplicate``, so ``lora errors`` named a duplicate and ``lora orphans`` left its sidecar out."""
+    from lora_manager.services.catalog import known_problems
+    from lora_manager.services.orphans import find_orphans
+
+    lib = tmp_path / "lib"
+    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+    _import(engine, lib)
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    _import(engine, lib)
+
+    sidecar = str(lib.resolve() / "z" / "m.json")
+    assert [(p["path"], p["category"], p["entry_status"]) for p in known_problems(engine)] == [
+        (sidecar, "invalid_json", "failed")
+    ]
+    assert [(o.kind, o.path) for o in find_orphans(engine, [str(lib)])] == [("sidecar", sidecar)]
+    assert [(r["name"], r["missing_since"]) for r in _rows(engine)] == [("Alpha", None)]
+
+
+def test_a_failed_holder_without_its_model_file_stays_failed_and_its_sidecar_an_orphan_when_demoted(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A catalog an earlier release left with z/m failed (broken sidecar, model deleted) yet holding a live
+    record: a/m claiming that identity made z/m a ``duplicate``, out of ``lora orphans``."""
+    from lora_manager.services.catalog import known_problems
+    from lora_manager.services.orphans import find_orphans
+
+    lib = tmp_path / "lib"
+    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+    _import(engine, lib)
+    with engine.begin() as conn:  # as that release left it: the record live
+        conn.execute(update(adapter).values(missing_since=None))
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    _import(engine, lib)
+
+    sidecar = str(lib.resolve() / "z" / "m.json")
+    assert [(p["path"], p["category"], p["entry_status"]) for p in known_problems(engine)] == [
+        (sidecar, "invalid_json", "failed")
+    ]
+    assert [(o.kind, o.path) for o in find_orphans(engine, [str(lib)])] == [("sidecar", sidecar)]
+    assert [(r["entry_key"], r["missing_since"]) for r in _rows(engine)] == [(str(lib.resolve() / "a" / "m"), None)]
