@@ -314,7 +314,8 @@ class RunState:
             "seen_at": stamp,
         }
         if r.row is None:
-            self._without_record(r, row, old, old_ident, mine_or_free, claims, out)
+            live = held is not None and not held.missing
+            self._without_record(r, row, old, old_ident, mine_or_free, live, claims, out)
             return row
         rec = r.row
         ident = (rec["name"], rec["version_key"])
@@ -383,10 +384,12 @@ class RunState:
         old: repo.StoredEntry | None,
         old_ident: repo.Identity | None,
         mine_or_free: bool,
+        live: bool,
         claims: _Claims,
         out: BatchDecisions,
     ) -> None:
-        """An entry that gave no record (failed, orphan, noise): what becomes of its old row.
+        """An entry that gave no record (failed, orphan, noise): what becomes of its old row (``live``:
+        it is not marked missing).
 
         A failed entry keeps its last good record only while its model file is there: a sidecar
         broken as the model was deleted leaves the record missing, as the model's deletion alone does.
@@ -395,7 +398,10 @@ class RunState:
             old_id = old.adapter_id
             row.update(name=old_ident[0], version_key=old_ident[1], adapter_id=old_id)
             if r.status == "failed" and _model_there(r, old.model_path):
-                claims[old_ident] = r.key  # a broken sidecar: the last good record stays as it was
+                if live:  # a broken sidecar: the last good record stays as it was
+                    claims[old_ident] = r.key
+                # else it was left missing (its model went): a broken sidecar does not hold it, so
+                # another entry may claim its identity, as in a fresh import
             else:
                 out.missing.append(old_id)  # the model or all its metadata is gone
                 out.counts["missing"] += 1

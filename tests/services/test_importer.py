@@ -786,3 +786,28 @@ def test_a_failed_holder_without_its_model_file_stays_failed_and_its_sidecar_an_
     ]
     assert [(o.kind, o.path) for o in find_orphans(engine, [str(lib)])] == [("sidecar", sidecar)]
     assert [(r["entry_key"], r["missing_since"]) for r in _rows(engine)] == [(str(lib.resolve() / "a" / "m"), None)]
+
+
+def test_a_broken_sidecar_does_not_hold_a_record_left_missing(engine: Engine, tmp_path: Path) -> None:
+    """z/m's model went (Alpha left missing), then came back as its sidecar broke: z/m held Alpha all the
+    same, so zz/m, later in path order, was made a duplicate of a missing record (a fresh import has it ok)."""
+    lib = tmp_path / "lib"
+    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    write_model(lib / "b", "n", civitai_model("Beta", file_name="n.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+    _import(engine, lib)  # z/m: model_missing, Alpha left missing
+    write_model(lib / "z", "m")
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+    write_model(lib / "zz", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    report = _import(engine, lib)
+
+    assert report.counts["duplicates"] == 0
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(entry.c.key, entry.c.status)).all())
+    assert statuses[str(lib.resolve() / "zz" / "m")] == "ok"
+    assert sorted((r["name"], r["entry_key"], r["missing_since"]) for r in _rows(engine)) == [
+        ("Alpha", str(lib.resolve() / "zz" / "m"), None),
+        ("Beta", str(lib.resolve() / "b" / "n"), None),
+    ]
