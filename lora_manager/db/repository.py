@@ -378,6 +378,13 @@ def demote_to_duplicate(conn: Connection, problems: dict[str, list[dict[str, Any
     stale_directories(conn, (os.path.dirname(k) for k in problems))
 
 
+def let_go_of_records(conn: Connection, keys: Sequence[str]) -> None:
+    """Failed entries whose last good record another entry took over: they hold no record, and no
+    identity, now (their status and problems stay; so do their directories' counts)."""
+    for part in chunks(keys):
+        conn.execute(update(entry).where(entry.c.key.in_(part)).values(adapter_id=None, name=None, version_key=None))
+
+
 def save_model_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Track model files; a file whose size or mtime moved loses the hashes computed for it."""
 

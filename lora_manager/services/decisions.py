@@ -43,9 +43,11 @@ class BatchDecisions:
     adapters: list[dict[str, Any]] = field(default_factory=list)
     fresh: set[str] = field(default_factory=set)  # entry keys whose adapter row is inserted, not updated
     demote: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    let_go: list[str] = field(default_factory=list)  # failed holders whose last good record is taken over
     missing: list[int] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # model files entries read again no longer have
     # Holders outside this run's root whose files are gone (a library moved): their entries are forgotten.
     forget: list[str] = field(default_factory=list)
     revived: set[int] = field(default_factory=set)  # rows this run left missing, taken over again
@@ -168,13 +170,16 @@ class RunState:
             owners = repo.owners(conn, idents)
         stamp = now()
         for r in batch:
-            row = self._decide_one(r, claims, owners, out, stamp)
+            row = self._decide_one(r, claims, owners, out, stamp, conn)
             out.entries.append(row)
             out.statuses.append((r.key, str(row["status"])))
-            if r.model_path and r.model_size is not None and not _model_file_unchanged(self.plan.stored.get(r.key), r):
+            old = self.plan.stored.get(r.key)
+            if r.model_path and r.model_size is not None and not _model_file_unchanged(old, r):
                 out.models.append(
                     {"path": r.model_path, "size": r.model_size, "mtime_ns": r.model_mtime_ns, "missing_since": None}
                 )
+            if old is not None and old.model_path and old.model_path != r.model_path:
+                out.released.append(old.model_path)
         out.counts["failed"] += sum(1 for r in batch for p in r.problems if FailureKind(p.kind).is_failure)
         out.counts["skipped"] += sum(1 for r in batch for p in r.problems if p.kind == FailureKind.NOT_METADATA)
         return out
@@ -196,6 +201,8 @@ class RunState:
                 row["adapter_id"] = ids.get(row["key"])
         if decided.demote:
             repo.demote_to_duplicate(conn, decided.demote)
+        if decided.let_go:
+            repo.let_go_of_records(conn, decided.let_go)
         if decided.forget:
             repo.forget_entries(conn, decided.forget, now())
         stored = self.plan.stored
@@ -211,6 +218,12 @@ class RunState:
         if recounted:
             repo.stale_directories(conn, recounted, keep_names=True)
         repo.save_model_files(conn, decided.models)
+        if decided.released:
+            # After this batch's entries are saved, so that one of them taking the file over holds it.
+            # A file another entry still holds stays: if that entry lets go of it later in this run,
+            # its own batch marks it then (made in the batch's transaction, so a run stopped after
+            # it leaves no file that nobody will mark).
+            repo.mark_model_files_missing(conn, decided.released, now(), unless_held=True)
 
     def _holder(self, conn: Connection, batch_start: str) -> Callable[[repo.Identity], str | None]:
         """The entry that claimed an identity in an earlier batch of this run, as the catalog says.
@@ -271,6 +284,7 @@ class RunState:
         owners: dict[repo.Identity, repo.Owner],
         out: BatchDecisions,
         stamp: Any,
+        conn: Connection,
     ) -> dict[str, Any]:
         """The entry row for ``r``, with every decision about its identity recorded in ``out``."""
         old = self.plan.stored.get(r.key)
@@ -300,7 +314,8 @@ class RunState:
             "seen_at": stamp,
         }
         if r.row is None:
-            self._without_record(r, row, old_id, old_ident, mine_or_free, claims, out)
+            live = held is not None and not held.missing
+            self._without_record(r, row, old, old_ident, mine_or_free, live, claims, out)
             return row
         rec = r.row
         ident = (rec["name"], rec["version_key"])
@@ -333,7 +348,12 @@ class RunState:
             else:  # it takes over the new identity's row: its old one is left missing, the user's state on it kept
                 out.missing.append(old_id)
                 out.counts["missing"] += 1
-        if other:  # an unchanged holder later in path order: it becomes the duplicate
+        if other and _failed(conn, other):
+            # An unchanged holder later in path order whose sidecar broke (it kept its last good
+            # record): the record is this entry's now, and it stays failed, holding none, as a fresh
+            # import has it (a duplicate of nothing it could read).
+            out.let_go.append(other)
+        elif other:  # an unchanged holder later in path order: it becomes the duplicate
             message = f"{_label(ident)} is now catalogued from {r.key}, earlier in path order"
             where = (owner.json_file_path if owner else None) or other
             problem = FileProblem(path=where, kind=FailureKind.DUPLICATE.value, message=message)
@@ -361,18 +381,27 @@ class RunState:
     def _without_record(
         r: EntryResult,
         row: dict[str, Any],
-        old_id: int | None,
+        old: repo.StoredEntry | None,
         old_ident: repo.Identity | None,
         mine_or_free: bool,
+        live: bool,
         claims: _Claims,
         out: BatchDecisions,
     ) -> None:
-        """An entry that gave no record (failed, orphan, noise): what becomes of its old row."""
-        model_gone = any(p.kind == FailureKind.MODEL_MISSING.value for p in r.problems)
-        if old_id is not None and old_ident is not None and mine_or_free:
+        """An entry that gave no record (failed, orphan, noise): what becomes of its old row (``live``:
+        it is not marked missing).
+
+        A failed entry keeps its last good record only while its model file is there: a sidecar
+        broken as the model was deleted leaves the record missing, as the model's deletion alone does.
+        """
+        if old is not None and old.adapter_id is not None and old_ident is not None and mine_or_free:
+            old_id = old.adapter_id
             row.update(name=old_ident[0], version_key=old_ident[1], adapter_id=old_id)
-            if r.status == "failed" and not model_gone:
-                claims[old_ident] = r.key  # a broken sidecar: the last good record stays as it was
+            if r.status == "failed" and _model_there(r, old.model_path):
+                if live:  # a broken sidecar: the last good record stays as it was
+                    claims[old_ident] = r.key
+                # else it was left missing (its model went): a broken sidecar does not hold it, so
+                # another entry may claim its identity, as in a fresh import
             else:
                 out.missing.append(old_id)  # the model or all its metadata is gone
                 out.counts["missing"] += 1
@@ -380,6 +409,29 @@ class RunState:
             out.counts["orphans"] += 1
         detail = "; ".join(f"{p.kind}: {p.message}" for p in r.problems)
         out.outcome(Outcome(r.key, r.status, None, None, detail))
+
+
+def _failed(conn: Connection, key: str) -> bool:
+    """Whether the stored entry ``key`` failed (asked only of a holder losing its identity: rare)."""
+    stored = repo.load_entries_by_key(conn, [key]).get(key)
+    return stored is not None and stored.status == "failed"
+
+
+def _model_there(r: EntryResult, had: str | None) -> bool:
+    """Whether the model file of a failed entry is there: found by its read, or, when no sidecar could be
+    read to name one, the file ``had`` (the model its last good sidecar named) still beside it.
+
+    A file named by a sidecar is one of another stem with no sidecar of its own: the walk puts it in
+    the entry's signature as ``n:name:size:mtime`` (see ``Entry.signature``).
+    """
+    if any(p.kind == FailureKind.MODEL_MISSING.value for p in r.problems):
+        return False  # its sidecars were read, and name no model file that is there
+    if r.model_path is not None:
+        return True
+    if had is None or os.path.dirname(had) != r.key.rpartition(os.sep)[0]:
+        return False
+    name = os.path.basename(had)
+    return any(part[:2] == "n:" and part[2:].rsplit(":", 2)[0] == name for part in r.signature.split("|"))
 
 
 def _model_file_unchanged(old: repo.StoredEntry | None, r: EntryResult) -> bool:

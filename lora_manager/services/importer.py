@@ -99,7 +99,7 @@ def _run_root(
             repo.record_failures(conn, report.run_id, plan.walk_problems)
     for o in plan.unchanged_outcomes:
         report.outcome(o)
-    shared_models = _handle_vanished(engine, plan, report, options.dry_run)
+    _handle_vanished(engine, plan, report, options.dry_run)
     if plan.todo_count:
         _read_and_write(engine, plan, options, report, progress, should_stop, prefetch)
         if report.interrupted:
@@ -114,8 +114,6 @@ def _run_root(
         for part in repo.chunks(list(plan.fingerprints.items()), 200):
             repo.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
         repo.stale_directories(conn, plan.stale_dirs)
-        # Entries read again may have let go of a vanished entry's model file (its model is gone too).
-        repo.mark_model_files_missing(conn, shared_models, now(), unless_held=True)
         if options.prune:
             report.counts["pruned"] += repo.prune_missing(conn, plan.root)
 
@@ -226,11 +224,12 @@ def _write_batch(state: RunState, batch: list[EntryResult], report: ImportReport
     return decided
 
 
-def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_run: bool) -> list[str]:
+def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_run: bool) -> None:
     """Entries whose files are all gone: their rows are marked missing (before any take-over).
 
-    Returns their model files that another entry has as its model: that entry may be read again
-    this run and let go of the file (its model deleted too), so they are looked at again at the end.
+    Their model files are marked missing too, but for one another entry has as its model: if
+    that entry is read again this run and lets go of the file, its batch marks it (see
+    ``RunState.write``).
     """
     # Only rows these entries still hold: one taken over by another entry since is that one's.
     pairs = [(s.adapter_id, s.key) for s in plan.vanished if s.adapter_id is not None]
@@ -243,7 +242,7 @@ def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_r
             report.outcome(Outcome(s.key, "missing", s.name, s.version_key or None, "files are gone"))
         if dry_run:
             report.counts["missing"] += len(held)
-            return []
+            return
         report.counts["missing"] += repo.mark_missing(conn, sorted(still), now())
         repo.delete_entries(conn, [s.key for s in plan.vanished])
         repo.forget_directories(conn, plan.gone_dirs)
@@ -251,6 +250,6 @@ def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_r
         repo.stale_directories(
             conn, {os.path.dirname(s.key) for s in plan.vanished} - set(plan.gone_dirs), keep_names=True
         )
-        return repo.mark_model_files_missing(
+        repo.mark_model_files_missing(
             conn, [s.model_path for s in plan.vanished if s.model_path], now(), unless_held=True
         )

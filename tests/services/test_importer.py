@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from lora_manager.db.schema import adapter, entry, import_failure, import_run
 from lora_manager.services.catalog import ListQuery, list_adapters, set_user_state
@@ -620,3 +620,194 @@ def test_a_model_file_let_go_by_an_entry_read_again_is_marked_gone(engine: Engin
     with engine.connect() as conn:
         gone = model_file.c.path == str((lib / "bar.safetensors").resolve())
         assert conn.execute(select(model_file.c.missing_since).where(gone)).scalar_one() is not None
+
+
+def _model_files(engine: Engine) -> dict[str, bool]:
+    """Each ``model_file`` row's path -> whether it is marked missing."""
+    from lora_manager.db.schema import model_file
+
+    with engine.connect() as conn:
+        return {p: m is not None for p, m in conn.execute(select(model_file.c.path, model_file.c.missing_since))}
+
+
+def test_a_model_file_deleted_beside_its_sidecar_is_marked_gone(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: a/m's model file was deleted and its sidecar kept; a/m, read again, lost the file
+    but its ``model_file`` row stayed present (``lora hash`` called it vanished; a fresh import has none)."""
+    lib = tmp_path / "lib"
+    model = write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    other = write_model(lib / "b", "n", civitai_model("Beta", file_name="n.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+
+    report = _import(engine, lib)
+
+    assert report.counts["missing"] == 1
+    assert _model_files(engine) == {str(model.resolve()): True, str(other.resolve()): False}
+
+
+def test_a_model_file_let_go_by_a_sidecar_naming_it_stays_while_its_own_entry_holds_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """``x.civitai.info`` names ``a.safetensors``; ``a.json`` appears, so ``a`` has the file and ``x`` none:
+    the file ``x`` let go of is ``a``'s, and present (each entry in a batch of its own)."""
+    from tests.builders import write_safetensors
+
+    lib = tmp_path / "lib"
+    model = write_safetensors(lib / "a.safetensors")
+    write_json(lib / "x.civitai.info", civitai_version("X", file_name="a.safetensors"))
+    _import(engine, lib)
+    write_json(lib / "a.json", civitai_model("Alpha", file_name="a.safetensors"))
+
+    report = _import(engine, lib, batch_size=1)
+
+    assert report.counts["new"] == 1 and report.counts["missing"] == 1  # Alpha; X, now without a model
+    assert _model_files(engine) == {str(model.resolve()): False}
+
+
+def test_a_sidecar_broken_as_its_model_file_is_deleted_leaves_its_record_missing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found by fuzzing: a broken sidecar keeps its last good record only while its model file is there;
+    broken in the same run as the model was deleted, the record stayed live (a fresh import has none)."""
+    lib = tmp_path / "lib"
+    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    write_model(lib / "b", "n", civitai_model("Beta", file_name="n.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+
+    report = _import(engine, lib)
+
+    assert report.counts["missing"] == 1 and [p.kind for p in report.problems] == ["invalid_json"]
+    assert sorted((r["name"], r["missing_since"] is not None) for r in _rows(engine)) == [
+        ("Alpha", True),
+        ("Beta", False),
+    ]
+    assert _model_files(engine)[str(model.resolve())] is True
+
+
+def test_a_broken_sidecar_keeps_its_record_while_the_model_file_it_named_is_there(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """``x.civitai.info`` names ``a.safetensors``: broken, it cannot say so, yet the file is still beside it,
+    so the last good record stays (a model file found by name is there as much as one of its stem)."""
+    from tests.builders import write_safetensors
+
+    lib = tmp_path / "lib"
+    write_safetensors(lib / "a.safetensors")
+    write_json(lib / "x.civitai.info", civitai_version("X", file_name="a.safetensors", trained_words=["kept"]))
+    _import(engine, lib)
+    (lib / "x.civitai.info").write_text("{", encoding="utf-8")
+
+    report = _import(engine, lib)
+
+    assert report.counts["failed"] == 1 and report.counts["missing"] == 0
+    assert [(r["name"], r["trained_words"], r["missing_since"]) for r in _rows(engine)] == [("X", ["kept"], None)]
+
+
+def test_a_failed_holder_that_loses_its_identity_stays_failed(engine: Engine, tmp_path: Path) -> None:
+    """Found by fuzzing: z/m's sidecar broke (it kept its last good record), then a new a/m, earlier in path
+    order, claimed the identity: z/m became a ``duplicate``, where a fresh import has it failed, with
+    its broken sidecar in ``lora errors`` and nothing about a duplicate."""
+    from lora_manager.services.catalog import known_problems
+
+    lib = tmp_path / "lib"
+    write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+    _import(engine, lib)  # z/m failed: keeps Alpha
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    report = _import(engine, lib)
+
+    assert (report.counts["updated"], report.counts["duplicates"], report.counts["failed"]) == (1, 0, 0)
+    held = str(lib.resolve() / "z" / "m")
+    assert [(r["name"], r["entry_key"], r["missing_since"]) for r in _rows(engine)] == [
+        ("Alpha", str(lib.resolve() / "a" / "m"), None)
+    ]
+    with engine.connect() as conn:
+        row = conn.execute(select(entry.c.status, entry.c.adapter_id).where(entry.c.key == held)).one()
+    assert tuple(row) == ("failed", None)
+    assert [(p["path"], p["category"], p["entry_status"]) for p in known_problems(engine)] == [
+        (str(lib.resolve() / "z" / "m.json"), "invalid_json", "failed")
+    ]
+    assert _import(engine, lib).counts["unchanged"] == 1
+
+
+def test_a_failed_entry_without_its_model_file_is_listed_after_its_identity_is_claimed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found by fuzzing: z/m's sidecar broke as its model was deleted, then a/m claimed its identity; z/m
+    became a ``duplicate``, so ``lora errors`` named a duplicate and ``lora orphans`` left its sidecar out."""
+    from lora_manager.services.catalog import known_problems
+    from lora_manager.services.orphans import find_orphans
+
+    lib = tmp_path / "lib"
+    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+    _import(engine, lib)
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    _import(engine, lib)
+
+    sidecar = str(lib.resolve() / "z" / "m.json")
+    assert [(p["path"], p["category"], p["entry_status"]) for p in known_problems(engine)] == [
+        (sidecar, "invalid_json", "failed")
+    ]
+    assert [(o.kind, o.path) for o in find_orphans(engine, [str(lib)])] == [("sidecar", sidecar)]
+    assert [(r["name"], r["missing_since"]) for r in _rows(engine)] == [("Alpha", None)]
+
+
+def test_a_failed_holder_without_its_model_file_stays_failed_and_its_sidecar_an_orphan_when_demoted(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A catalog an earlier release left with z/m failed (broken sidecar, model deleted) yet holding a live
+    record: a/m claiming that identity made z/m a ``duplicate``, out of ``lora orphans``."""
+    from lora_manager.services.catalog import known_problems
+    from lora_manager.services.orphans import find_orphans
+
+    lib = tmp_path / "lib"
+    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+    _import(engine, lib)
+    with engine.begin() as conn:  # as that release left it: the record live
+        conn.execute(update(adapter).values(missing_since=None))
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    _import(engine, lib)
+
+    sidecar = str(lib.resolve() / "z" / "m.json")
+    assert [(p["path"], p["category"], p["entry_status"]) for p in known_problems(engine)] == [
+        (sidecar, "invalid_json", "failed")
+    ]
+    assert [(o.kind, o.path) for o in find_orphans(engine, [str(lib)])] == [("sidecar", sidecar)]
+    assert [(r["entry_key"], r["missing_since"]) for r in _rows(engine)] == [(str(lib.resolve() / "a" / "m"), None)]
+
+
+def test_a_broken_sidecar_does_not_hold_a_record_left_missing(engine: Engine, tmp_path: Path) -> None:
+    """z/m's model went (Alpha left missing), then came back as its sidecar broke: z/m held Alpha all the
+    same, so zz/m, later in path order, was made a duplicate of a missing record (a fresh import has it ok)."""
+    lib = tmp_path / "lib"
+    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    write_model(lib / "b", "n", civitai_model("Beta", file_name="n.safetensors"))
+    _import(engine, lib)
+    model.unlink()
+    _import(engine, lib)  # z/m: model_missing, Alpha left missing
+    write_model(lib / "z", "m")
+    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
+    write_model(lib / "zz", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    report = _import(engine, lib)
+
+    assert report.counts["duplicates"] == 0
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(entry.c.key, entry.c.status)).all())
+    assert statuses[str(lib.resolve() / "zz" / "m")] == "ok"
+    assert sorted((r["name"], r["entry_key"], r["missing_since"]) for r in _rows(engine)) == [
+        ("Alpha", str(lib.resolve() / "zz" / "m"), None),
+        ("Beta", str(lib.resolve() / "b" / "n"), None),
+    ]
