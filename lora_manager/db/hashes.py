@@ -8,7 +8,6 @@ grouping; only hashes we computed do.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, tuple_, update
 
-from lora_manager.db.repository import chunks
+from lora_manager.db.key_ranges import chunks, under
 from lora_manager.db.schema import adapter, entry, import_run, model_file
 
 # Every computed-hash column: what a file that changed loses.
@@ -46,12 +45,6 @@ class FileRow(NamedTuple):
 
 
 _FILE_COLUMNS = [model_file.c[name] for name in FileRow._fields]
-
-
-def under(column: Any, folder: str) -> Any:
-    """Paths under ``folder``: an index range rather than a LIKE scan."""
-    prefix = folder.rstrip(os.sep) + os.sep
-    return and_(column >= prefix, column < prefix[:-1] + chr(ord(os.sep) + 1))
 
 
 def _scoped(column: Any, folders: Sequence[str], files: Sequence[str]) -> Any:

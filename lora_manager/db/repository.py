@@ -7,18 +7,17 @@ are sent in chunks so no statement exceeds a driver's parameter limit.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, text, update
 
-from lora_manager.db.schema import adapter, adapter_tag, directory, entry, import_failure, import_run, model_file
+from lora_manager.db.directories import stale_directories
+from lora_manager.db.key_ranges import chunks, under
+from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run, model_file
 from lora_manager.db.upsert import insert_many, upsert
 from lora_manager.models import AdapterRecord, FileProblem
-
-CHUNK = 500
-T = TypeVar("T")
 
 # The metadata columns an import refreshes; everything else on a row is the user's or ours.
 METADATA_COLUMNS = tuple(
@@ -54,17 +53,6 @@ _OWNER_COLUMNS = (
 )
 
 
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def under(column: Any, root: str) -> Any:
-    """Rows whose path-like ``column`` lies under ``root``: an index range, not a LIKE scan."""
-    prefix = root.rstrip(os.sep) + os.sep
-    return and_(column >= prefix, column < prefix[:-1] + chr(ord(os.sep) + 1))
-
-
 _ENTRY_COLUMNS = (
     entry.c.key,
     entry.c.signature,
@@ -74,80 +62,6 @@ _ENTRY_COLUMNS = (
     entry.c.adapter_id,
     entry.c.model_path,
 )
-
-
-def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[str, int]]]:
-    """Every known directory under (and including) ``root``: its fingerprint and entry counts."""
-    rows = conn.execute(
-        select(directory.c.path, directory.c.fingerprint, directory.c.counts).where(
-            or_(directory.c.path == root, under(directory.c.path, root))
-        )
-    )
-    return {path: (fp, counts or {}) for path, fp, counts in rows}
-
-
-def save_directories(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Upsert directory rows; a row without ``names`` keeps the names stored (they did not change)."""
-    for with_names in (True, False):
-        update_columns = ("fingerprint", "counts", "files", *(("names",) if with_names else ()))
-        group = [r for r in rows if ("names" in r) is with_names]
-        for part in chunks(group, 2000):
-            upsert(conn, directory, list(part), key=("path",), update=update_columns)
-
-
-def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
-    for part in chunks(paths):
-        conn.execute(delete(directory).where(directory.c.path.in_(part)))
-
-
-def stale_directories(conn: Connection, paths: Iterable[str], keep_names: bool = False) -> None:
-    """Make the next import look at these directories in full (and so count their entries anew).
-
-    ``keep_names`` for a run that will save these directories again itself: it stores the
-    fingerprint and files record anew, and leaves the names stored when they did not change.
-    """
-    values: dict[str, Any] = {"fingerprint": "", "files": None} | ({} if keep_names else {"names": None})
-    for part in chunks(sorted(set(paths))):
-        conn.execute(update(directory).where(directory.c.path.in_(part)).values(**values))
-
-
-class StoredDirectories:
-    """A directory's files record and names as the last import stored them (see ``listings.StoredFiles``).
-
-    A re-import after scattered edits asks for hundreds of directories, one at a time (see
-    ``discovery.walk``), so the questions go straight to the driver: on SQLite a tenth of the
-    cost of a SQLAlchemy statement; on PostgreSQL, no parse and plan per question (psycopg
-    prepares a statement after five runs).
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
-        driver = conn.connection.driver_connection
-        translated = conn.get_execution_options().get("schema_translate_map")
-        self._cursor = driver.cursor() if mark is not None and driver is not None and not translated else None
-        self._sql = {c: f"SELECT {c} FROM directory WHERE path = {mark}" for c in ("files", "names")}
-
-    def record(self, path: str) -> bytes | None:
-        return self._read("files", path)
-
-    def names(self, path: str) -> bytes | None:
-        return self._read("names", path)
-
-    def _read(self, column: str, path: str) -> bytes | None:
-        if self._cursor is None:
-            stmt = select(directory.c[column]).where(directory.c.path == bindparam("path"))
-            return _bytes(self._conn.execute(stmt, {"path": path}).scalar())
-        self._cursor.execute(self._sql[column], (path,))
-        row = self._cursor.fetchone()
-        return _bytes(row[0]) if row else None
-
-
-def _bytes(value: object) -> bytes | None:
-    """A stored value as bytes (drivers may give a memoryview); None for anything else."""
-    if isinstance(value, bytes):
-        return value
-    return bytes(value) if isinstance(value, (memoryview, bytearray)) else None
 
 
 def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tuple[str, str]]:

@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
-from lora_manager.db.repository import stale_directories, under
+from lora_manager.db.directories import stale_directories
+from lora_manager.db.key_ranges import under
 from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run
 from lora_manager.errors import LoraError
 from lora_manager.paths import lies_under

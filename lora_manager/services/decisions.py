@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
 
+from lora_manager.db import directories
 from lora_manager.db import repository as repo
 from lora_manager.db.rows import adapter_row
 from lora_manager.errors import FailureKind
 from lora_manager.models import FileProblem
 from lora_manager.paths import lies_under
+from lora_manager.services.claims import ClaimFilter, Claims
 from lora_manager.services.import_report import ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan
 from lora_manager.services.reading import EntryResult
@@ -56,68 +58,6 @@ class BatchDecisions:
         self.outcomes.append(outcome)
 
 
-class ClaimFilter:
-    """Which identities earlier batches may have claimed: a fixed-size bit filter (1 MiB).
-
-    A "maybe" is checked against the catalog (see :class:`_Claims`), so a false one costs a
-    query and nothing else: with two bits an identity, 100,000 claims answer "maybe" for one
-    identity in 2,000 that was never claimed. Memory stays the same however large the run.
-    """
-
-    BITS = 1 << 23
-
-    def __init__(self) -> None:
-        self.bits = bytearray(self.BITS // 8)
-
-    @staticmethod
-    def _positions(ident: repo.Identity) -> tuple[int, int]:
-        h = hash(ident)
-        return h & (ClaimFilter.BITS - 1), (h >> 32) & (ClaimFilter.BITS - 1)
-
-    def update(self, idents: Iterable[repo.Identity]) -> None:
-        bits = self.bits
-        for ident in idents:
-            for i in self._positions(ident):
-                bits[i >> 3] |= 1 << (i & 7)
-
-    def __contains__(self, ident: object) -> bool:
-        if not isinstance(ident, tuple):
-            return False
-        bits = self.bits
-        return all(bits[i >> 3] & (1 << (i & 7)) for i in self._positions(ident))
-
-
-class _Claims:
-    """Who claimed an identity this run: the batch's claims in full, earlier batches' in a filter.
-
-    Remembering every earlier claim in full (identity and entry key) cost ~330 bytes a model:
-    a fifth of a 100,000-model cold import's memory. Earlier batches are saved, so a claim
-    of theirs is in the catalog: the filter only says when to look. A "maybe" for an identity
-    nobody claimed finds an owner that was not read this run, which counts as no claim.
-    """
-
-    __slots__ = ("batch", "earlier", "holder_of")
-
-    def __init__(
-        self,
-        batch: dict[repo.Identity, str],
-        earlier: Container[repo.Identity],
-        holder_of: Callable[[repo.Identity], str | None],
-    ) -> None:
-        self.batch = batch
-        self.earlier = earlier
-        self.holder_of = holder_of
-
-    def get(self, ident: repo.Identity) -> str | None:
-        holder = self.batch.get(ident)
-        if holder is None and ident in self.earlier:
-            return self.holder_of(ident)
-        return holder
-
-    def __setitem__(self, ident: repo.Identity, key: str) -> None:
-        self.batch[ident] = key
-
-
 class RunState:
     """The decisions of one root's run, batch after batch."""
 
@@ -127,7 +67,7 @@ class RunState:
         self.vanished_keys = {s.key for s in plan.vanished}
         self.vanished_ids = {s.adapter_id for s in plan.vanished if s.adapter_id is not None}
         self._gone: dict[str, bool] = {}  # holders outside the root: whether their files are gone
-        self.claimed = ClaimFilter()  # the identities earlier batches may have claimed (see _Claims)
+        self.claimed = ClaimFilter()  # the identities earlier batches may have claimed (see claims.Claims)
         # A dry run saves nothing to look claims up in: it keeps them in full.
         self.claims: dict[repo.Identity, str] | None = None if saved else {}
         # With many entries to read, every row's owner is loaded once instead of per batch. It is
@@ -158,7 +98,7 @@ class RunState:
         """Decide the fate of each entry of ``batch`` (reads the database, writes nothing)."""
         out = BatchDecisions()
         holder_of = self.claims.get if self.claims is not None else self._holder(conn, batch[0].key if batch else "")
-        claims = _Claims(out.claims, self.claimed, holder_of)
+        claims = Claims(out.claims, self.claimed, holder_of)
         idents = {(r.row["name"], r.row["version_key"]) for r in batch if r.row}
         # The rows the batch's entries held before: whether each still does (another entry may have taken it over).
         idents |= {
@@ -216,7 +156,7 @@ class RunState:
             if (old := stored.get(row["key"])) is None or old.status != row["status"]
         }
         if recounted:
-            repo.stale_directories(conn, recounted, keep_names=True)
+            directories.stale_directories(conn, recounted, keep_names=True)
         repo.save_model_files(conn, decided.models)
         if decided.released:
             # After this batch's entries are saved, so that one of them taking the file over holds it.
@@ -246,7 +186,7 @@ class RunState:
         self,
         ident: repo.Identity,
         key: str,
-        claims: _Claims,
+        claims: Claims,
         owners: dict[repo.Identity, repo.Owner],
     ) -> tuple[bool, str]:
         """``(claims, other)``: whether ``key`` may hold ``ident``; ``other`` is the loser or winner."""
@@ -280,7 +220,7 @@ class RunState:
     def _decide_one(
         self,
         r: EntryResult,
-        claims: _Claims,
+        claims: Claims,
         owners: dict[repo.Identity, repo.Owner],
         out: BatchDecisions,
         stamp: Any,
@@ -385,7 +325,7 @@ class RunState:
         old_ident: repo.Identity | None,
         mine_or_free: bool,
         live: bool,
-        claims: _Claims,
+        claims: Claims,
         out: BatchDecisions,
     ) -> None:
         """An entry that gave no record (failed, orphan, noise): what becomes of its old row (``live``:

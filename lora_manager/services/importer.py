@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import StatementError
 
+from lora_manager.db import directories
 from lora_manager.db import repository as repo
+from lora_manager.db.key_ranges import chunks
 from lora_manager.db.retry import in_transaction
 from lora_manager.errors import FailureKind, LoraError
 from lora_manager.paths import lies_under, resolve_root
@@ -111,9 +113,9 @@ def _run_root(
         return
     with engine.begin() as conn:
         # A few hundred directories at a time (a files record is 24 bytes a file).
-        for part in repo.chunks(list(plan.fingerprints.items()), 200):
-            repo.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
-        repo.stale_directories(conn, plan.stale_dirs)
+        for part in chunks(list(plan.fingerprints.items()), 200):
+            directories.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
+        directories.stale_directories(conn, plan.stale_dirs)
         if options.prune:
             report.counts["pruned"] += repo.prune_missing(conn, plan.root)
 
@@ -245,9 +247,9 @@ def _handle_vanished(engine: Engine, plan: RootPlan, report: ImportReport, dry_r
             return
         report.counts["missing"] += repo.mark_missing(conn, sorted(still), now())
         repo.delete_entries(conn, [s.key for s in plan.vanished])
-        repo.forget_directories(conn, plan.gone_dirs)
+        directories.forget_directories(conn, plan.gone_dirs)
         # Their directories' counts still count them until the run saves those at the end (see RunState.write).
-        repo.stale_directories(
+        directories.stale_directories(
             conn, {os.path.dirname(s.key) for s in plan.vanished} - set(plan.gone_dirs), keep_names=True
         )
         repo.mark_model_files_missing(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from lora_manager.db import directories
 from lora_manager.db import repository as repo
 from lora_manager.discovery import walk, walk_directory
 from lora_manager.entries import Entry
@@ -63,7 +64,7 @@ def find_orphans(
             found += _from_entries(root, result.entries, {})
             continue
         with engine.connect() as conn:
-            known = {path: fp for path, (fp, _) in repo.load_directories(conn, root).items() if fp}
+            known = {path: fp for path, (fp, _) in directories.load_directories(conn, root).items() if fp}
             result = walk(root, rules, known)
             _note(result.problems, problems)
             stored = repo.load_entries_by_key(conn, [e.key for e in result.entries])

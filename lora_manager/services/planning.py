@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
+from lora_manager.db import directories
 from lora_manager.db import repository as repo
 from lora_manager.discovery import regroup, walk, walk_directory
 from lora_manager.entries import Entry
@@ -108,12 +109,12 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     See the module's docstring for what is looked at and what is not. ``prefetch`` is given
     the entries of the directories looked at in part during the walk.
     """
-    known_dirs = repo.load_directories(conn, root)
+    known_dirs = directories.load_directories(conn, root)
     skip = not (options.force or options.list_unchanged)
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip else None
 
     rules = load_ignore(root, options.ignore)
-    previous = repo.StoredDirectories(conn) if skip else None
+    previous = directories.StoredDirectories(conn) if skip else None
     result = walk(root, rules, known, previous, defer_new=skip, on_partial=prefetch.add if prefetch else None)
     if prefetch:
         prefetch.walk_done()

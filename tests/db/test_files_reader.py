@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from lora_manager.db import repository as repo
+from lora_manager.db import directories
 
 
 def test_a_stored_record_and_names_are_read_back_as_saved_and_an_unknown_or_stale_folder_has_none(
@@ -13,7 +13,7 @@ def test_a_stored_record_and_names_are_read_back_as_saved_and_an_unknown_or_stal
     """The walk compares a changed folder with these bytes; None makes it look at the whole folder."""
     record = bytes(range(256)) + b"\x00" * 24  # any byte, NUL included, comes back as it went in
     with engine.begin() as conn:
-        repo.save_directories(
+        directories.save_directories(
             conn,
             [
                 {"path": "/lib/kept", "fingerprint": "f1", "files": record, "names": b"n\x00", "counts": {"ok": 1}},
@@ -21,7 +21,7 @@ def test_a_stored_record_and_names_are_read_back_as_saved_and_an_unknown_or_stal
             ],
         )
     with engine.connect() as conn:
-        stored = repo.StoredDirectories(conn)
+        stored = directories.StoredDirectories(conn)
         read = stored.record
         assert [read(p) for p in ("/lib/kept", "/lib/stale", "/lib/unknown", "/lib/kept")] == [
             record,
@@ -33,14 +33,17 @@ def test_a_stored_record_and_names_are_read_back_as_saved_and_an_unknown_or_stal
         assert {read("/lib/kept") for _ in range(5)} == {record}  # psycopg prepares it after five runs
         assert [stored.names(p) for p in ("/lib/kept", "/lib/stale", "/lib/unknown")] == [b"n\x00", None, None]
     with engine.begin() as conn:  # a row without names keeps the stored ones; a stale one has none
-        repo.save_directories(conn, [{"path": "/lib/kept", "fingerprint": "f2", "files": b"r2", "counts": {}}])
+        directories.save_directories(conn, [{"path": "/lib/kept", "fingerprint": "f2", "files": b"r2", "counts": {}}])
     with engine.connect() as conn:
-        assert (repo.StoredDirectories(conn).record("/lib/kept"), repo.StoredDirectories(conn).names("/lib/kept")) == (
+        assert (
+            directories.StoredDirectories(conn).record("/lib/kept"),
+            directories.StoredDirectories(conn).names("/lib/kept"),
+        ) == (
             b"r2",
             b"n\x00",
         )
     with engine.begin() as conn:
-        repo.stale_directories(conn, ["/lib/kept"])
+        directories.stale_directories(conn, ["/lib/kept"])
     with engine.connect() as conn:
-        stored = repo.StoredDirectories(conn)
+        stored = directories.StoredDirectories(conn)
         assert (stored.record("/lib/kept"), stored.names("/lib/kept")) == (None, None)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from lora_manager.db import open_catalog, sqlite_plans
+from lora_manager.db import directories, open_catalog, sqlite_plans
 from lora_manager.db import repository as repo
 from lora_manager.db import upsert as upsert_module
 from lora_manager.db.rows import adapter_row, record_row
@@ -124,7 +124,7 @@ def _scenario(engine: Engine) -> None:
                 {"path": "/lib/epsilon.safetensors", "size": 30, "mtime_ns": 7, "missing_since": None},
             ],
         )
-        repo.save_directories(
+        directories.save_directories(
             conn,
             [
                 {"path": "/lib", "fingerprint": "fp", "files": b"\x00record", "counts": {"ok": 3}},

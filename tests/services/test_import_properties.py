@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lora_manager.db import open_catalog
 from lora_manager.services.catalog import ListQuery, list_adapters
-from lora_manager.services.decisions import ClaimFilter
+from lora_manager.services.claims import ClaimFilter
 from lora_manager.services.importer import ImportOptions, run_import
 from tests.builders import a1111, civitai_model, civitai_version, write_json, write_model
 

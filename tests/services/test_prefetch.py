@@ -16,6 +16,7 @@ from lora_manager.db import open_catalog
 from lora_manager.discovery import walk
 from lora_manager.paths import resolve_root
 from lora_manager.services import prefetch as prefetch_module
+from lora_manager.services import reader_process
 from lora_manager.services.catalog import ListQuery, list_adapters
 from lora_manager.services.import_report import ImportReport
 from lora_manager.services.importer import ImportOptions, run_import
@@ -192,13 +193,13 @@ def _misbehave(monkeypatch: pytest.MonkeyPatch, kind: str, how: str) -> None:
     def serve(source: Any, sink: Any, root: str, max_bytes: int) -> None:
         if how == "dies":
             os._exit(3)
-        sink.write(prefetch_module._READY)
+        sink.write(reader_process.READY)
         sink.flush()
         if how == "stuck":
             time.sleep(600)
         raise RuntimeError("a bug in the reader")
 
-    monkeypatch.setattr(prefetch_module, "_serve", serve)
+    monkeypatch.setattr(reader_process, "_serve", serve)
 
 
 def _reimport_through(
@@ -481,7 +482,7 @@ def test_a_forked_reader_holds_none_of_the_importers_files(tmp_path: Path) -> No
         pf.walk_done()
         while not pf._ready:  # it says ready once its descriptors are settled; it waits for more input then
             assert pf._wait(30) and pf._drain()
-        assert isinstance(pf._proc, prefetch_module._Forked)
+        assert isinstance(pf._proc, reader_process.Forked)
         targets = [os.readlink(fd) for fd in Path(f"/proc/{pf._proc.pid}/fd").iterdir()]
         assert sorted(t.startswith("pipe:") for t in targets) == [False] * 3 + [True] * 2
         assert all(t == os.devnull or t.startswith("pipe:") for t in targets), targets

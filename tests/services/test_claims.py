@@ -1,8 +1,8 @@
-"""The run's identity decisions: what they remember between batches."""
+"""What a run remembers of the identities earlier batches claimed."""
 
 from __future__ import annotations
 
-from lora_manager.services.decisions import ClaimFilter
+from lora_manager.services.claims import ClaimFilter
 
 
 def test_claim_filter_holds_every_claim_and_rarely_answers_maybe_for_others() -> None:
