@@ -166,8 +166,8 @@ def _plan(
                     continue
                 st = os.stat(row.path)
         except FileNotFoundError:
-            report.vanished.append(row.path)
-            if row.missing_since is None:
+            if row.missing_since is None:  # gone since the catalog last saw it (else said already)
+                report.vanished.append(row.path)
                 gone.append(row.path)
             continue
         except OSError as exc:

@@ -151,6 +151,20 @@ def test_a_vanished_file_is_skipped_reported_and_marked_missing(engine: Engine, 
     assert stored(engine)[str(kept)]["sha256"] is not None
 
 
+def test_a_file_known_to_be_missing_is_not_reported_again(engine: Engine, tmp_path: Path) -> None:
+    """A model file the catalog marked missing (by ``lora hash`` or an import) is said to vanish once, not every run."""
+    lib = tmp_path / "lib"
+    gone, _kept, deleted = library(lib, 3)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    gone.unlink()
+    assert run_hashing(engine, HashOptions()).vanished == [str(gone)]
+    deleted.unlink()
+    run_import(engine, ImportOptions(roots=[str(lib)]))  # marks its model_file row missing
+    assert stored(engine)[str(deleted)]["missing_since"] is not None
+    again = run_hashing(engine, HashOptions())
+    assert (again.vanished, again.problems, again.current) == ([], [], 1)
+
+
 def test_tensor_only_pass_keeps_the_sha256_and_adds_the_tensor_hash(engine: Engine, tmp_path: Path) -> None:
     """``tensor='always'`` later reads a header-AutoV3 file again for its tensor hash only."""
     lib = tmp_path / "lib"
