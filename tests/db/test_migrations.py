@@ -527,6 +527,44 @@ def test_0009_reads_every_entry_again_so_base_models_get_civitai_names_in_an_upg
     assert fresh[0]["base_model"] == "SD 1.5"
 
 
+def test_0010_reads_failed_and_duplicate_entries_again_so_an_older_releases_states_are_corrected(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Two states 0009's release left and a re-import did not revisit: a broken sidecar whose model file
+    is gone holding a live record, and a broken holder recorded as a duplicate. Each is read again."""
+    from lora_manager.services.catalog import ListQuery, list_adapters
+    from lora_manager.services.importer import ImportOptions, run_import
+    from tests.builders import civitai_model, write_model
+
+    lib = tmp_path / "lib"
+    gone = write_model(lib / "z", "gone", civitai_model("Gone", file_name="gone.safetensors"))
+    write_model(lib / "b", "broken", civitai_model("Broken", file_name="broken.safetensors"))
+    write_model(lib / "c", "fine", civitai_model("Fine", file_name="fine.safetensors"))
+    ensure_schema(engine)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    gone.unlink()
+    for path in (lib / "z" / "gone.json", lib / "b" / "broken.json"):
+        path.write_text("{", encoding="utf-8")
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    broken_key = str((lib / "b" / "broken").resolve())
+    with engine.begin() as conn:  # what the older release stored
+        conn.execute(text("UPDATE adapter SET missing_since = NULL WHERE name = 'Gone'"))
+        conn.execute(text("UPDATE entry SET status = 'duplicate' WHERE key = :k"), {"k": broken_key})
+        conn.execute(text("UPDATE alembic_version SET version_num = '0009'"))
+    stale = run_import(engine, ImportOptions(roots=[str(lib)]))
+    assert (stale.counts["failed"], stale.counts["missing"]) == (0, 0)  # nothing read: the states stay
+
+    ensure_schema(engine)
+    assert _revision(engine) == HEAD
+    report = run_import(engine, ImportOptions(roots=[str(lib)]))
+
+    assert (report.counts["unchanged"], report.counts["missing"], report.counts["failed"]) == (1, 1, 2)
+    missing = {r["name"]: r["missing_since"] is not None for r in list_adapters(engine, ListQuery())}
+    assert missing == {"Gone": True, "Broken": False, "Fine": False}
+    with engine.connect() as conn:
+        assert conn.execute(select(entry.c.status).where(entry.c.key == broken_key)).scalar() == "failed"
+
+
 def test_0008_gives_a_catalog_stamped_0006_by_its_first_cut_the_column_it_lacks(engine: Engine, tmp_path: Path) -> None:
     """0006 gained ``directory.names`` after it shipped: such catalogs failed every import since."""
     from lora_manager.services.importer import ImportOptions, run_import
