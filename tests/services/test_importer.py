@@ -734,29 +734,40 @@ def test_a_failed_holder_that_loses_its_identity_stays_failed(engine: Engine, tm
     assert _import(engine, lib).counts["unchanged"] == 1
 
 
-def test_a_failed_entry_without_its_model_file_is_listed_after_its_identity_is_claimed(
-    engine: Engine, tmp_path: Path
-) -> None:
-    """Found by fuzzing: z/m's sidecar broke as its model was deleted, then a/m claimed its identity; z/m
-    became a ``duplicate``, so ``lora errors`` named a duplicate and ``lora orphans`` left its sidecar out."""
-    from lora_manager.services.catalog import known_problems
-    from lora_manager.services.orphans import find_orphans
-
+def _model_deleted_as_its_sidecar_broke(engine: Engine, tmp_path: Path) -> Path:
+    """A library whose z/m ('Alpha') lost its model file in the run its sidecar broke, imported before and after."""
     lib = tmp_path / "lib"
     model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
     _import(engine, lib)
     model.unlink()
     (lib / "z" / "m.json").write_text("{", encoding="utf-8")
     _import(engine, lib)
-    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+    return lib
 
-    _import(engine, lib)
+
+def _assert_failed_with_its_sidecar_an_orphan(engine: Engine, lib: Path) -> None:
+    """z/m is failed in ``lora errors``, and its model-less sidecar in ``lora orphans``."""
+    from lora_manager.services.catalog import known_problems
+    from lora_manager.services.orphans import find_orphans
 
     sidecar = str(lib.resolve() / "z" / "m.json")
     assert [(p["path"], p["category"], p["entry_status"]) for p in known_problems(engine)] == [
         (sidecar, "invalid_json", "failed")
     ]
     assert [(o.kind, o.path) for o in find_orphans(engine, [str(lib)])] == [("sidecar", sidecar)]
+
+
+def test_a_failed_entry_without_its_model_file_is_listed_after_its_identity_is_claimed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Found by fuzzing: z/m's sidecar broke as its model was deleted, then a/m claimed its identity; z/m
+    became a ``duplicate``, so ``lora errors`` named a duplicate and ``lora orphans`` left its sidecar out."""
+    lib = _model_deleted_as_its_sidecar_broke(engine, tmp_path)
+    write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
+
+    _import(engine, lib)
+
+    _assert_failed_with_its_sidecar_an_orphan(engine, lib)
     assert [(r["name"], r["missing_since"]) for r in _rows(engine)] == [("Alpha", None)]
 
 
@@ -765,26 +776,14 @@ def test_a_failed_holder_without_its_model_file_stays_failed_and_its_sidecar_an_
 ) -> None:
     """A catalog an earlier release left with z/m failed (broken sidecar, model deleted) yet holding a live
     record: a/m claiming that identity made z/m a ``duplicate``, out of ``lora orphans``."""
-    from lora_manager.services.catalog import known_problems
-    from lora_manager.services.orphans import find_orphans
-
-    lib = tmp_path / "lib"
-    model = write_model(lib / "z", "m", civitai_model("Alpha", file_name="m.safetensors"))
-    _import(engine, lib)
-    model.unlink()
-    (lib / "z" / "m.json").write_text("{", encoding="utf-8")
-    _import(engine, lib)
+    lib = _model_deleted_as_its_sidecar_broke(engine, tmp_path)
     with engine.begin() as conn:  # as that release left it: the record live
         conn.execute(update(adapter).values(missing_since=None))
     write_model(lib / "a", "m", civitai_model("Alpha", file_name="m.safetensors"))
 
     _import(engine, lib)
 
-    sidecar = str(lib.resolve() / "z" / "m.json")
-    assert [(p["path"], p["category"], p["entry_status"]) for p in known_problems(engine)] == [
-        (sidecar, "invalid_json", "failed")
-    ]
-    assert [(o.kind, o.path) for o in find_orphans(engine, [str(lib)])] == [("sidecar", sidecar)]
+    _assert_failed_with_its_sidecar_an_orphan(engine, lib)
     assert [(r["entry_key"], r["missing_since"]) for r in _rows(engine)] == [(str(lib.resolve() / "a" / "m"), None)]
 
 
