@@ -9,7 +9,7 @@ stored one, nothing in the entry is opened again.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
@@ -72,6 +72,20 @@ class Entry:
 
     def path(self, name: str) -> str:
         return self.directory + os.sep + name
+
+
+def signed_files(signature: str) -> Iterator[tuple[str, str, str, str]]:
+    """The files a signature (see :attr:`Entry.signature`) names: ``(kind, name, size, mtime)``,
+    as text; ``kind`` is ``m`` (model), ``s`` (sidecar) or ``n`` (a neighbouring model file).
+
+    The one reader of that format, for what the catalog stored. A name holding ``|`` can be read
+    wrongly: callers check what it says against the entry or the disk before they trust it.
+    """
+    for part in signature.split("|"):
+        kind, _, rest = part.partition(":")
+        if kind in ("m", "s", "n"):
+            name, size, mtime = (rest.rsplit(":", 2) + ["", ""])[:3]
+            yield kind, name, size, mtime
 
 
 _MODEL_EXTS = frozenset(MODEL_EXTENSIONS)

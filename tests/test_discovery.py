@@ -324,3 +324,23 @@ def test_a_new_folder_counts_a_longer_suffix_sidecar_with_the_model_it_belongs_t
     write_json(tmp_path / "b" / "plain.civitai.json", {"activation text": "p"})
     result = walk(resolve_root(tmp_path), known={}, defer_new=True)
     assert list(result.deferred.values()) == [2]
+
+
+def test_a_signature_reads_back_as_the_files_it_was_made_of() -> None:
+    """``signed_files`` is the one reader of ``Entry.signature``'s format: previews and unsafe names are no files."""
+    from lora_manager.entries import Entry, FileStat, signed_files
+
+    entry = Entry("/lib/a", "m")
+    entry.models.append(FileStat("m.safetensors", 10, -5))
+    entry.sidecars += [FileStat("m.json", 20, 7), FileStat("m:odd.civitai.info", 30, 8)]
+    entry.previews.append("m.png")
+    entry.unsafe.append(("m.pt", "link leads out of the library"))
+    assert list(signed_files(entry.signature)) == [
+        ("m", "m.safetensors", "10", "-5"),
+        ("s", "m.json", "20", "7"),
+        ("s", "m:odd.civitai.info", "30", "8"),
+    ]
+    lonely = Entry("/lib/a", "x")
+    lonely.sidecars.append(FileStat("x.json", 1, 2))
+    lonely.neighbours = (FileStat("y.safetensors", 3, 4),)
+    assert list(signed_files(lonely.signature)) == [("s", "x.json", "1", "2"), ("n", "y.safetensors", "3", "4")]

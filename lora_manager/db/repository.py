@@ -321,13 +321,10 @@ def save_model_files(conn: Connection, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def mark_model_files_missing(
-    conn: Connection, paths: Sequence[str], now: datetime, unless_held: bool = False
-) -> list[str]:
+def mark_model_files_missing(conn: Connection, paths: Sequence[str], now: datetime, unless_held: bool = False) -> None:
     """Flag model files as gone; with ``unless_held``, not one that an entry in the catalog has as its
     model (a file that passed from a vanished entry to another, e.g. when a sidecar naming it was
-    renamed to its stem: that entry may be unchanged, and would not say the file is there).
-    Returns the paths left alone for that reason."""
+    renamed to its stem: that entry may be unchanged, and would not say the file is there)."""
     held: set[str] = set()
     if unless_held:
         for part in chunks(paths):
@@ -339,7 +336,6 @@ def mark_model_files_missing(
             .where(model_file.c.path.in_(part), model_file.c.missing_since.is_(None))
             .values(missing_since=now)
         )
-    return sorted(held)
 
 
 def start_run(conn: Connection, roots: list[str], dry_run: bool, now: datetime) -> int:

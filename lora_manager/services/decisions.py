@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from lora_manager.db import directories
 from lora_manager.db import repository as repo
 from lora_manager.db.rows import adapter_row
+from lora_manager.entries import signed_files
 from lora_manager.errors import FailureKind
 from lora_manager.models import FileProblem
 from lora_manager.paths import lies_under
@@ -371,7 +372,7 @@ def _model_there(r: EntryResult, had: str | None) -> bool:
     if had is None or os.path.dirname(had) != r.key.rpartition(os.sep)[0]:
         return False
     name = os.path.basename(had)
-    return any(part[:2] == "n:" and part[2:].rsplit(":", 2)[0] == name for part in r.signature.split("|"))
+    return any(kind == "n" and n == name for kind, n, _, _ in signed_files(r.signature))
 
 
 def _model_file_unchanged(old: repo.StoredEntry | None, r: EntryResult) -> bool:
@@ -383,8 +384,9 @@ def _model_file_unchanged(old: repo.StoredEntry | None, r: EntryResult) -> bool:
     """
     if old is None or r.model_path is None or old.model_path != r.model_path:
         return False
-    token = f"{os.path.basename(r.model_path)}:{r.model_size}:{r.model_mtime_ns}"
-    return any(part[2:] == token for part in old.signature.split("|") if part[:2] in ("m:", "n:"))
+    file = (os.path.basename(r.model_path), str(r.model_size), str(r.model_mtime_ns))
+    signed = signed_files(old.signature)
+    return any(kind in ("m", "n") and (name, size, mtime) == file for kind, name, size, mtime in signed)
 
 
 def _label(ident: repo.Identity) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from lora_manager.db import directories
 from lora_manager.db import repository as repo
 from lora_manager.discovery import walk, walk_directory
-from lora_manager.entries import Entry
+from lora_manager.entries import Entry, signed_files
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.ignore import load_ignore
 from lora_manager.paths import resolve_root
@@ -127,11 +127,9 @@ def _from_stored(s: repo.StoredEntry, root: str) -> list[Orphan] | None:
     """
     directory, _, stem = s.key.rpartition(os.sep)
     files: dict[str, list[tuple[str, int]]] = {"m": [], "s": []}
-    for part in s.signature.split("|"):
-        kind, _, rest = part.partition(":")
+    for kind, name, size_text, mtime_text in signed_files(s.signature):
         if kind not in files:
             continue
-        name, size_text, mtime_text = (rest.rsplit(":", 2) + ["", ""])[:3]
         if not (size_text.isdigit() and mtime_text.lstrip("-").isdigit()):
             return None
         files[kind].append((name, int(size_text)))
