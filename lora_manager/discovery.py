@@ -62,6 +62,7 @@ def walk(
     previous: StoredFiles | None = None,
     defer_new: bool = False,
     on_partial: Callable[[list[Entry]], None] | None = None,
+    defer_clean: bool = False,
 ) -> WalkResult:
     """Group the files under ``root`` (a :func:`resolve_root` result) into entries, sorted by key.
 
@@ -79,6 +80,8 @@ def walk(
     ``deferred``: every entry of a new directory must be read anyway, and grouping all of
     them up front held about 1 KB per model until it was read (110 MB at 100,000 models).
     The caller groups such a directory again when its entries' turn comes (:func:`regroup`).
+    With ``defer_clean`` too (``--force``: every entry is read), a directory whose fingerprint
+    matched is deferred the same way instead of listed in ``clean``.
 
     ``on_partial`` is given the entries of each directory looked at in part as soon as they
     are grouped: they almost surely changed, so the importer starts reading them while the
@@ -90,7 +93,8 @@ def walk(
         result.files_seen += len(listing)
         fp, names, numbers = snapshot(rules.text, listing)
         result.fingerprints[directory] = fp
-        if known is not None and known.get(directory) == fp:
+        clean = known is not None and known.get(directory) == fp
+        if clean and not defer_clean:
             result.clean.append(directory)
             continue
         now = result.files[directory] = files_record(names, numbers)
@@ -98,7 +102,7 @@ def walk(
         before = stored.record(directory) if stored is not None else None
         if before is None or not same_names(before, now):
             result.names[directory] = pack_names(names)
-        if defer_new and known is not None and directory not in known and all(item[3] for item in listing):
+        if defer_new and known is not None and (clean or directory not in known) and all(item[3] for item in listing):
             count = _count_entries(listing)
             if count:
                 result.deferred[directory] = count

@@ -98,6 +98,7 @@ class RunState:
     def decide(self, batch: list[EntryResult], conn: Connection) -> BatchDecisions:
         """Decide the fate of each entry of ``batch`` (reads the database, writes nothing)."""
         out = BatchDecisions()
+        self.plan.load_stored(conn, [r.key for r in batch])
         holder_of = self.claims.get if self.claims is not None else self._holder(conn, batch[0].key if batch else "")
         claims = Claims(out.claims, self.claimed, holder_of)
         idents = {(r.row["name"], r.row["version_key"]) for r in batch if r.row}

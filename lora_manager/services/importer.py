@@ -154,6 +154,7 @@ def _read_and_write(
         else:
             for decided in _save(engine, state, batch, report):
                 state.apply(decided, report)
+        plan.let_go_stored([r.key for r in batch])
         done += len(batch)
         if progress:
             progress("import", done, total)

@@ -26,8 +26,11 @@ _counter = itertools.count()
 VOLATILE = ("id", "created_at", "updated_at", "last_ingested_at", "json_file_mtime")
 
 
-def _build(root: Path, entries: list[tuple[str, str, str, str | None]]) -> None:
+def _build(root: Path, entries: list[tuple[str, str, str, str | None]], only: str | None = None) -> None:
+    """Write ``entries`` (the i-th with the stem ``m{i}``), or only those of the folder ``only``."""
     for i, (folder, kind, name, version) in enumerate(entries):
+        if only is not None and folder != only:
+            continue
         stem = f"m{i}"
         where = root / folder
         if kind == "model_json":
@@ -145,5 +148,82 @@ def test_small_batches_with_preloaded_owners_decide_as_one_batch_does(
             if i % 3 == 1:  # a model file gone: its row is left missing, a claim let go of
                 (lib / folder / f"m{i}.safetensors").unlink(missing_ok=True)
         import_all()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _entry_states(url: str) -> list[tuple[object, ...]]:
+    """What the catalog says of each entry: its status, identity, and whether it holds a record."""
+    from sqlalchemy import text
+
+    engine = open_catalog(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT key, status, name, version_key, adapter_id IS NULL, model_path FROM entry ORDER BY key")
+            )
+            return [tuple(r) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def _eager_walk(root: str, rules: object, known: object, previous: object, **kwargs: object) -> object:
+    """The walk as ``--force`` ran it before it deferred unchanged folders: every folder grouped up front."""
+    from lora_manager.discovery import walk
+
+    return walk(root, rules, None, previous, on_partial=kwargs.get("on_partial"))  # type: ignore[arg-type]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(ENTRY, min_size=1, max_size=8), st.lists(ENTRY, min_size=0, max_size=3))
+def test_a_forced_reimport_decides_as_if_every_entry_were_loaded_up_front(
+    entries: list[tuple[str, str, str, str | None]], more: list[tuple[str, str, str, str | None]]
+) -> None:
+    """``--force`` reads unchanged folders batch by batch, their entries' stored state loaded per batch: it
+    ends in the records, entry states and counts of a forced run that grouped every folder and loaded every
+    entry's state up front. Folders "b" and "c/d" changed in an earlier run (model files gone, sidecars
+    broken that keep their last good record, names taken over) and not since; "a" changes just before."""
+    import pytest
+
+    from lora_manager.services import planning
+
+    base = Path(tempfile.mkdtemp(prefix=f"prop{next(_counter)}-"))
+    runs = {"eager": 1000, "lazy": 1000, "lazy2": 2}
+    urls = {name: str(base / f"{name}.db") for name in runs}
+    counts = {}
+
+    def import_each(force: bool = False) -> None:
+        for name, size in runs.items():
+            with pytest.MonkeyPatch.context() as patch:
+                if name == "eager":
+                    patch.setattr(planning, "walk", _eager_walk)
+                engine = open_catalog(urls[name])
+                try:
+                    options = ImportOptions(roots=[str(lib)], force=force, batch_size=size)
+                    counts[name] = run_import(engine, options).counts
+                finally:
+                    engine.dispose()
+
+    try:
+        lib = base / "lib"
+        lib.mkdir()
+        _build(lib, entries)
+        import_each()
+        rotate = {"Alpha": "Beta", "Beta": "Gamma", "Gamma": "Delta", "Delta": "Alpha"}
+        _build(lib, [(f, k, n if f == "a" else rotate[n], v) for f, k, n, v in entries])
+        for i, (folder, *_) in enumerate(entries):
+            if folder != "a" and i % 3 == 1:
+                (lib / folder / f"m{i}.safetensors").unlink(missing_ok=True)
+            elif folder != "a" and i % 3 == 2:
+                (lib / folder / f"m{i}.json").write_text("{broken", encoding="utf-8")
+        import_each()
+        # Only folder "a" changes now (names taken over), and a new folder comes.
+        _build(lib, [(f, k, rotate[rotate[n]], v) for f, k, n, v in entries], only="a")
+        _build(lib / "later", more)
+        import_each(force=True)
+        assert counts["lazy"] == counts["eager"]
+        for name in ("lazy", "lazy2"):
+            assert _records(urls[name]) == _records(urls["eager"]), name
+            assert _entry_states(urls[name]) == _entry_states(urls["eager"]), name
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -88,3 +88,32 @@ def test_a_new_folder_swapped_for_a_link_out_of_the_library_before_its_turn_give
     (lib / "b").symlink_to(outside / "b")
     assert [e.key for e in plan.todo_in_key_order()] == [str(lib / "a" / "x")]
     assert plan.stale_dirs == {str(lib / "b")}
+
+
+def test_force_groups_unchanged_folders_lazily_and_loads_their_stored_state_batch_by_batch(tmp_path: Path) -> None:
+    """``--force`` holds no entry nor stored state of an unchanged folder up front (memory stays flat at any
+    size); a changed folder is looked at in full as without it; every entry is still read, in key order."""
+    lib = tmp_path / "lib"
+    _library(lib, LAYOUT)
+    engine = open_catalog(str(tmp_path / "catalog.db"))
+    try:
+        run_import(engine, ImportOptions(roots=[str(lib)]))
+        _library(lib, {"z": ["new"]})  # a known folder changed
+        root = resolve_root(lib)
+        with engine.connect() as conn:
+            plan = plan_root(conn, root, ImportOptions(roots=[root], force=True))
+            unchanged = {str(lib / folder) for folder in LAYOUT if folder != "z"}
+            assert [e.key for e in plan.todo] == [str(lib / "z" / "k"), str(lib / "z" / "new")]
+            assert set(plan.lazy_dirs) == plan.reread_dirs == unchanged
+            assert set(plan.stored) == {str(lib / "z" / "k")}  # the changed folder's, loaded at once
+            keys = [e.key for e in plan.todo_in_key_order()]
+            assert keys == sorted(e.key for e in walk(root).entries) and all(plan.in_todo(k) for k in keys)
+            batch = [str(lib / "a" / "a"), str(lib / "a" / "c"), str(lib / "z" / "new")]
+            plan.load_stored(conn, batch)
+            assert set(plan.stored) == {str(lib / "z" / "k"), str(lib / "a" / "a"), str(lib / "a" / "c")}
+            assert plan.stored[str(lib / "a" / "a")].name == "a/a"
+            plan.let_go_stored(batch)
+            assert set(plan.stored) == {str(lib / "z" / "k")}
+    finally:
+        engine.dispose()
+    assert plan.stale_dirs == set()
