@@ -43,6 +43,7 @@ class BatchDecisions:
     stale_dirs: set[str] = field(default_factory=set)
     # The writes, in the order they are made.
     renames: list[tuple[int, str, str | None]] = field(default_factory=list)
+    renamed_from: list[repo.Identity] = field(default_factory=list)  # identities whose row moved away: free now
     adapters: list[dict[str, Any]] = field(default_factory=list)
     fresh: set[str] = field(default_factory=set)  # entry keys whose adapter row is inserted, not updated
     demote: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -94,6 +95,9 @@ class RunState:
             statuses[directory][status] += 1
         self.plan.stale_dirs |= decided.stale_dirs
         self.vanished_ids -= decided.revived
+        if self.owner_map is not None:  # loaded before the run: a row moved to another identity is gone from this one
+            for ident in decided.renamed_from:
+                self.owner_map.pop(ident, None)
 
     def decide(self, batch: list[EntryResult], conn: Connection) -> BatchDecisions:
         """Decide the fate of each entry of ``batch`` (reads the database, writes nothing)."""
@@ -282,10 +286,13 @@ class RunState:
             return row
         owner = owners.get(ident)
         renamed = False
-        if old_id is not None and old_ident != ident and mine_or_free:
+        if old_id is not None and old_ident is not None and old_ident != ident and mine_or_free:
             if owner is None:  # the new identity is free: move the row, keeping the user's state on it
                 out.renames.append((old_id, rec["name"], rec["version"]))
                 owners[ident] = owner = repo.Owner(old_id, r.key, False)
+                # The old identity has no row now: an entry claiming it after this one makes a new one.
+                owners.pop(old_ident, None)
+                out.renamed_from.append(old_ident)
                 renamed = True
             else:  # it takes over the new identity's row: its old one is left missing, the user's state on it kept
                 out.missing.append(old_id)

@@ -132,6 +132,33 @@ def test_renamed_identity_leaves_no_old_row_and_keeps_user_state(engine: Engine,
     assert [(r["name"], r["version"], r["active"]) for r in _rows(engine)] == [("Alpha", "v2", True)]
 
 
+@pytest.mark.parametrize(("batch_size", "preload"), [(1000, False), (2, False), (2, True)])
+def test_an_identity_a_row_was_renamed_away_from_is_new_when_claimed_later_in_the_run(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_size: int, preload: bool
+) -> None:
+    """``a`` moves its row to Beta; ``b``, later in the same run, claims Alpha: a new row, counted new, in
+    the same batch, in a later one, and with every owner loaded before the run (as big imports do)."""
+    from lora_manager.services import decisions
+
+    if preload:
+        monkeypatch.setattr(decisions, "PRELOAD_OWNERS", 0)
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors"))
+    _import(engine, lib)
+    set_user_state(engine, "Alpha", "v1.0", {"active": True})
+    write_json(lib / "a.json", civitai_model("Beta", file_name="a.safetensors"))
+    write_model(lib / "later", "b", civitai_model("Alpha", file_name="b.safetensors"))
+    write_model(lib / "later", "c", civitai_model("Gamma", file_name="c.safetensors"))
+    report = _import(engine, lib, batch_size=batch_size)
+    assert (report.counts["updated"], report.counts["new"]) == (1, 2)
+    rows = [(r["name"], r["primary_file_name"], r["active"]) for r in _rows(engine)]
+    assert sorted(rows) == [
+        ("Alpha", "b.safetensors", False),
+        ("Beta", "a.safetensors", True),
+        ("Gamma", "c.safetensors", False),
+    ]
+
+
 def test_vanished_files_are_marked_missing_then_pruned_on_request(engine: Engine, tmp_path: Path) -> None:
     """Rows of deleted entries get missing_since; only --prune deletes them; a return clears the mark."""
     lib = tmp_path / "lib"
@@ -515,7 +542,8 @@ def test_a_failed_holder_that_moves_to_another_identity_lets_its_duplicates_take
 
     report = _import(engine, lib)
 
-    assert report.counts["updated"] == 2 and report.counts["failed"] == 0  # a/m, and b/m taking Alpha
+    # a/m's row moves to Gamma (user state goes with the file); b/m's Alpha is a new row.
+    assert (report.counts["updated"], report.counts["new"], report.counts["failed"]) == (1, 1, 0)
     assert sorted((r["name"], r["entry_key"]) for r in _rows(engine) if r["missing_since"] is None) == [
         ("Alpha", str(lib.resolve() / "b" / "m")),
         ("Gamma", str(lib.resolve() / "a" / "m")),
