@@ -19,6 +19,17 @@ Python regular expression that is tried on every path of the walk:
   one character and cannot backtrack; a trailing ``/**`` matches nothing more than ``/``.
 - Every pattern is tried on every path: about 0.2 µs per pattern and path, so the
   :data:`MAX_PATTERNS` patterns cost about 2 s per 100,000 paths.
+- Compiling a pattern grows faster than its length (999,000 ``?`` took minutes): one
+  longer than :data:`MAX_PATTERN_CHARS`, the longest path Linux has, could match nothing
+  anyway, and is refused.
+
+A folder that a rule ignores is not walked at all, as git does. With a negation (``!``)
+among the rules, folders are walked and each file is matched on its own instead:
+pathspec, matching a folder path, lets a ``!`` rule for folders (``!*/``) lose to a ``*``
+before it, so whitelist rules (``*``, ``!*/``, ``!*.json``) would skip the whole
+library, and a record wrongly ignored is marked missing (``--prune`` deletes it). Matched
+file by file, a ``!`` rule may keep a file below a folder that git would have skipped:
+the safer way to differ.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ MAX_IGNORE_BYTES = 1_000_000
 MAX_PATTERNS = 100  # from --ignore and .loraignore together; comments and blank lines are free
 MAX_WILDCARDS = 3  # "*" in one pattern, outside "**" folders
 MAX_DEEP_WILDCARDS = 1  # leading or inner "**" folders in one pattern (a trailing one is free)
+MAX_PATTERN_CHARS = 4096  # PATH_MAX on Linux
 _SHOWN = 200  # characters of a pattern quoted in an error
 
 
@@ -87,7 +99,19 @@ def load_ignore(root: str, patterns: Iterable[str] = ()) -> IgnoreRules:
         for rule in rules:  # only on failure: which one, and why
             _compile_one(rule)
         raise LoraError(f"the ignore patterns (--ignore and {ignore_file}) are not valid together") from None
-    return IgnoreRules(spec.match_file, "\n".join(lines))
+    match: Callable[[str], bool] = spec.match_file
+    if any(r.pattern.startswith("!") for r in rules):  # see the module's docstring
+        match = _files_only(spec.match_file)
+    return IgnoreRules(match, "\n".join(lines))
+
+
+def _files_only(match_file: Callable[[str], bool]) -> Callable[[str], bool]:
+    """``match_file`` for files; a folder (its path ends with "/") is never skipped whole."""
+
+    def match(path: str) -> bool:
+        return not path.endswith("/") and match_file(path)
+
+    return match
 
 
 def _read_ignore_file(root: str, path: str) -> str | None:
@@ -162,6 +186,11 @@ def _is_pattern(line: str) -> bool:
 
 def _check_wildcards(rule: _Rule) -> None:
     """Refuse a pattern whose regex could backtrack for hours (see the module's docstring)."""
+    if len(rule.pattern) > MAX_PATTERN_CHARS:
+        raise LoraError(
+            f"{rule.where}: ignore pattern {_show(rule.pattern)} is {len(rule.pattern):,} characters long; "
+            f"at most {MAX_PATTERN_CHARS:,} are allowed (no path is longer): shorten it"
+        )
     body = rule.pattern[1:] if rule.pattern.startswith("!") else rule.pattern
     parts = body.strip("/").split("/")
     stars = sum(_unescaped_stars(part) for part in parts if part != "**")

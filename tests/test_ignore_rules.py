@@ -131,7 +131,7 @@ def test_a_loraignore_over_the_size_limit_is_refused_not_cut(tmp_path: Path) -> 
 def test_an_invalid_pattern_is_named_by_line_and_quoted_at_most_200_characters(tmp_path: Path) -> None:
     """The message names the line and quotes only the start of the offending pattern, never all of it."""
     lib = _library(tmp_path)
-    long_bad = "x" * 5000 + "\\"
+    long_bad = "x" * 4000 + "\\"
     (lib / ".loraignore").write_text(f"_trash/\n{long_bad}\n", encoding="utf-8")
     with pytest.raises(LoraError) as caught:
         _load(lib)
@@ -173,7 +173,55 @@ def test_ordinary_gitignore_patterns_behave_as_before(tmp_path: Path) -> None:
         "x/1/2/y": True,
         "m.safetensors": False,
     }
-    assert {path: rules.match(path) for path in expected} == expected
+    # With a negation ("!keep.json") among them, folders are walked and their files matched one by one.
+    folders = {path for path in expected if path.endswith("/")}
+    assert {path: rules.match(path) for path in expected} == {p: v and p not in folders for p, v in expected.items()}
+    (lib / ".loraignore").write_text(text.replace("!keep.json\n", ""), encoding="utf-8")
+    without_negation = _load(lib)
+    assert without_negation.match is not None
+    assert {path: without_negation.match(path) for path in folders} == {path: expected[path] for path in folders}
+
+
+def test_whitelist_rules_keep_the_files_they_list_in_every_folder(runner: CliRunner, tmp_path: Path) -> None:
+    """``*``, ``!*/``, ``!*.json``, ``!*.safetensors``: git keeps sub/m's files; so does the import (it used to
+    skip every folder: pathspec let ``!*/`` lose to ``*`` on a folder path)."""
+    lib = tmp_path / "lib"
+    write_model(lib / "sub", "m", civitai_model("Kept", file_name="m.safetensors"))
+    (lib / "sub" / "notes.txt").write_text("x", encoding="utf-8")
+    (lib / ".loraignore").write_text("*\n!*/\n!*.json\n!*.safetensors\n", encoding="utf-8")
+    rules = _load(lib)
+    assert rules.match is not None
+    assert [rules.match(p) for p in ("sub/", "sub/m.json", "sub/m.safetensors", "sub/notes.txt")] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    result = runner.invoke(app, ["import", str(lib), "--json"])
+    assert result.exit_code == 0, result.output
+    assert _names(runner) == ["Kept"]
+
+
+def test_a_folder_ignored_beside_a_negation_keeps_its_files_out(runner: CliRunner, tmp_path: Path) -> None:
+    """With a ``!`` rule the folder is walked, yet what a rule ignores in it stays out of the catalog."""
+    lib = _library(tmp_path)
+    (lib / ".loraignore").write_text("_trash/\n!*.md\n", encoding="utf-8")
+    result = runner.invoke(app, ["import", str(lib), "--json"])
+    assert result.exit_code == 0, result.output
+    assert _names(runner) == ["Good"]
+
+
+def test_a_pattern_longer_than_any_path_is_refused_before_it_is_compiled(tmp_path: Path) -> None:
+    """Compiling 999,000 ``?`` took minutes: a pattern over 4,096 characters can match no path anyway."""
+    lib = _library(tmp_path)
+    (lib / ".loraignore").write_text("*.tmp\n" + "?" * 999_000 + "\n", encoding="utf-8")
+    with pytest.raises(LoraError) as caught:
+        _load(lib)
+    assert caught.value.message.startswith(f"{lib / '.loraignore'}, line 2: ignore pattern '???")
+    assert "999,000 characters long; at most 4,096" in caught.value.message
+    assert len(caught.value.message) < 400
+    (lib / ".loraignore").write_text("a" * 4096 + "\n", encoding="utf-8")
+    assert _load(lib).match is not None
 
 
 def test_a_loraignore_written_with_a_bom_keeps_its_first_rule(tmp_path: Path) -> None:
