@@ -363,7 +363,7 @@ def _group(
             entry.previews.append(name)
             continue
         if st is None:
-            problems.append((item.path, FailureKind.UNREADABLE, "cannot stat the file"))
+            problems.append((item.path, FailureKind.UNREADABLE, f"cannot stat the file{_why_not(item.path)}"))
             continue
         if not statmod.S_ISREG(st.st_mode):
             continue
@@ -376,6 +376,15 @@ def _group(
                 entry.neighbours = lonely
             result.append(entry)
     return result
+
+
+def _why_not(path: str) -> str:
+    """Why ``path`` cannot be stat'ed (a link to itself, to nothing...), asked again only on that rare failure."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return f": {exc.strerror}" if exc.strerror else ""
+    return ""
 
 
 def _lonely(entries: Iterable[Entry]) -> tuple[FileStat, ...]:

@@ -64,6 +64,18 @@ def test_a_fifo_posing_as_a_sidecar_is_not_opened(runner: CliRunner, tmp_path: P
     assert _names(runner) == ["M"]
 
 
+def test_a_link_that_cannot_be_followed_is_reported_with_the_reason(runner: CliRunner, tmp_path: Path) -> None:
+    """A link to itself or to nothing: "cannot stat the file" says why (it said nothing more)."""
+    lib = tmp_path / "lib"
+    write_model(lib, "m", civitai_model("M", file_name="m.safetensors"))
+    (lib / "loop.json").symlink_to("loop.json")
+    (lib / "gone.json").symlink_to("nothing-here.json")
+    result = runner.invoke(app, ["import", str(lib)])
+    assert result.exit_code == 1, result.output
+    assert f"{lib / 'loop.json'}: unreadable: cannot stat the file: Too many levels of symbolic links" in result.stderr
+    assert f"{lib / 'gone.json'}: unreadable: cannot stat the file: No such file or directory" in result.stderr
+
+
 def test_lora_errors_keeps_listing_walk_problems_after_a_quiet_rerun(runner: CliRunner, tmp_path: Path) -> None:
     """A folder link out of the library belongs to no entry; `lora errors` still lists it."""
     lib = tmp_path / "lib"

@@ -81,6 +81,11 @@ def load_signatures(conn: Connection, root: str, dirs: set[str]) -> dict[str, tu
     return out
 
 
+def holds_entries(conn: Connection, root: str) -> bool:
+    """Whether any entry lies under ``root`` (one step of the key index)."""
+    return conn.execute(select(entry.c.key).where(under(entry.c.key, root)).limit(1)).first() is not None
+
+
 def load_entries_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, StoredEntry]:
     out: dict[str, StoredEntry] = {}
     for part in chunks(sorted(keys)):

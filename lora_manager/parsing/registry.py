@@ -34,9 +34,21 @@ def load_json(raw: bytes) -> Any:
     except TooManyValues as exc:
         raise SidecarError(FailureKind.TOO_LARGE, f"{exc} (too many to decode safely)") from None
     except (ValueError, RecursionError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        # The json module's messages may end in " at" ("Invalid control character at"): the place follows.
+        reason = exc.msg.removesuffix(" at") if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise SidecarError(FailureKind.INVALID_JSON, f"not valid JSON: {reason}{where}") from None
+
+
+def _shape(data: Any) -> str:
+    """What a JSON document that is no metadata holds, for its message: a few of its keys, each cut short."""
+    if not isinstance(data, dict):
+        return type(data).__name__
+    if not data:
+        return "an empty object"
+    keys = sorted(map(str, data))
+    shown = ", ".join(k if len(k) <= 40 else k[:40] + "…" for k in keys[:5])
+    return f"object with keys {shown}" + (f" and {len(keys) - 5:,} more" if len(keys) > 5 else "")
 
 
 def _cp1252_over_latin1() -> dict[int, str]:
@@ -82,12 +94,7 @@ def parse_sidecar(raw: bytes, file_name: str, ctx: ParseContext) -> SidecarInfo:
     except Exception as exc:  # a detector bug must cost one file, never the run
         raise SidecarError(FailureKind.INVALID_METADATA, f"cannot tell the dialect: {type(exc).__name__}") from None
     if dialect is None:
-        shape = (
-            type(data).__name__
-            if not isinstance(data, dict)
-            else "object with keys " + ", ".join(sorted(map(str, data))[:5])
-        )
-        raise SidecarError(FailureKind.NOT_METADATA, f"JSON is no LoRA metadata ({shape})")
+        raise SidecarError(FailureKind.NOT_METADATA, f"JSON is no LoRA metadata ({_shape(data)})")
     try:
         return dialect.parse(data, ctx)
     except SidecarError:

@@ -23,6 +23,7 @@ from lora_manager.db import repository as repo
 from lora_manager.db.key_ranges import chunks
 from lora_manager.db.retry import in_transaction
 from lora_manager.errors import FailureKind, LoraError
+from lora_manager.ignore import IGNORE_FILE
 from lora_manager.paths import lies_under, resolve_root
 from lora_manager.services.import_report import ImportOptions, ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan, plan_root
@@ -57,10 +58,15 @@ def run_import(
             try:
                 with engine.connect() as conn:
                     plan = plan_root(conn, root, options, prefetch)
-                if plan.files_seen == 0 and (plan.known_dirs or options.prune):
+                if plan.files_seen == 0 and (options.prune or _holds_entries(engine, root)):
                     unlisted = next((p.message for p in plan.walk_problems if p.path == root), None)
                     if unlisted is not None:  # the root itself: every record would be unknown anyway
                         raise LoraError(f"{root}: {unlisted}. Nothing was changed.")
+                    if plan.rules.text:
+                        raise LoraError(
+                            f"{root}: no file to import: the folder is empty, or the ignore rules (--ignore, "
+                            f"{IGNORE_FILE}) skip every file; is the drive mounted? Nothing was changed."
+                        )
                     raise LoraError(f"{root}: the folder is empty; is the drive mounted? Nothing was changed.")
                 _run_root(engine, plan, options, report, progress, should_stop, prefetch)
             finally:
@@ -75,6 +81,12 @@ def run_import(
             with engine.begin() as conn:
                 repo.finish_run(conn, report.run_id, status, dict(report.counts), now())
     return report
+
+
+def _holds_entries(engine: Engine, root: str) -> bool:
+    """Whether the catalog knows entries under ``root`` (asked only when its walk found no file)."""
+    with engine.connect() as conn:
+        return repo.holds_entries(conn, root)
 
 
 def _outermost(roots: list[str]) -> list[str]:

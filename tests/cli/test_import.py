@@ -648,6 +648,33 @@ def test_import_of_an_emptied_root_refuses_and_changes_nothing(
     assert records(runner) == before
 
 
+def test_an_empty_folder_the_catalog_knows_no_entry_under_is_imported_as_empty(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Only a root the catalog holds entries under is refused when empty: an empty sub-folder of an imported
+    library (known as a folder, holding nothing) is a plain import of nothing, exit 0."""
+    lib = tmp_path / "lib"
+    celestial(lib)
+    (lib / "empty").mkdir()
+    summary(runner, lib)
+    data = summary(runner, lib / "empty")
+    assert (data["new"], data["unchanged"], data["missing"]) == (0, 0, 0)
+
+
+def test_a_root_whose_files_are_all_ignored_is_refused_naming_the_ignore_rules(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Rules that skip every file look like an empty drive: the message says which of the two it may be."""
+    lib = tmp_path / "lib"
+    celestial(lib)
+    summary(runner, lib)
+    (lib / ".loraignore").write_text("**\n", encoding="utf-8")
+    result = run(runner, "import", lib)
+    assert result.exit_code == 2, result.output
+    assert "the ignore rules (--ignore, .loraignore) skip every file" in result.stderr
+    assert records(runner)[0]["missing_since"] is None
+
+
 def test_prune_refuses_when_the_root_is_missing(runner: CliRunner, tmp_path: Path) -> None:
     """``--prune`` on a folder that is not there exits 2 and deletes nothing."""
     lib = tmp_path / "lib"

@@ -196,3 +196,24 @@ def test_an_integer_past_pythons_digit_limit_is_kept_as_its_digits(extra: str) -
     raw = ('{"id": 1, "modelId": 2, "name": "v", "model": {"name": "M"}, "big": ' + digits + extra + "}").encode()
     info = parse_sidecar(raw, "m.civitai.info", CTX)
     assert info.name == "M" and info.extra["big"] == digits
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"activation text": "a\x01b"}', "not valid JSON: Invalid control character at line 1 column 23"),
+        (b"{}", "JSON is no LoRA metadata (an empty object)"),
+        (
+            json.dumps({"z" * 5000: 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7}).encode(),
+            "JSON is no LoRA metadata (object with keys b, c, d, e, f and 2 more)",
+        ),
+        (json.dumps({"k" * 5000: 1}).encode(), f"JSON is no LoRA metadata (object with keys {'k' * 40}…)"),
+    ],
+    ids=["control-character", "empty-object", "many-keys", "long-key"],
+)
+def test_messages_name_the_problem_once_and_stay_short(raw: bytes, message: str) -> None:
+    """The json module's "... at" is not doubled; a document that is no metadata is described in a short line
+    (a 5 MB key name used to be copied whole into the message)."""
+    with pytest.raises(SidecarError) as caught:
+        parse_sidecar(raw, "model.json", CTX)
+    assert caught.value.message == message
