@@ -72,6 +72,10 @@ class LeadsOut(OSError):
     """The file opened lies outside the folder it had to stay in: reached through a link out."""
 
 
+class NotRegular(OSError):
+    """What :func:`open_regular` opened is no regular file (a FIFO, a device, a folder): to the walk, no file."""
+
+
 def open_regular(path: str, buffering: int = -1, *, inside: str | None = None) -> io.BufferedReader | io.FileIO:
     """``open(path, "rb")`` that never waits: anything but a regular file raises ``OSError``.
 
@@ -89,7 +93,7 @@ def open_regular(path: str, buffering: int = -1, *, inside: str | None = None) -
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", path)
+            raise NotRegular(errno.EINVAL, "not a regular file", path)
         if inside is not None and not lies_under(_opened_path(fd, st, path) or "", inside):
             raise LeadsOut(errno.EXDEV, "leads out of the library; not followed", path)
         if nonblock:

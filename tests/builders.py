@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+# What can stand at a model file's path without being a file the walk pairs (``discovery._group``
+# takes regular files only). A device node needs root (CAP_MKNOD): its tests skip without it.
+NOT_REGULAR = ("fifo", "char-device", "folder")
 
 
 def write_safetensors(path: Path, metadata: dict[str, str] | None = None, tensor_bytes: int = 64) -> Path:
@@ -130,3 +138,18 @@ def write_model(
     if sidecar is not None:
         write_json(folder / f"{stem}{suffix}", sidecar)
     return model
+
+
+def replace_with_not_regular(path: Path, kind: str) -> Path:
+    """Put a FIFO, a character device (``/dev/null``'s numbers) or a folder where the file ``path`` was."""
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "char-device":
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o644, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("a device node needs root (CAP_MKNOD)")
+    else:
+        path.mkdir()
+    return path

@@ -30,7 +30,7 @@ from lora_manager.db import repository as repo
 from lora_manager.errors import FailureKind, LoraError
 from lora_manager.listings import int64
 from lora_manager.models import FileProblem
-from lora_manager.paths import LINK_OUT, LeadsOut, is_inside, library_of, resolve_root
+from lora_manager.paths import LINK_OUT, LeadsOut, NotRegular, is_inside, library_of, resolve_root
 from lora_manager.services.file_hashes import Aborted, FileChanged, FileHashes, TensorMode, hash_file
 
 
@@ -165,16 +165,17 @@ def _plan(
                     report.problems.append(_leads_out(row.path, inside))
                     continue
                 st = os.stat(row.path)
-        except FileNotFoundError:
-            if row.missing_since is None:  # gone since the catalog last saw it (else said already)
-                report.vanished.append(row.path)
-                gone.append(row.path)
-            continue
+        except _ABSENT:
+            st = None
         except OSError as exc:
             report.problems.append(_unreadable(row.path, f"cannot stat: {exc.strerror}"))
             continue
-        if not statmod.S_ISREG(st.st_mode):
-            report.problems.append(_unreadable(row.path, "not a regular file"))
+        if st is None or not statmod.S_ISREG(st.st_mode):
+            # Absent, or no file the walk would pair (a FIFO, a device, a folder): the import sees
+            # no model file here either, so it is gone, and is never opened.
+            if row.missing_since is None:  # gone since the catalog last saw it (else said already)
+                report.vanished.append(row.path)
+                gone.append(row.path)
             continue
         if row.missing_since is not None:
             back.append(row.path)
@@ -195,6 +196,11 @@ def _plan(
             db.record_stats(conn, moved[True], drop_hashes=True)  # replaced in place: the old hash is no evidence
             db.record_stats(conn, moved[False], drop_hashes=False)
     return sorted(jobs, key=lambda j: (-j.size, j.path))  # largest first: the pool's tail stays short
+
+
+# What the stat of a catalogued path raises when nothing is there: the file, or a folder above
+# it (ENOTDIR: a folder replaced by a file), is gone. Other errors are reported as unreadable.
+_ABSENT = (FileNotFoundError, NotADirectoryError)
 
 
 def _unreadable(path: str, message: str) -> FileProblem:
@@ -247,8 +253,10 @@ def _hash_all(
             report.problems.append(_leads_out(job.path, job.inside))
             return
         except OSError as exc:  # FileChanged is not stored: the next run reads the file again
-            if isinstance(exc, FileChanged | FileNotFoundError):
-                (report.changed if isinstance(exc, FileChanged) else report.vanished).append(job.path)
+            if isinstance(exc, FileChanged):
+                report.changed.append(job.path)
+            elif isinstance(exc, (NotRegular, *_ABSENT)):  # deleted, or swapped for a FIFO, since the stat
+                report.vanished.append(job.path)
             else:
                 report.problems.append(_unreadable(job.path, f"cannot read: {exc.strerror or exc}"))
             return
@@ -296,7 +304,8 @@ def on_disk(path: str, size: int, mtime_ns: int, roots: Sequence[str] = ()) -> s
 
     A file swapped for a link leading out of its library (``roots``: see ``_library_of``) is
     ``unsafe``: what it points at is not the catalogued file, whatever its size and mtime
-    (``lora hash`` refuses it too).
+    (``lora hash`` refuses it too). Anything but a regular file (a FIFO, a device) is ``gone``,
+    as it is to the import and to ``lora hash``.
     """
     try:
         st = os.lstat(path)
@@ -305,6 +314,8 @@ def on_disk(path: str, size: int, mtime_ns: int, roots: Sequence[str] = ()) -> s
                 return "unsafe"
             st = os.stat(path)
     except OSError:
+        return "gone"
+    if not statmod.S_ISREG(st.st_mode):
         return "gone"
     return "same" if (st.st_size, int64(st.st_mtime_ns)) == (size, mtime_ns) else "changed"
 

@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 from lora_manager.cli import app
 from lora_manager.db import open_catalog
 from lora_manager.db.schema import model_file
-from tests.builders import civitai_version, write_model, write_safetensors
+from tests.builders import NOT_REGULAR, civitai_version, replace_with_not_regular, write_model, write_safetensors
+from tests.waiting import answers_at_once
 
 
 def run(runner: CliRunner, *args: Any) -> Result:
@@ -204,14 +205,48 @@ def test_a_vanished_file_is_skipped_and_reported_without_failing(runner: CliRunn
 
 
 def test_an_unusable_model_file_exits_1_after_hashing_the_rest(runner: CliRunner, tmp_path: Path) -> None:
-    """One file that cannot be read is reported; the others are stored; the run exits 1."""
+    """One file that cannot be read (a link loop) is reported; the others are stored; the run exits 1."""
     files = library(tmp_path / "lib")
     imported(runner, str(tmp_path / "catalog.db"), tmp_path / "lib")
     files["orphan"].unlink()
-    files["orphan"].mkdir()
+    files["orphan"].symlink_to(files["orphan"].name)
     summary = hash_json(runner, str(tmp_path / "catalog.db"), exit_code=1)
     assert [p["path"] for p in summary["problems"]] == [str(files["orphan"])]
     assert summary["hashed"] == 3
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_model_files_the_import_saw_become_no_regular_file_never_fail_hash(
+    runner: CliRunner, tmp_path: Path, catalog_url: str, kind: str
+) -> None:
+    """A model file (with a sidecar, or an orphan) now a FIFO or device is missing to import and hash: exit 0, quiet."""
+    files = library(tmp_path / "lib")
+    imported(runner, catalog_url, tmp_path / "lib")
+    for name in ("alpha", "orphan"):
+        replace_with_not_regular(files[name], kind)
+    assert run(runner, "--db", catalog_url, "import", tmp_path / "lib").exit_code == 1  # alpha's sidecar: no model
+    assert all(rows(catalog_url)[str(files[n])]["missing_since"] is not None for n in ("alpha", "orphan"))
+    for _ in range(2):
+        result = answers_at_once(lambda: run(runner, "--db", catalog_url, "hash"), "lora hash")
+        assert isinstance(result, Result)
+        assert (result.exit_code, result.stderr) == (0, ""), result.output
+        assert ", 0 vanished, 0 failed in " in result.stdout
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_a_model_file_become_no_regular_file_since_the_import_is_said_to_vanish_once(
+    runner: CliRunner, tmp_path: Path, kind: str
+) -> None:
+    """As a file deleted since the import: named once on stderr, exit 0, then nothing more."""
+    files = library(tmp_path / "lib")
+    imported(runner, str(tmp_path / "catalog.db"), tmp_path / "lib")
+    replace_with_not_regular(files["orphan"], kind)
+    first = answers_at_once(lambda: run(runner, "hash"), "lora hash")
+    assert isinstance(first, Result)
+    assert first.exit_code == 0, first.output
+    assert first.stderr == f"{files['orphan']}: vanished; skipped (run `lora import` to update the catalog)\n"
+    again = run(runner, "hash")
+    assert (again.exit_code, again.stderr) == (0, ""), again.output
 
 
 @pytest.mark.parametrize("args", [["hash", "--quiet"], ["import", "--hash", "--quiet", "{lib}"]])

@@ -7,10 +7,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from lora_manager.cli import app
-from tests.builders import civitai_version, write_json, write_model, write_safetensors
+from tests.builders import (
+    NOT_REGULAR,
+    civitai_version,
+    replace_with_not_regular,
+    write_json,
+    write_model,
+    write_safetensors,
+)
 
 
 def run(runner: CliRunner, *args: Any) -> Result:
@@ -99,6 +107,27 @@ def test_a_hash_gone_stale_is_never_reported_as_valid(runner: CliRunner, tmp_pat
     assert (verify_json(runner)["ok"], verify_json(runner)["unverified"]) == (0, 1)
     assert run(runner, "hash").exit_code == 0
     assert verify_json(runner, exit_code=1)["mismatches"][0]["hash"] == "sha256"  # the sidecar describes the old file
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_a_model_file_become_no_regular_file_is_missing_as_a_deleted_one_is(
+    runner: CliRunner, tmp_path: Path, catalog_url: str, kind: str
+) -> None:
+    """A FIFO, device or folder in its place counts as missing, not as a changed file `lora hash` could check."""
+    lib = tmp_path / "lib"
+    deleted, replaced = claimed(lib, "deleted", "Deleted"), claimed(lib, "replaced", "Replaced")
+    prepare(runner, lib, db=catalog_url)
+    deleted.unlink()
+    replace_with_not_regular(replaced, kind)
+    for step in ([], ["hash"], ["import", lib]):  # as it is, after `lora hash`, after `lora import`
+        if step:
+            run(runner, "--db", catalog_url, *step)
+        result = run(runner, "--db", catalog_url, "verify", "--json")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert (report["ok"], report["unverified"], report["missing"]) == (0, 0, [str(deleted), str(replaced)])
+    result = run(runner, "--db", catalog_url, "verify")
+    assert "run `lora hash`" not in result.stderr and "2 missing" in result.stderr
 
 
 def test_a_header_autov3_that_the_tensor_data_contradicts_is_a_mismatch(runner: CliRunner, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from sqlalchemy import Engine, func, select
 
 from lora_manager.db.schema import model_file
 from lora_manager.services.file_hashes import CHUNK, FileChanged, hash_file
-from lora_manager.services.hashing import HashOptions, run_hashing
+from lora_manager.services.hashing import HashOptions, HashReport, run_hashing
 from lora_manager.services.importer import ImportOptions, run_import
-from tests.builders import civitai_version, write_model, write_safetensors
+from tests.builders import NOT_REGULAR, civitai_version, replace_with_not_regular, write_model, write_safetensors
+from tests.waiting import answers_at_once
 
 
 def tensor_bytes_of(path: Path) -> bytes:
@@ -181,16 +183,85 @@ def test_tensor_only_pass_keeps_the_sha256_and_adds_the_tensor_hash(engine: Engi
     assert len(run_hashing(engine, HashOptions(tensor="always")).hashed) == 0
 
 
-def test_a_directory_in_place_of_a_model_file_fails_that_file_only(engine: Engine, tmp_path: Path) -> None:
-    """An unusable path is a per-file problem; the other files are still hashed."""
+def test_a_model_file_that_cannot_be_stated_fails_that_file_only(engine: Engine, tmp_path: Path) -> None:
+    """An unusable path (a link loop: the import cannot stat it either) is a per-file problem; the rest is hashed."""
     lib = tmp_path / "lib"
     broken, fine = library(lib, 2)
     run_import(engine, ImportOptions(roots=[str(lib)]))
     broken.unlink()
-    broken.mkdir()
+    broken.symlink_to(broken.name)
     report = run_hashing(engine, HashOptions())
-    assert [p.path for p in report.problems] == [str(broken)]
+    assert [(p.path, p.kind) for p in report.problems] == [(str(broken), "unreadable")]
     assert [h["path"] for h in report.hashed] == [str(fine)]
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_a_model_file_replaced_by_no_regular_file_after_the_import_vanishes_once(
+    engine: Engine, tmp_path: Path, kind: str
+) -> None:
+    """A FIFO, device or folder where a model file was is gone, as if deleted: said once, marked missing, unopened."""
+    lib = tmp_path / "lib"
+    orphan, catalogued = library(lib, 2)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    replace_with_not_regular(orphan, kind)
+    report = answers_at_once(lambda: run_hashing(engine, HashOptions()), "lora hash")
+    assert isinstance(report, HashReport)
+    assert (report.vanished, report.problems, [h["path"] for h in report.hashed]) == (
+        [str(orphan)],
+        [],
+        [str(catalogued)],
+    )
+    assert stored(engine)[str(orphan)]["missing_since"] is not None
+    again = run_hashing(engine, HashOptions())
+    assert (again.vanished, again.problems, again.current) == ([], [], 1)
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+def test_a_model_file_the_import_saw_turn_into_no_regular_file_stays_quietly_missing(
+    engine: Engine, tmp_path: Path, kind: str
+) -> None:
+    """After an import marked it missing (with a sidecar or without), ``lora hash`` only looks for it, on every run."""
+    lib = tmp_path / "lib"
+    orphan, catalogued = library(lib, 2)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    for path in (orphan, catalogued):
+        replace_with_not_regular(path, kind)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    assert all(row["missing_since"] is not None for row in stored(engine).values())
+    for _ in range(2):
+        report = answers_at_once(lambda: run_hashing(engine, HashOptions()), "lora hash")
+        assert isinstance(report, HashReport)
+        assert (report.vanished, report.problems, report.hashed) == ([], [], [])
+
+
+def test_a_model_file_whose_folder_became_a_file_vanishes_once(engine: Engine, tmp_path: Path) -> None:
+    """A folder above the file replaced by a file (ENOTDIR) is no file there either: said once, then quiet."""
+    lib = tmp_path / "lib"
+    (model,) = library(lib / "sub", 1)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    shutil.rmtree(lib / "sub")
+    (lib / "sub").write_bytes(b"not a folder")
+    report = run_hashing(engine, HashOptions())
+    assert (report.vanished, report.problems) == ([str(model)], [])
+    assert stored(engine)[str(model)]["missing_since"] is not None
+    again = run_hashing(engine, HashOptions())
+    assert (again.vanished, again.problems) == ([], [])
+
+
+def test_a_model_file_swapped_for_a_fifo_after_the_stat_vanishes_unopened(engine: Engine, tmp_path: Path) -> None:
+    """Swapped between the plan's stat and the open, it is reported as vanished, not as a failure, and not waited on."""
+    lib = tmp_path / "lib"
+    big = write_safetensors(lib / "big.safetensors", {"ss_output_name": "big"}, 8192)
+    small = write_safetensors(lib / "small.safetensors", {"ss_output_name": "small"}, 64)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+
+    def swap(_: object) -> None:  # one thread, largest first: the small file is not opened yet
+        if not small.is_fifo():
+            replace_with_not_regular(small, "fifo")
+
+    report = answers_at_once(lambda: run_hashing(engine, HashOptions(threads=1), progress=swap), "lora hash")
+    assert isinstance(report, HashReport)
+    assert (report.vanished, report.problems, [h["path"] for h in report.hashed]) == ([str(small)], [], [str(big)])
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
