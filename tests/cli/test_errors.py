@@ -231,3 +231,27 @@ def test_an_orphans_sidecar_linked_out_stays_listed_after_a_no_op_import(
     assert run(runner, "--db", catalog_url, "import", linked_lib).exit_code == 0
     assert listed(runner, catalog_url) == []
 
+
+def test_a_file_that_cannot_be_stat_ed_stays_listed_while_it_is_there(
+    runner: CliRunner, linked_lib: Path, catalog_url: str
+) -> None:
+    """A looping link is found again by every import (its folder is looked at again), and listed until it goes."""
+    db = ("--db", catalog_url)
+    loop = (str(linked_lib / "d" / "loop.json"), "unreadable")
+    both = [loop, (str(linked_lib / "d" / "m.json"), "unsafe_path")]
+    assert run(runner, *db, "import", linked_lib).exit_code == 1
+    assert listed(runner, catalog_url) == both
+    second = run(runner, *db, "import", "--json", linked_lib)
+    assert second.exit_code == 1, second.output  # found again: a problem of this run, as an unreadable folder is
+    data = json.loads(second.stdout)
+    assert (data["new"], data["updated"], data["unchanged"], data["failed"], data["orphans"]) == (0, 0, 2, 1, 1)
+    assert [(p["path"], p["kind"]) for p in data["problems"]] == [loop]
+    assert listed(runner, catalog_url) == both
+    plain = run(runner, *db, "errors")
+    assert sorted(tuple(line.split("\t")[:2]) for line in plain.stdout.splitlines()) == both
+    assert [(f["path"], f["category"]) for f in errors_at(runner, catalog_url, "--last-run")["failures"]] == [loop]
+    (linked_lib / "d" / "loop.json").unlink()
+    assert run(runner, *db, "import", linked_lib).exit_code == 0
+    assert listed(runner, catalog_url) == both[1:]
+    assert run(runner, *db, "import", linked_lib).exit_code == 0
+    assert listed(runner, catalog_url) == both[1:]
