@@ -13,7 +13,7 @@ import stat as statmod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from lora_manager.entries import Entry, FileStat, classify, entry_stem
+from lora_manager.entries import LINKED_OUT, Entry, FileStat, classify, entry_stem
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
 from lora_manager.listings import (
@@ -366,7 +366,7 @@ def _group(
         if entry is None:
             entry = by_stem[stem] = Entry(directory, stem)
         if link and not is_inside(item.path, root):
-            entry.unsafe.append((name, "link leads out of the library"))
+            entry.unsafe.append((name, LINKED_OUT))
             continue
         if kind == "preview":
             entry.previews.append(name)
