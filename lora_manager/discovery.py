@@ -13,7 +13,7 @@ import stat as statmod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from lora_manager.entries import Entry, FileStat, classify, entry_stem
+from lora_manager.entries import LINKED_OUT, Entry, FileStat, classify, entry_stem
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
 from lora_manager.listings import (
@@ -53,6 +53,10 @@ class WalkResult:
     # Directories that could not be listed (their problems say why): what is in them, and
     # below them, is unknown this run, not gone.
     unlisted: list[str] = field(default_factory=list)
+    # Directories whose grouping found a problem with one of their files (one that cannot be
+    # stat'ed, such as a link that loops). Listing a directory finds its own problems on every
+    # walk; these only a grouping finds, so the importer has them looked at again next time.
+    file_problems: set[str] = field(default_factory=set)
 
 
 def walk(
@@ -134,11 +138,16 @@ def _look_at(
                     e.neighbours = lonely
         result.partial[directory] = stems
         result.problems.extend(found)
+        if found:
+            result.file_problems.add(directory)
         result.entries.extend(entries)
         if on_partial is not None and entries:
             on_partial(entries)
         return
+    before = len(result.problems)
     result.entries.extend(_group(directory, result.root, listing, result.problems))
+    if len(result.problems) > before:
+        result.file_problems.add(directory)
 
 
 def _files_of(listing: list[Listed], stems: set[str]) -> list[Listed]:
@@ -357,7 +366,7 @@ def _group(
         if entry is None:
             entry = by_stem[stem] = Entry(directory, stem)
         if link and not is_inside(item.path, root):
-            entry.unsafe.append((name, "link leads out of the library"))
+            entry.unsafe.append((name, LINKED_OUT))
             continue
         if kind == "preview":
             entry.previews.append(name)

@@ -22,6 +22,10 @@ PREVIEW_SUFFIXES = tuple(
 )
 
 
+# Why a file of an entry is in :attr:`Entry.unsafe`.
+LINKED_OUT = "link leads out of the library"
+
+
 @dataclass(slots=True, frozen=True)
 class FileStat:
     """A file of an entry as the walk saw it."""
@@ -47,7 +51,7 @@ class Entry:
         self.models: list[FileStat] = []
         self.sidecars: list[FileStat] = []
         self.previews: list[str] = []
-        # Files of this entry that may not be read (a link out of the root), with the reason.
+        # Files of this entry that may not be read (a link out of the root), with the reason (``LINKED_OUT``).
         self.unsafe: list[tuple[str, str]] = []
         # Sidecar-less model files in the same directory: a sidecar may name one of them.
         self.neighbours: tuple[FileStat, ...] = ()
@@ -86,6 +90,14 @@ def signed_files(signature: str) -> Iterator[tuple[str, str, str, str]]:
         if kind in ("m", "s", "n"):
             name, size, mtime = (rest.rsplit(":", 2) + ["", ""])[:3]
             yield kind, name, size, mtime
+
+
+def signed_links_out(signature: str) -> list[str]:
+    """The names of the files a signature records as links out of the library (:attr:`Entry.unsafe`).
+
+    Read as :func:`signed_files` reads the others, with the same caveat about ``|`` in a name.
+    """
+    return [part[2:] for part in signature.split("|") if part.startswith("u:")]
 
 
 _MODEL_EXTS = frozenset(MODEL_EXTENSIONS)

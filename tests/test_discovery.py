@@ -327,8 +327,9 @@ def test_a_new_folder_counts_a_longer_suffix_sidecar_with_the_model_it_belongs_t
 
 
 def test_a_signature_reads_back_as_the_files_it_was_made_of() -> None:
-    """``signed_files`` is the one reader of ``Entry.signature``'s format: previews and unsafe names are no files."""
-    from lora_manager.entries import Entry, FileStat, signed_files
+    """``signed_files`` is the one reader of ``Entry.signature``'s format: previews and unsafe names are no files
+    (``signed_links_out`` reads the unsafe names)."""
+    from lora_manager.entries import Entry, FileStat, signed_files, signed_links_out
 
     entry = Entry("/lib/a", "m")
     entry.models.append(FileStat("m.safetensors", 10, -5))
@@ -340,6 +341,7 @@ def test_a_signature_reads_back_as_the_files_it_was_made_of() -> None:
         ("s", "m.json", "20", "7"),
         ("s", "m:odd.civitai.info", "30", "8"),
     ]
+    assert signed_links_out(entry.signature) == ["m.pt"]
     lonely = Entry("/lib/a", "x")
     lonely.sidecars.append(FileStat("x.json", 1, 2))
     lonely.neighbours = (FileStat("y.safetensors", 3, 4),)

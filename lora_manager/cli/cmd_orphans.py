@@ -37,7 +37,7 @@ def orphans(
             output.plain(o.kind, o.path, o.output_name, o.base_model, ", ".join(o.tags or []), o.detail)
     else:
         _table(found)
-    # A folder that could not be listed may hold orphans: the list is short of them, so say so.
+    # A folder that could not be listed, or a file refused as a link out, may hide orphans: say so.
     output.warn_lines([f"{path}: {kind}: {message}" for path, kind, message in problems])
     if problems:
         raise typer.Exit(1)

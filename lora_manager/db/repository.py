@@ -120,9 +120,19 @@ _STRANDED = text(
 )
 
 
-def load_entries_with_status(conn: Connection, root: str, statuses: Sequence[str]) -> list[StoredEntry]:
-    """The stored entries under ``root`` with one of ``statuses`` (``lora orphans`` asks for the orphaned ones)."""
-    rows = conn.execute(select(*_ENTRY_COLUMNS).where(under(entry.c.key, root), entry.c.status.in_(statuses)))
+def load_entries_with_status(
+    conn: Connection, root: str, statuses: Sequence[str], links_out: bool = False
+) -> list[StoredEntry]:
+    """The stored entries under ``root`` with one of ``statuses`` (``lora orphans`` asks for the orphaned ones);
+    with ``links_out``, those of any status with a file refused as a link out of the library too.
+
+    Such a file is a ``u:`` part of the signature (see ``entries.signed_links_out``); a file name
+    holding ``|u:`` may match as well, so the caller checks on disk.
+    """
+    wanted = [entry.c.status.in_(statuses)]
+    if links_out:
+        wanted += [entry.c.signature.like("u:%"), entry.c.signature.like("%|u:%")]
+    rows = conn.execute(select(*_ENTRY_COLUMNS).where(under(entry.c.key, root), or_(*wanted)))
     return [StoredEntry(*r) for r in rows]
 
 

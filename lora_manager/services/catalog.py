@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select, update
 from lora_manager.db.directories import stale_directories
 from lora_manager.db.key_ranges import under
 from lora_manager.db.schema import adapter, adapter_tag, entry, import_failure, import_run
-from lora_manager.errors import LoraError
+from lora_manager.errors import FailureKind, LoraError
 from lora_manager.paths import lies_under
 from lora_manager.services.import_report import COUNT_KEYS
 
@@ -188,10 +188,13 @@ def suggest(conn: Any, name: str, limit: int = 5, names: list[str] | None = None
 
 def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, Any]]:
     """The problems of the library as last seen: each entry's unresolved failures and duplicates,
-    and the problems of the last import's walk."""
-    stmt = select(entry.c.key, entry.c.status, entry.c.problems).where(
-        entry.c.status.in_(("failed", "duplicate", "ok"))
-    )
+    and the problems of the last import's walk.
+
+    An entry of any status may hold problems: an ``orphan`` one a sidecar refused as a link out
+    of the library, an ``ok`` one a broken second sidecar. Only ``not_metadata`` (noise JSON,
+    skipped, as a ``skipped`` entry's are) is no problem of the catalog's.
+    """
+    stmt = select(entry.c.key, entry.c.status, entry.c.problems)
     prefix = path.rstrip(os.sep) + os.sep if path else ""
     if path:
         stmt = stmt.where(under(entry.c.key, path))  # an index range, as the importer's own queries
@@ -199,6 +202,8 @@ def known_problems(engine: Engine, path: str | None = None) -> list[dict[str, An
     with engine.connect() as conn:
         for key, status, problems in conn.execute(stmt.order_by(entry.c.key)):
             for p in problems or []:
+                if p.get("kind") == FailureKind.NOT_METADATA.value:
+                    continue
                 out.append(
                     {
                         "path": p.get("path", key),

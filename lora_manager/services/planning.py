@@ -203,7 +203,11 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     # failed entry that kept its last good record holds its identity as an ok one does.
     releasing = {(s.name or "", s.version_key or "") for s in vanished if _holds(s)}
     releasing |= {(s.name or "", s.version_key or "") for e in todo if (s := stored.get(e.key)) and _holds(s)}
-    stale_dirs: set[str] = set()
+    # A folder where the walk found a file it could not use (a link that loops: not a problem
+    # of any entry, so stored with none) is stored stale, so that the next import looks at it
+    # again and finds the problem again: listed by ``lora errors`` (the last run's walk
+    # problems) for as long as the file is there. Only such folders cost a no-op import more.
+    stale_dirs: set[str] = set(result.file_problems)
     # Duplicates whose identity's row is gone or missing (its holder went away under another
     # root, or in a run of a sub-folder): they may take it over now.
     stranded = set(repo.stranded_duplicates(conn, root)) if skip else set()

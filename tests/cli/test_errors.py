@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from lora_manager.cli import app
-from tests.builders import civitai_model, write_json, write_model, write_safetensors
+from tests.builders import a1111, civitai_model, write_json, write_model, write_safetensors
 
 
 def run(runner: CliRunner, *args: Any) -> Result:
@@ -187,3 +187,71 @@ def test_an_empty_path_option_is_refused(runner: CliRunner, lib: Path) -> None:
     run(runner, "import", lib)
     result = run(runner, "errors", "--path", "")
     assert result.exit_code == 2 and "empty --path" in result.stderr
+
+
+@pytest.fixture
+def linked_lib(tmp_path: Path) -> Path:
+    """A model whose sidecar is a link out of the library, and a link that loops onto itself beside a good model."""
+    root = tmp_path / "lib"
+    write_safetensors(root / "d" / "m.safetensors", {})
+    write_json(tmp_path / "outside" / "s.json", a1111(activation_text="q"))
+    (root / "d" / "m.json").symlink_to(tmp_path / "outside" / "s.json")
+    write_model(root / "d", "n", civitai_model("N", file_name="n.safetensors"))
+    (root / "d" / "loop.json").symlink_to("loop.json")
+    write_model(root / "e", "fine", civitai_model("Fine", file_name="fine.safetensors"))
+    return root
+
+
+def errors_at(runner: CliRunner, db: str, *args: Any) -> Any:
+    """``lora --db DB errors --json ARGS``."""
+    result = run(runner, "--db", db, "errors", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def listed(runner: CliRunner, db: str) -> list[tuple[str, str]]:
+    return sorted((p["path"], p["category"]) for p in errors_at(runner, db))
+
+
+def test_an_orphans_sidecar_linked_out_stays_listed_after_a_no_op_import(
+    runner: CliRunner, linked_lib: Path, catalog_url: str
+) -> None:
+    """The model beside it is an orphan; its refused sidecar is its stored problem, listed until it changes."""
+    (linked_lib / "d" / "loop.json").unlink()
+    linked = (str(linked_lib / "d" / "m.json"), "unsafe_path")
+    assert run(runner, "--db", catalog_url, "import", linked_lib).exit_code == 1
+    assert listed(runner, catalog_url) == [linked]
+    second = run(runner, "--db", catalog_url, "import", "--json", linked_lib)
+    assert second.exit_code == 0, second.output  # not read again: no failure of this run
+    assert (json.loads(second.stdout)["failed"], json.loads(second.stdout)["orphans"]) == (0, 1)
+    assert listed(runner, catalog_url) == [linked]
+    [known] = errors_at(runner, catalog_url)
+    assert (known["entry_status"], known["message"]) == ("orphan", "link leads out of the library")
+    (linked_lib / "d" / "m.json").unlink()
+    assert run(runner, "--db", catalog_url, "import", linked_lib).exit_code == 0
+    assert listed(runner, catalog_url) == []
+
+
+def test_a_file_that_cannot_be_stat_ed_stays_listed_while_it_is_there(
+    runner: CliRunner, linked_lib: Path, catalog_url: str
+) -> None:
+    """A looping link is found again by every import (its folder is looked at again), and listed until it goes."""
+    db = ("--db", catalog_url)
+    loop = (str(linked_lib / "d" / "loop.json"), "unreadable")
+    both = [loop, (str(linked_lib / "d" / "m.json"), "unsafe_path")]
+    assert run(runner, *db, "import", linked_lib).exit_code == 1
+    assert listed(runner, catalog_url) == both
+    second = run(runner, *db, "import", "--json", linked_lib)
+    assert second.exit_code == 1, second.output  # found again: a problem of this run, as an unreadable folder is
+    data = json.loads(second.stdout)
+    assert (data["new"], data["updated"], data["unchanged"], data["failed"], data["orphans"]) == (0, 0, 2, 1, 1)
+    assert [(p["path"], p["kind"]) for p in data["problems"]] == [loop]
+    assert listed(runner, catalog_url) == both
+    plain = run(runner, *db, "errors")
+    assert sorted(tuple(line.split("\t")[:2]) for line in plain.stdout.splitlines()) == both
+    assert [(f["path"], f["category"]) for f in errors_at(runner, catalog_url, "--last-run")["failures"]] == [loop]
+    (linked_lib / "d" / "loop.json").unlink()
+    assert run(runner, *db, "import", linked_lib).exit_code == 0
+    assert listed(runner, catalog_url) == both[1:]
+    assert run(runner, *db, "import", linked_lib).exit_code == 0
+    assert listed(runner, catalog_url) == both[1:]

@@ -219,3 +219,60 @@ def test_a_model_file_named_by_another_stems_sidecar_is_no_orphan_once_imported(
     assert run(runner, "import", str(lib)).exit_code in (0, 1)
     assert ("model", str(lib / "unsorted" / "real-file.safetensors")) not in found(runner, lib)
     assert ("model", str(lib / "unsorted" / "mystery.safetensors")) in found(runner, lib)
+
+
+@pytest.fixture
+def links_out(tmp_path: Path) -> Path:
+    """A model whose sidecar is a link out of the library, a model file linked to /dev/zero, and a catalogued
+    model whose preview is a link out (in another folder, which stays unchanged after an import)."""
+    root = tmp_path / "lib"
+    write_safetensors(root / "m.safetensors", KOHYA)
+    write_json(tmp_path / "outside" / "s.json", a1111(activation_text="q"))
+    (tmp_path / "outside" / "p.png").write_bytes(b"\x89PNG")
+    (root / "m.json").symlink_to(tmp_path / "outside" / "s.json")
+    (root / "z.safetensors").symlink_to("/dev/zero")
+    write_model(root / "good", "g", civitai_model("G", file_name="g.safetensors"))
+    (root / "good" / "g.preview.png").symlink_to(tmp_path / "outside" / "p.png")
+    return root
+
+
+def link_lines(lib: Path) -> list[str]:
+    return [
+        f"{lib / 'good' / 'g.preview.png'}: unsafe_path: link leads out of the library",
+        f"{lib / 'm.json'}: unsafe_path: link leads out of the library",
+        f"{lib / 'z.safetensors'}: unsafe_path: link leads out of the library",
+    ]
+
+
+def test_orphans_name_file_links_out_of_the_library_and_exit_1(runner: CliRunner, links_out: Path) -> None:
+    """As ``scan`` does: the links are named on stderr, the list may be short of them, so exit 1."""
+    result = run(runner, "orphans", "--json", links_out)
+    assert result.exit_code == 1, result.output
+    assert sorted(result.stderr.splitlines()) == link_lines(links_out)
+    [model] = json.loads(result.stdout)
+    assert (model["kind"], model["path"]) == ("model", str(links_out / "m.safetensors"))
+    assert "m.json is a link leading out of the library" in model["detail"]
+
+
+def test_orphans_from_the_catalog_name_file_links_out_too(
+    runner: CliRunner, links_out: Path, catalog_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an import, unchanged folders answer from the catalog: the same findings, the same links, exit 1."""
+    fresh = run(runner, "--db", catalog_url, "orphans", "--json", links_out)
+    assert run(runner, "--db", catalog_url, "import", links_out).exit_code == 1
+
+    import lora_manager.services.orphans as orphans_service
+
+    def no_reading(*args: Any) -> Any:
+        raise AssertionError(f"read {args[0].key}")
+
+    monkeypatch.setattr(orphans_service, "read_entry", no_reading)
+    stored = run(runner, "--db", catalog_url, "orphans", "--json", links_out)
+    assert stored.exit_code == 1, stored.output
+    assert sorted(stored.stderr.splitlines()) == link_lines(links_out)
+    assert json.loads(stored.stdout) == json.loads(fresh.stdout)
+    (links_out / "good" / "g.preview.png").unlink()
+    (links_out / "good" / "g.preview.png").write_bytes(b"\x89PNG")
+    monkeypatch.undo()
+    again = run(runner, "--db", catalog_url, "orphans", links_out)
+    assert sorted(again.stderr.splitlines()) == link_lines(links_out)[1:]

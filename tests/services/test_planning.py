@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from lora_manager.db import open_catalog
 from lora_manager.discovery import walk
 from lora_manager.paths import resolve_root
@@ -117,3 +119,44 @@ def test_force_groups_unchanged_folders_lazily_and_loads_their_stored_state_batc
     finally:
         engine.dispose()
     assert plan.stale_dirs == set()
+
+
+def test_only_a_folder_with_a_file_that_cannot_be_stat_ed_is_looked_at_again_by_a_no_op_import(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Its problem is found again each run; every other folder stays clean; once the file goes, so does the cost."""
+    lib = tmp_path / "lib"
+    _library(lib, LAYOUT)
+    (lib / "a" / "b" / "loop.json").symlink_to("loop.json")
+    root = resolve_root(lib)
+    options = ImportOptions(roots=[root])
+    for _ in range(2):
+        report = run_import(engine, options)
+        assert [(p.path, p.kind) for p in report.problems] == [(str(lib / "a" / "b" / "loop.json"), "unreadable")]
+        assert (report.counts["updated"], report.counts["failed"]) == (0, 1)
+        with engine.connect() as conn:
+            plan = plan_root(conn, root, options)
+        assert set(plan.fingerprints) == {str(lib / "a" / "b")}  # looked at; every other folder is clean
+        assert plan.todo == [] and plan.stale_dirs == {str(lib / "a" / "b")}
+    (lib / "a" / "b" / "loop.json").unlink()
+    assert run_import(engine, options).problems == []
+    with engine.connect() as conn:
+        plan = plan_root(conn, root, options)
+    assert (plan.fingerprints, plan.stale_dirs, plan.walk_problems) == ({}, set(), [])
+
+
+def test_a_looping_link_added_to_a_known_folder_is_found_again_by_the_next_import(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Added later, the link is found by a look at its stem alone; that folder too is looked at again next time."""
+    lib = tmp_path / "lib"
+    _library(lib, LAYOUT)
+    root = resolve_root(lib)
+    options = ImportOptions(roots=[root])
+    run_import(engine, options)
+    (lib / "z" / "loop.json").symlink_to("loop.json")
+    with engine.connect() as conn:
+        assert plan_root(conn, root, options).fingerprints.keys() == {str(lib / "z")}
+    for _ in range(2):
+        report = run_import(engine, options)
+        assert [(p.path, p.kind) for p in report.problems] == [(str(lib / "z" / "loop.json"), "unreadable")]
