@@ -310,7 +310,8 @@ class RunState:
             out.stale_dirs.add(os.path.dirname(other))
             out.problems.append(problem)
             out.counts["duplicates"] += 1
-            out.counts["unchanged"] -= 1
+            if lies_under(other, self.plan.root):  # counted unchanged by the plan; one outside the root was not
+                out.counts["unchanged"] -= 1
             out.outcome(Outcome(other, "duplicate", rec["name"], rec["version"], message))
         claims[ident] = r.key
         if owner is not None and owner.entry_key not in (None, r.key) and self._gone.get(owner.entry_key or ""):

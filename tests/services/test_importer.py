@@ -159,6 +159,22 @@ def test_an_identity_a_row_was_renamed_away_from_is_new_when_claimed_later_in_th
     ]
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_holder_outside_the_root_demoted_to_duplicate_is_not_counted_unchanged(
+    engine: Engine, tmp_path: Path, force: bool
+) -> None:
+    """Found by fuzzing: A/y, imported alone, takes Shared from B/x (outside the root, later in path order):
+    B/x is counted a duplicate, and "unchanged" stays 0 (it went to -1: B/x was never counted unchanged)."""
+    lib = tmp_path / "lib"
+    write_model(lib / "A", "y", civitai_model("Other", file_name="y.safetensors"))
+    write_model(lib / "B", "x", civitai_model("Shared", file_name="x.safetensors"))
+    _import(engine, lib)
+    write_json(lib / "A" / "y.json", civitai_model("Shared", file_name="y.safetensors"))
+    report = _import(engine, lib / "A", force=force)
+    counts = report.counts
+    assert (counts["updated"], counts["unchanged"], counts["duplicates"]) == (1, 0, 1)
+
+
 def test_vanished_files_are_marked_missing_then_pruned_on_request(engine: Engine, tmp_path: Path) -> None:
     """Rows of deleted entries get missing_since; only --prune deletes them; a return clears the mark."""
     lib = tmp_path / "lib"
