@@ -120,6 +120,9 @@ def _session(db: str, lib: Path) -> dict[str, Any]:
     out["orphans"] = run("orphans", str(lib), "--json")
     out["scan"] = run("scan", str(lib), "--json")
     out["again"] = run("import", str(lib), "--json")
+    # Every folder unchanged: --force reads them as new ones are read, their stored state batch by batch.
+    out["forced"] = run("import", str(lib), "--force", "--json")
+    out["after_force"] = run("list", "--json")
     out["status"] = run("status", "--json")
     del out["status"]["database"]
     return out
@@ -149,6 +152,12 @@ def test_every_command_answers_the_same_on_sqlite_and_postgresql(
     assert [(r["name"], r["weight"]) for r in on_sqlite["active"]] == [("Celestial", 0.5)]
     assert (on_sqlite["import"]["exit"], on_sqlite["import"]["new"], on_sqlite["again"]["unchanged"]) == (1, 6, 6)
     assert {e["category"] for e in on_sqlite["errors"]} == {"invalid_json", "duplicate"}
+    assert (on_sqlite["forced"]["new"], on_sqlite["forced"]["updated"], on_sqlite["forced"]["unchanged"]) == (0, 6, 0)
+    # The records are those before, with the weight set in between kept through the forced re-read.
+    set_weight = {("Celestial", "v1"): 0.5}
+    assert [(r["name"], r["version"], r["weight"]) for r in on_sqlite["after_force"]] == [
+        (r["name"], r["version"], set_weight.get((r["name"], r["version"]), r["weight"])) for r in on_sqlite["list"]
+    ]
 
 
 def test_folder_whose_name_differs_only_in_case_is_not_swept_into_another_import(
