@@ -82,22 +82,26 @@ def signed_files(signature: str) -> Iterator[tuple[str, str, str, str]]:
     """The files a signature (see :attr:`Entry.signature`) names: ``(kind, name, size, mtime)``,
     as text; ``kind`` is ``m`` (model), ``s`` (sidecar) or ``n`` (a neighbouring model file).
 
-    The one reader of that format, for what the catalog stored. A name holding ``|`` can be read
-    wrongly: callers check what it says against the entry or the disk before they trust it.
+    With :func:`signed_links_out`, the readers of that format for what the catalog stored (both
+    split it with :func:`_signed_parts`). A name holding ``|`` can be read wrongly: callers check
+    what it says against the entry or the disk before they trust it.
     """
-    for part in signature.split("|"):
-        kind, _, rest = part.partition(":")
+    for kind, rest in _signed_parts(signature):
         if kind in ("m", "s", "n"):
             name, size, mtime = (rest.rsplit(":", 2) + ["", ""])[:3]
             yield kind, name, size, mtime
 
 
 def signed_links_out(signature: str) -> list[str]:
-    """The names of the files a signature records as links out of the library (:attr:`Entry.unsafe`).
+    """The names of the files a signature records as links out of the library (:attr:`Entry.unsafe`)."""
+    return [rest for kind, rest in _signed_parts(signature) if kind == "u"]
 
-    Read as :func:`signed_files` reads the others, with the same caveat about ``|`` in a name.
-    """
-    return [part[2:] for part in signature.split("|") if part.startswith("u:")]
+
+def _signed_parts(signature: str) -> Iterator[tuple[str, str]]:
+    """``(kind, rest)`` of each part of a signature: ``m:name:size:mtime``, ``p:name``, ``u:name``..."""
+    for part in signature.split("|"):
+        kind, _, rest = part.partition(":")
+        yield kind, rest
 
 
 _MODEL_EXTS = frozenset(MODEL_EXTENSIONS)

@@ -206,6 +206,14 @@ def test_a_folder_ignored_beside_a_negation_keeps_its_files_out(runner: CliRunne
     """With a ``!`` rule the folder is walked, yet what a rule ignores in it stays out of the catalog."""
     lib = _library(tmp_path)
     (lib / ".loraignore").write_text("_trash/\n!*.md\n", encoding="utf-8")
+    # The README's "safer way to differ": git skips _trash/ whole; matched file by file, keep.md is kept.
+    rules = _load(lib)
+    assert rules.match is not None
+    assert (rules.match("_trash/"), rules.match("_trash/old.json"), rules.match("_trash/keep.md")) == (
+        False,
+        True,
+        False,
+    )
     result = runner.invoke(app, ["import", str(lib), "--json"])
     assert result.exit_code == 0, result.output
     assert _names(runner) == ["Good"]
