@@ -26,7 +26,7 @@ from lora_manager.paths import lies_under
 from lora_manager.services.claims import ClaimFilter, Claims
 from lora_manager.services.import_report import ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan
-from lora_manager.services.reading import EntryResult
+from lora_manager.services.results import EntryResult
 
 PRELOAD_OWNERS = 5000  # this many entries to read or more: load every row's owner in one query
 

@@ -31,7 +31,7 @@ from lora_manager.services.prefetch import Prefetcher, prefetcher_for
 
 if TYPE_CHECKING:
     from lora_manager.services.decisions import BatchDecisions, RunState
-    from lora_manager.services.reading import EntryResult
+    from lora_manager.services.results import EntryResult
 
 __all__ = ["ImportOptions", "ImportReport", "Outcome", "Progress", "run_import"]
 
@@ -144,8 +144,8 @@ def _read_and_write(
     """Read the plan's entries and write them in batches (a dry run decides them and writes nothing)."""
     # Reading and deciding import the parsers and pydantic models: a run with nothing to read
     # (the usual cron run) does without them.
+    from lora_manager.services.batching import read_batches
     from lora_manager.services.decisions import RunState
-    from lora_manager.services.reading import read_batches
 
     with engine.connect() as conn:
         state = RunState(plan, conn, saved=not options.dry_run)
@@ -213,7 +213,7 @@ _REFUSALS = (StatementError, OverflowError)
 def _refused(result: EntryResult, exc: Exception) -> EntryResult:
     """``result`` as a failure: the database would not store it."""
     from lora_manager.models import FileProblem
-    from lora_manager.services.reading import EntryResult
+    from lora_manager.services.results import EntryResult
 
     path = (result.row or {}).get("json_file_path") or result.model_path or result.key
     text = str(getattr(exc, "orig", None) or exc).strip()

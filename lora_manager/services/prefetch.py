@@ -32,7 +32,7 @@ from lora_manager.entries import Entry
 from lora_manager.services.reader_process import FRAME, READY, Forked, can_fork, child_flags
 
 if TYPE_CHECKING:
-    from lora_manager.services.reading import EntryResult
+    from lora_manager.services.results import EntryResult
 
 # Fewer changed entries than this are read in this process by a fresh-interpreter reader: for
 # so few, sending entries and results and the walk's slowdown cost more than the reading saves

@@ -29,6 +29,17 @@ def child_flags(flags: Any) -> list[str]:
     return ["-P", *(["-E"] if flags.ignore_environment else []), *(["-s"] if flags.no_user_site else [])]
 
 
+def die_with_parent() -> None:
+    """A reader process ends when the import does, even if the import was SIGKILLed (Linux)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # no prctl (not Linux), no ctypes (a Python built without libffi): no such guard
+        pass
+
+
 def _fd_limit() -> int:
     """One past the highest descriptor this process can hold (bounded: a loop may close each)."""
     try:
@@ -42,9 +53,7 @@ def serve() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to answer: it stops us
-    from lora_manager.services.reading import _die_with_parent
-
-    _die_with_parent()
+    die_with_parent()
     root, max_bytes = sys.argv[2], int(sys.argv[3])
     # The results go to a private copy of stdout; anything else printed goes nowhere.
     sink = os.fdopen(os.dup(1), "wb")
@@ -53,12 +62,22 @@ def serve() -> None:
     os._exit(0)  # nothing to tear down
 
 
-def _serve(source: IO[bytes], sink: IO[bytes], root: str, max_bytes: int) -> None:
-    """Say ready, then answer each framed chunk of entries with the framed list of their results."""
+def _serve(source: IO[bytes], sink: IO[bytes], root: str, max_bytes: int, forked: bool = False) -> None:
+    """Say ready, then answer each framed chunk of entries with the framed list of their results.
+
+    A fresh interpreter says it once it has loaded the parsers (~0.15 s with its start): the
+    importer lets go of a reader not ready when it first asks, and reads itself. A fork says it
+    at once: loading the parsers takes it ~15 ms, which the importer would spend loading them
+    too, and more by reading besides.
+    """
+    if forked:
+        sink.write(READY)
+        sink.flush()
     from lora_manager.services.reading import read_entry
 
-    sink.write(READY)
-    sink.flush()
+    if not forked:
+        sink.write(READY)
+        sink.flush()
     while True:
         head = source.read(FRAME.size)
         if len(head) < FRAME.size:
@@ -97,10 +116,8 @@ class Forked:
 
     @classmethod
     def start(cls, root: str, max_bytes: int) -> Forked | None:
-        # This process needs the parsers once it reads anything; loaded before the fork, the
-        # reader has them too.
-        import lora_manager.services.reading  # noqa: F401
-
+        # The reader loads the parsers itself, on the other core: this process may never need
+        # them (the results it takes need only ``services.results``).
         try:
             to_child, from_parent = os.pipe()
             to_parent, from_child = os.pipe()
@@ -158,11 +175,9 @@ def _forked_reader(source_fd: int, sink_fd: int, root: str, max_bytes: int) -> N
     import fcntl
     import signal
 
-    from lora_manager.services.reading import _die_with_parent
-
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN if sig == signal.SIGINT else signal.SIG_DFL)
-    _die_with_parent()
+    die_with_parent()
     # Above the standard streams (a library caller may have closed them, and the pipes taken their numbers).
     source_fd, sink_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD, 3) for fd in (source_fd, sink_fd))
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -173,4 +188,4 @@ def _forked_reader(source_fd: int, sink_fd: int, root: str, max_bytes: int) -> N
     os.closerange(low + 1, high)
     os.closerange(high + 1, _fd_limit())
     with os.fdopen(source_fd, "rb") as source, os.fdopen(sink_fd, "wb") as sink:
-        _serve(source, sink, root, max_bytes)
+        _serve(source, sink, root, max_bytes, forked=True)

@@ -7,10 +7,6 @@ worker process. Every failure becomes a :class:`FileProblem`; nothing here raise
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from itertools import islice
-from typing import Any
 
 from lora_manager.db.rows import fields_row
 from lora_manager.entries import Entry, FileStat
@@ -23,31 +19,14 @@ from lora_manager.parsing.registry import parse_sidecar
 from lora_manager.paths import LINK_OUT, LeadsOut, is_inside, open_regular
 from lora_manager.safetensors import read_header
 from lora_manager.services.import_report import DEFAULT_MAX_SIDECAR_BYTES
+from lora_manager.services.results import EntryResult
 
-# Fewer changed entries than this are read in this process. A forked reader spends its first
-# ~60 ms faulting in the parent's memory, and results come back pickled: at 1,100 and at 3,000
-# entries, two readers measured slower than this process alone; they pay once reading overlaps
-# several batches of writing.
-PARALLEL_THRESHOLD = 4000
-POOL_CHUNK = 200
+__all__ = ["EntryResult", "read_entry"]
+
 # A Civitai response's pick of its file by SHA256 needs the other sidecars' claims first: a
 # version file's, those of the sidecars that hashed the file here; then a model response's,
 # those and the version file's. (dialect, the dialects whose claims do not guide it)
 _CLAIMS_FOR = (("civitai_version", ("civitai_version", "civitai_model")), ("civitai_model", ("civitai_model",)))
-
-
-@dataclass(slots=True)
-class EntryResult:
-    """What reading one entry produced. ``status``: ok, failed, skipped or orphan."""
-
-    key: str
-    signature: str
-    status: str
-    row: dict[str, Any] | None = None  # the adapter row (see db.rows.record_row) when status is ok
-    problems: list[FileProblem] = field(default_factory=list)
-    model_path: str | None = None
-    model_size: int | None = None
-    model_mtime_ns: int | None = None
 
 
 def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SIDECAR_BYTES) -> EntryResult:
@@ -209,87 +188,3 @@ def _header(model_path: str, size: int, problems: list[FileProblem], root: str) 
     except SidecarError as exc:
         problems.append(FileProblem(path=model_path, kind=exc.kind.value, message=exc.message))
         return None
-
-
-def read_batches(
-    entries: Iterable[Entry],
-    count: int,
-    root: str,
-    batch_size: int,
-    max_sidecar_bytes: int,
-    workers: int | None = None,
-    ready: Callable[[Entry], EntryResult | None] | None = None,
-) -> Iterator[list[EntryResult]]:
-    """Read the ``count`` changed entries, in order, one batch at a time (in worker processes when it pays).
-
-    Entries are taken from ``entries`` only as they are read, and at most two batches are in
-    flight, so memory stays flat however large the library is. ``ready`` gives the result of
-    an entry already read (see ``services.prefetch``), or None.
-    """
-    from collections import deque
-
-    source = iter(entries)
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 4) if count >= PARALLEL_THRESHOLD else 1
-
-    def take(n: int) -> list[Entry]:
-        return list(islice(source, n))
-
-    def known(chunk: list[Entry]) -> list[EntryResult | None]:
-        return [ready(e) for e in chunk] if ready else [None] * len(chunk)
-
-    if workers <= 1:
-        while chunk := take(batch_size):
-            yield [
-                r if r is not None else read_entry(e, root, max_sidecar_bytes)
-                for e, r in zip(chunk, known(chunk), strict=True)
-            ]
-        return
-    from concurrent.futures import Future, ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent) as pool:
-        pending: deque[tuple[list[EntryResult | None], Future[list[EntryResult]] | None]] = deque()
-        exhausted = False
-
-        def submit() -> None:
-            nonlocal exhausted
-            chunk = take(POOL_CHUNK)
-            if not chunk:
-                exhausted = True
-                return
-            have = known(chunk)
-            missing = [e for e, r in zip(chunk, have, strict=True) if r is None]
-            future = pool.submit(_read_chunk, missing, root, max_sidecar_bytes) if missing else None
-            pending.append((have, future))
-
-        # Read ahead up to two batches, so the readers keep going while this process writes one.
-        ahead = max(2 * workers, 2 * batch_size // POOL_CHUNK)
-        while not exhausted and len(pending) < ahead:
-            submit()
-        batch: list[EntryResult] = []
-        while pending:
-            have, future = pending.popleft()
-            read = iter(future.result() if future else ())
-            batch.extend(r if r is not None else next(read) for r in have)
-            if not exhausted:
-                submit()
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-
-def _die_with_parent() -> None:
-    """A reader process ends when the import does, even if the import was SIGKILLed (Linux)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # no prctl (not Linux), no ctypes (a Python built without libffi): no such guard
-        pass
-
-
-def _read_chunk(entries: list[Entry], root: str, max_sidecar_bytes: int) -> list[EntryResult]:
-    return [read_entry(e, root, max_sidecar_bytes) for e in entries]

@@ -398,6 +398,40 @@ def test_a_re_import_with_nothing_to_read_loads_no_parser(tmp_path: Path) -> Non
     assert "'lora_manager.services.reading'" in done.stdout.splitlines()[-1], done.stderr
 
 
+def test_edits_read_by_the_forked_reader_load_no_parser_here(tmp_path: Path) -> None:
+    """Edited entries that the reader forked during the walk read come back needing no parser in this process.
+
+    The results' class lives apart from the parsers (``services.results``), and the fork loads
+    the parsers itself, on the other core.
+    """
+    from lora_manager.services import prefetch
+    from lora_manager.services.reader_process import can_fork
+
+    if not can_fork() or (os.cpu_count() or 1) < 2:
+        pytest.skip("the reader is a fork only on Linux, with a second core")
+    lib, db = tmp_path / "lib", tmp_path / "catalog.db"
+    count = 2 * prefetch.FORK_START_AT
+    for i in range(count):
+        write_model(lib / "styles", f"m{i:02}", civitai_version(f"Style {i}", file_name=f"m{i:02}.safetensors"))
+    assert lora("--db", str(db), "import", str(lib)).returncode == 0
+    for i in range(count):
+        write_json(lib / "styles" / f"m{i:02}.json", civitai_version(f"Style {i} v2", file_name=f"m{i:02}.safetensors"))
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['lora', '--db', {str(db)!r}, 'import', {str(lib)!r}, '--json']\n"
+        "from lora_manager.cli import run\n"
+        "code = run()\n"
+        "parsers = ('lora_manager.services.reading', 'lora_manager.parsing.registry')\n"
+        "print(code, [m for m in parsers if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "0 []", done.stderr
+    assert json.loads("\n".join(lines[:-1]))["updated"] == count
+    listed = lora("--db", str(db), "list", "--json")
+    assert sorted(r["name"] for r in json.loads(listed.stdout)) == sorted(f"Style {i} v2" for i in range(count))
+
+
 @pytest.mark.parametrize(
     ("args", "code"),
     [

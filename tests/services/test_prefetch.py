@@ -447,10 +447,10 @@ def test_readers_start_on_a_python_without_ctypes(monkeypatch: pytest.MonkeyPatc
     """pyenv builds without libffi lack ``_ctypes``: every pool reader's initializer then failed (exit 2)."""
     import sys
 
-    from lora_manager.services.reading import _die_with_parent
+    from lora_manager.services.reader_process import die_with_parent
 
     monkeypatch.setitem(sys.modules, "ctypes", None)  # ``import ctypes`` raises ImportError
-    _die_with_parent()  # no guard against the parent's death then, and no error either
+    die_with_parent()  # no guard against the parent's death then, and no error either
 
 
 def test_no_fork_while_another_thread_runs() -> None:

@@ -11,10 +11,11 @@ from lora_manager.db import open_catalog
 from lora_manager.discovery import walk
 from lora_manager.entries import Entry
 from lora_manager.paths import resolve_root
-from lora_manager.services import reading
+from lora_manager.services import batching
+from lora_manager.services.batching import POOL_CHUNK, read_batches
 from lora_manager.services.catalog import ListQuery, list_adapters
 from lora_manager.services.importer import ImportOptions, run_import
-from lora_manager.services.reading import POOL_CHUNK, EntryResult, read_batches
+from lora_manager.services.results import EntryResult
 from tests.builders import civitai_model, write_json, write_model
 
 
@@ -83,8 +84,8 @@ def test_reader_processes_start_from_the_parallel_threshold_only(
     """As the README says: a large import is read by a pool of readers, a small one in this process."""
     root = resolve_root(_library(tmp_path / "lib", 24))
     entries = walk(root).entries
-    monkeypatch.setattr(reading, "PARALLEL_THRESHOLD", 20)
-    monkeypatch.setattr(reading.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(batching, "PARALLEL_THRESHOLD", 20)
+    monkeypatch.setattr(batching.os, "cpu_count", lambda: 2)
     for count, pooled in ((len(entries), True), (19, False)):
         before = set(multiprocessing.active_children())
         batches = read_batches(list(entries[:count]), count, root, 10, 1 << 20)
