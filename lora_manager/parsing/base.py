@@ -36,6 +36,8 @@ class ParseContext:
     model_file_name: str | None = None
     # SHA256 values that other sidecars of the same model claim, lowercase (to pick a version).
     known_sha256: frozenset[str] = field(default_factory=frozenset)
+    # Civitai version ids that other sidecars of the same model name (to pick a model response's version).
+    known_version_ids: frozenset[int] = field(default_factory=frozenset)
 
 
 class Dialect(Protocol):

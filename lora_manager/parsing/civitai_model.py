@@ -1,7 +1,9 @@
 """Civitai's model response (``/api/v1/models/{id}``) saved as ``NAME.json``: the design's format.
 
 It lists every version of the model; the one that describes *this* file is chosen by the
-file name its ``files[]`` give, then by a SHA256 another sidecar claims, else the first.
+file name its ``files[]`` give, then by a SHA256 another sidecar claims, then by a version id
+another sidecar names (civitai-browser-plus renames downloads and writes only the ids into its
+``NAME.json``), else the first.
 A1111's user keys (``activation text``, ``sd version``, ``preferred weight``, ``notes``)
 are often written into the same file; they count as the user's own words.
 """
@@ -43,8 +45,9 @@ _MAPPED = frozenset(
     }
     | a1111.USER_KEYS
 )
-# ``nsfw`` (the older responses' only NSFW flag) and the version's ``description`` (its
-# changelog) have no column: they are not listed above or below, so ``extra`` keeps them.
+# ``nsfw`` (the older responses' only NSFW flag: it gives ``nsfw_level`` when ``nsfwLevel`` is
+# absent) and the version's ``description`` (its changelog) have no column of their own: they
+# are not listed above or below, so ``extra`` keeps them.
 _VERSION_MAPPED = frozenset(
     {
         "id",
@@ -88,7 +91,7 @@ class CivitaiModel:
             author_username=as_str(as_dict(data.get("creator")).get("username")),
             tags=as_str_list(data.get("tags")),
             **{**version_fields(version, file), "civitai_model_id": model_id},
-            **listing_fields(data),
+            **listing_fields(data, data.get("nsfw")),
             extra={
                 **pick_unmapped(data, _MAPPED),
                 "version": pick_unmapped(version, _VERSION_MAPPED),
@@ -106,7 +109,8 @@ def as_list(value: Any) -> list[dict[str, Any]]:
 
 
 def choose_version(versions: list[dict[str, Any]], ctx: ParseContext) -> dict[str, Any]:
-    """The version whose files name the local model file, else whose SHA256 is known, else the first."""
+    """The version whose files name the local model file, else whose SHA256 is known, else whose
+    id another sidecar names, else the first."""
     if not versions:
         return {}
     if ctx.model_file_name:
@@ -119,6 +123,10 @@ def choose_version(versions: list[dict[str, Any]], ctx: ParseContext) -> dict[st
             for f in as_list(version.get("files")):
                 if hashes_from(f.get("hashes")).get("sha256") in ctx.known_sha256:
                     return version
+    if ctx.known_version_ids:
+        for version in versions:
+            if as_id(version.get("id")) in ctx.known_version_ids:
+                return version
     return versions[0]
 
 
@@ -194,10 +202,23 @@ def version_fields(version: dict[str, Any], file: dict[str, Any]) -> dict[str, A
     }
 
 
-def listing_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    """Civitai's listing fields (NSFW level, on-site generation, availability, stats) of ``obj``."""
+# Civitai's levels are PG 1, PG-13 2, R 4, X 8, XXX 16. Responses from before them (2024) and
+# Stability Matrix say only ``nsfw: true``: R, the first level Civitai counts as mature.
+NSFW_FLAG_LEVEL = 4
+
+
+def nsfw_level(level: Any, flag: Any) -> int | None:
+    """Civitai's ``nsfwLevel``, else the level an older ``nsfw`` flag stands for (None: not said)."""
+    return as_int(level) or (NSFW_FLAG_LEVEL if as_bool(flag) else None)
+
+
+def listing_fields(obj: dict[str, Any], nsfw_flag: Any = None) -> dict[str, Any]:
+    """Civitai's listing fields (NSFW level, on-site generation, availability, stats) of ``obj``.
+
+    ``nsfw_flag`` is the older boolean, where the caller's object keeps it (a version's ``model.nsfw``).
+    """
     return {
-        "nsfw_level": as_int(obj.get("nsfwLevel")),
+        "nsfw_level": nsfw_level(obj.get("nsfwLevel"), nsfw_flag),
         "supports_generation": as_bool(obj.get("supportsGeneration")),
         "visibility": as_str(obj.get("availability")),
         "stats": as_dict(obj.get("stats")) or None,

@@ -94,7 +94,7 @@ class CivitaiVersion:
             author_username=as_str(creator.get("username")),
             tags=as_str_list(model.get("tags")),
             **version_fields(data, file),
-            **listing_fields(data),
+            **listing_fields(data, model.get("nsfw")),
             extra=extra,
         )
         # The A1111 keys in the same file are the user's words and outrank Civitai's; its

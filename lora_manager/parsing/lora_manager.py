@@ -17,6 +17,9 @@ easy to get wrong:
   ("sd_v1", issue #85). All become Civitai's names (see ``base_models``).
 * newer releases write a top-level ``autov3`` (12 hex digits, ``null`` once checked and
   unavailable), taken from the header or from the Civitai file whose SHA256 matches.
+* the embedded version's ``files[]`` may hold no entry with Lora-Manager's own SHA256 (the
+  version's other variant was matched by name or marked primary): that entry's hashes, name
+  and size are then not taken, as they describe another file.
 """
 
 from __future__ import annotations
@@ -132,6 +135,11 @@ class LoraManager:
         own_sha = as_hash(data.get("sha256"))
         claims = ctx.known_sha256 | {own_sha} if own_sha else ctx.known_sha256
         file = primary_file(as_list(civitai.get("files")), ctx.model_file_name, claims)
+        listed_sha = hashes_from(file.get("hashes")).get("sha256")
+        if own_sha and listed_sha and listed_sha != own_sha:
+            # Civitai's entry describes another file of the version (the fp32 variant of this
+            # fp16 file, say): none of its hashes, name or size is this file's.
+            file = {}
         tips = usage_tips(data.get("usage_tips"))
         weight = as_float(as_dict(tips).get("strength"))
         notes = as_str(data.get("notes"))
@@ -173,7 +181,7 @@ class LoraManager:
             weight=weight or None,  # a strength of 0 would disable the LoRA: it means "not set"
             notes=notes,
             **{**version_fields(civitai, file), **base_model, "hashes": hashes},
-            **listing_fields(civitai),
+            **listing_fields(civitai, model.get("nsfw")),
             user_fields=frozenset(user_fields),
             extra=extra,
         )

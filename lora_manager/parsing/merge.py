@@ -81,6 +81,8 @@ def merged_fields(
     hashes, hash_sources = _hashes(civitai, header)
     weight = next((s.weight for s in user if "weight" in s.user_fields and s.weight), None)
     activation_text = user_first("activation_text")
+    words = {f: user_first(f) for f in ("description", "notes", "negative_text")}
+    words |= {"activation_text": activation_text, "weight": weight}
     trained_words = _first(civitai, "trained_words") or []
     triggers = _distinct(_TRIGGER_SPLIT.split(activation_text) if activation_text else trained_words)
     model_name = model_path.replace("\\", "/").rsplit("/", 1)[-1]
@@ -89,7 +91,7 @@ def merged_fields(
         name=_first(civitai, "name") or stem,
         version=_first(civitai, "version"),
         canonical_version_name=_first(civitai, "version"),
-        description=user_first("description"),
+        description=words["description"],
         author_username=_first(civitai, "author_username"),
         visibility=_first(civitai, "visibility") or "Public",
         published_at=_first(civitai, "published_at"),
@@ -112,19 +114,35 @@ def merged_fields(
         base_model=_base_model(civitai, header),
         nsfw_level=_first(civitai, "nsfw_level") or 0,
         activation_text=activation_text,
-        notes=user_first("notes"),
-        negative_text=user_first("negative_text"),
+        notes=words["notes"],
+        negative_text=words["negative_text"],
         civitai_model_id=_first(civitai, "civitai_model_id"),
         civitai_version_id=_first(civitai, "civitai_version_id"),
         preview_path=preview_path,
         stats=_first(civitai, "stats"),
-        extra={s.dialect: s.extra for s in civitai if s.extra},
+        extra=_extra(civitai, user, words),
         header_metadata=header.metadata if header and header.metadata else None,
         sidecars=refs,
         json_file_path=primary.path if primary else None,
         json_file_mtime=from_mtime_ns(primary.mtime_ns) if primary else None,
         json_file_size=primary.size if primary else None,
     )
+
+
+def _extra(civitai: list[SidecarInfo], user: list[SidecarInfo], chosen: dict[str, Any]) -> dict[str, Any]:
+    """Each dialect's ``extra``, plus what a user wrote in a sidecar that lost to another's words.
+
+    Two tools' notes (Lora-Manager's beside the ``notes`` Civitai Helper filled in a ``NAME.json``)
+    both count as the user's; the record shows the higher-ranked one, and the other is kept here
+    under its dialect rather than lost.
+    """
+    extra = {s.dialect: dict(s.extra) for s in civitai if s.extra}
+    for layer in user:
+        for field in sorted(layer.user_fields):
+            value = getattr(layer, field, None)
+            if value is not None and field in chosen and value != chosen[field]:
+                extra.setdefault(layer.dialect, {}).setdefault(field, value)
+    return extra
 
 
 def _distinct(words: list[str]) -> list[str]:

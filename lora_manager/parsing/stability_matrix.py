@@ -26,6 +26,7 @@ from lora_manager.parsing.base import (
     safe_file_name,
 )
 from lora_manager.parsing.base_models import base_model_fields
+from lora_manager.parsing.civitai_model import nsfw_level
 from lora_manager.parsing.civitai_version import has_suffix
 
 SUFFIX = ".cm-info.json"
@@ -117,6 +118,7 @@ class StabilityMatrix:
             trained_words=as_str_list(data.get("TrainedWords"), split_commas=True),
             **base_model_fields(data.get("BaseModel"), by_civitai=True),
             stats=camel_keys(stats) or None,
+            nsfw_level=nsfw_level(None, data.get("Nsfw")),
             civitai_model_id=as_id(data.get("ModelId")) if from_civitai else None,
             civitai_version_id=as_id(data.get("VersionId")) if from_civitai else None,
             primary_file_name=safe_file_name(data.get("RemoteFileName")),

@@ -138,14 +138,21 @@ def _parse_sidecars(
         if info is not None:
             parsed.append(info)
             refs.append(SidecarRef(path=entry.path(name), dialect=info.dialect, size=size, mtime_ns=mtime_ns))
-    # A Civitai response picks its file by file name, else by a SHA256 another sidecar claims:
-    # parse it again, with those claims, when its first pick disagrees with them.
+    # A Civitai response picks its file by file name, else by a SHA256 another sidecar claims
+    # (a model response its version, then by a version id another sidecar names): parse it
+    # again, with those claims, when its first pick disagrees with them.
     for dialect, unguided in _CLAIMS_FOR:
-        claims = frozenset(s.hashes["sha256"] for s in parsed if "sha256" in s.hashes and s.dialect not in unguided)
+        guides = [s for s in parsed if s.dialect not in unguided]
+        claims = frozenset(s.hashes["sha256"] for s in guides if "sha256" in s.hashes)
+        ids = frozenset(
+            s.civitai_version_id for s in guides if s.civitai_version_id is not None and dialect == "civitai_model"
+        )
         for i, info in enumerate(parsed):
-            if info.dialect == dialect and claims and info.hashes.get("sha256") not in claims:
+            if info.dialect != dialect:
+                continue
+            if (claims and info.hashes.get("sha256") not in claims) or (ids and info.civitai_version_id not in ids):
                 raw = next(r for n, r, _, _ in raw_by_name if entry.path(n) == info.path)
-                again = _parse_one(info.path, entry.stem, "", raw, model_name, claims, [])
+                again = _parse_one(info.path, entry.stem, "", raw, model_name, claims, [], ids)
                 parsed[i] = again or info
     refs.sort(key=lambda r: r.path)
     return parsed, refs
@@ -159,9 +166,12 @@ def _parse_one(
     model_name: str | None,
     claims: frozenset[str],
     problems: list[FileProblem],
+    version_ids: frozenset[int] = frozenset(),
 ) -> SidecarInfo | None:
     """Parse one sidecar; a failure becomes a problem."""
-    ctx = ParseContext(path=path, stem=stem, model_file_name=model_name, known_sha256=claims)
+    ctx = ParseContext(
+        path=path, stem=stem, model_file_name=model_name, known_sha256=claims, known_version_ids=version_ids
+    )
     try:
         return parse_sidecar(raw, name or os.path.basename(path), ctx)
     except SidecarError as exc:

@@ -293,6 +293,38 @@ def test_version_is_chosen_by_a_sha256_another_sidecar_claims(runner: CliRunner,
     assert rows[0]["primary_file_sha256"] == "c" * 64
 
 
+def test_version_is_chosen_by_a_version_id_another_sidecar_names(runner: CliRunner, tmp_path: Path) -> None:
+    """civitai-browser-plus renames downloads and writes only the ids into its NAME.json: that version wins.
+
+    Lora-Manager's embedded ``civitai.id`` and a ``.civitai.info``'s ``id`` name it alike; a SHA256
+    claim still comes first.
+    """
+    files = {"v1": "other-1.safetensors", "v2": "other-2.safetensors", "v3": "other-3.safetensors"}
+    data = versions_json(files)
+    v2_id = data["modelVersions"][1]["id"]
+    namers: dict[str, dict[str, Any]] = {
+        "browser": {"activation text": "x", "sd version": "SDXL", "modelId": 1234, "modelVersionId": v2_id},
+        "lora-manager": {"model_name": "Versioned", "file_name": "local-name", "civitai": {"id": v2_id}},
+        "helper": {"id": v2_id, "modelId": 1234, "name": "v2", "model": {"name": "Versioned"}},
+    }
+    suffixes = {"browser": ".json", "lora-manager": ".metadata.json", "helper": ".civitai.info"}
+    for namer, sidecar in namers.items():
+        lib = tmp_path / namer
+        write_model(lib, "local-name", data, suffix=".api_info.json")
+        write_json(lib / f"local-name{suffixes[namer]}", sidecar)
+        assert run(runner, "--db", tmp_path / f"{namer}.db", "import", lib).exit_code == 0
+        rows = json.loads(run(runner, "--db", tmp_path / f"{namer}.db", "list", "--json").stdout)
+        assert [(r["version"], r["civitai_version_id"], r["primary_file_sha256"]) for r in rows] == [
+            ("v2", v2_id, "b" * 64)
+        ], namer
+    lib = tmp_path / "both"
+    write_model(lib, "local-name", data, suffix=".api_info.json")
+    write_json(lib / "local-name.json", {"sd version": "SDXL", "modelVersionId": v2_id, "sha256": "C" * 64})
+    assert run(runner, "--db", tmp_path / "both.db", "import", lib).exit_code == 0
+    rows = json.loads(run(runner, "--db", tmp_path / "both.db", "list", "--json").stdout)
+    assert [r["version"] for r in rows] == ["v3"]  # the file's own hash outranks a named id
+
+
 def test_file_name_match_beats_a_sha256_claim(runner: CliRunner, tmp_path: Path) -> None:
     """The file-name rule comes before the SHA256 rule."""
     lib = tmp_path / "lib"

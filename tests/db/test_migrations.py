@@ -527,6 +527,20 @@ def test_0009_reads_every_entry_again_so_base_models_get_civitai_names_in_an_upg
     assert fresh[0]["base_model"] == "SD 1.5"
 
 
+def test_0011_reads_every_entry_again_so_the_older_nsfw_flag_gives_a_level_in_an_upgraded_catalog(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A `.civitai.info` whose model says only `nsfw: true`, stored as level 0 by 0010's parsers, is R (4) after."""
+    from tests.builders import civitai_version, write_model
+
+    lib = tmp_path / "lib"
+    info = civitai_version("Night Club", file_name="night.safetensors")
+    info["model"]["nsfw"] = True
+    write_model(lib, "night", info, suffix=".civitai.info")
+    fresh = _reread_after_upgrade(engine, lib, "UPDATE adapter SET nsfw_level = 0", "0010")
+    assert fresh[0]["nsfw_level"] == 4
+
+
 def test_0010_reads_failed_and_duplicate_entries_again_so_an_older_releases_states_are_corrected(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -558,7 +572,8 @@ def test_0010_reads_failed_and_duplicate_entries_again_so_an_older_releases_stat
     assert _revision(engine) == HEAD
     report = run_import(engine, ImportOptions(roots=[str(lib)]))
 
-    assert (report.counts["unchanged"], report.counts["missing"], report.counts["failed"]) == (1, 1, 2)
+    # Fine is read again too, by 0011 (every entry), and stays as it was.
+    assert (report.counts["missing"], report.counts["failed"]) == (1, 2)
     missing = {r["name"]: r["missing_since"] is not None for r in list_adapters(engine, ListQuery())}
     assert missing == {"Gone": True, "Broken": False, "Fine": False}
     with engine.connect() as conn:

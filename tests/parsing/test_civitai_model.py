@@ -89,3 +89,11 @@ def test_without_a1111_keys_there_are_no_user_fields() -> None:
     info = parse(raw=json.dumps(data).encode())
     assert info.user_fields == frozenset()
     assert (info.weight, info.activation_text, info.sd_version) == (None, None, None)
+
+
+def test_the_older_nsfw_flag_gives_a_level() -> None:
+    """A model response from before Civitai's levels says only ``nsfw: true``: R (4)."""
+    data = json.loads(FIXTURE.read_bytes())
+    del data["nsfwLevel"]
+    data["nsfw"] = True
+    assert parse(raw=json.dumps(data).encode()).nsfw_level == 4

@@ -207,3 +207,15 @@ def test_a1111_keys_in_a_version_json_are_the_users_words(tmp_path: Path) -> Non
     assert (info.negative_text, info.sd_version, info.description) == ("color", "SDXL", "<p>Changelog</p>")
     assert info.user_fields == frozenset({"activation_text", "weight", "notes", "negative_text"})
     assert "activation text" not in info.extra and "preferred weight" not in info.extra
+
+
+def test_the_older_nsfw_flag_gives_a_level_and_a_level_outranks_it() -> None:
+    """A response from before Civitai's levels says only ``model.nsfw``: true is R (4). ``nsfwLevel`` wins."""
+    data = {"id": 9, "modelId": 8, "name": "v1", "model": {"name": "Old", "nsfw": True}}
+    ctx = ParseContext(path="/l/old.civitai.info")
+    assert parse_sidecar(json.dumps(data).encode(), "old.civitai.info", ctx).nsfw_level == 4
+    data["nsfwLevel"] = 16
+    assert parse_sidecar(json.dumps(data).encode(), "old.civitai.info", ctx).nsfw_level == 16
+    data.pop("nsfwLevel")
+    data["model"]["nsfw"] = False
+    assert parse_sidecar(json.dumps(data).encode(), "old.civitai.info", ctx).nsfw_level is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -212,3 +213,33 @@ def test_an_unrecognised_base_model_is_kept_weak_when_nothing_better_is_known() 
     for civitai in (None, "Other", "Unknown"):
         info = LoraManager().parse(lm_record("my_private_base v3", civitai), ParseContext())
         assert (info.base_model, info.base_model_weak) == ("my_private_base v3", True)
+
+
+def test_a_civitai_file_of_another_hash_lends_nothing() -> None:
+    """The embedded version's primary file is another variant (its SHA256 is not Lora-Manager's own): none of
+    its hashes, name or size is taken, so the record does not mix two files' hashes."""
+    other = {"SHA256": "B" * 64, "AutoV1": "12345678", "CRC32": "ABCDEF01", "AutoV3": "AAAAAAAAAAAA"}
+    data = {
+        "model_name": "Mixed",
+        "file_name": "mixed",
+        "sha256": "c" * 64,
+        "civitai": {
+            "id": 7,
+            "files": [{"name": "mixed_fp32.safetensors", "primary": True, "sizeKB": 9.0, "hashes": other}],
+        },
+    }
+    ctx = ParseContext(path="/l/mixed.metadata.json", model_file_name="mixed.safetensors")
+    info = parse_sidecar(json.dumps(data).encode(), "mixed.metadata.json", ctx)
+    assert info.hashes == {"sha256": "c" * 64}
+    assert (info.primary_file_name, info.primary_file_size_kb) == (None, None)
+    assert info.civitai_version_id == 7  # the version is still this file's
+    data["civitai"]["files"][0]["hashes"] = {**other, "SHA256": "C" * 64}  # the same file after all
+    info = parse_sidecar(json.dumps(data).encode(), "mixed.metadata.json", ctx)
+    assert info.hashes["autov3"] == "aaaaaaaaaaaa" and info.primary_file_name == "mixed_fp32.safetensors"
+
+
+def test_the_older_nsfw_flag_gives_a_level() -> None:
+    """An embedded version whose model says only ``nsfw: true`` (before Civitai's levels) is R (4)."""
+    data = {"model_name": "Old", "file_name": "old", "civitai": {"id": 7, "model": {"name": "Old", "nsfw": True}}}
+    info = parse_sidecar(json.dumps(data).encode(), "old.metadata.json", ParseContext(path="/l/old.metadata.json"))
+    assert info.nsfw_level == 4

@@ -158,3 +158,27 @@ def test_triggers_from_trained_words_have_no_repeats() -> None:
     civitai = SidecarInfo(dialect="civitai_version", trained_words=["Sumi-e", "ink wash", "sumi-e", " "])
     record = merge([civitai], [], "/l/m.safetensors", "m")
     assert record.triggers == ["Sumi-e", "ink wash"]
+
+
+def test_a_users_words_that_lose_to_another_tools_are_kept_in_extra() -> None:
+    """Civitai Helper fills a NAME.json's ``notes``; Lora-Manager's own notes lose to it, but are not lost."""
+    helper = SidecarInfo(
+        dialect="a1111",
+        path="/l/x.json",
+        notes="Changelog: fixed hands",
+        weight=0.8,
+        user_fields=frozenset({"notes", "weight"}),
+        extra={"extensions": {"sd_civitai_helper": {"version": "1.8.1"}}},
+    )
+    lm = SidecarInfo(
+        dialect="lora_manager",
+        path="/l/x.metadata.json",
+        name="X",
+        notes="MY OWN NOTE",
+        weight=0.8,
+        user_fields=frozenset({"notes", "weight"}),
+    )
+    record = merge([lm, helper], [], "/l/x.safetensors", "x")
+    assert record.notes == "Changelog: fixed hands"
+    assert record.extra["lora_manager"] == {"notes": "MY OWN NOTE"}  # the same weight is no loss
+    assert record.extra["a1111"] == {"extensions": {"sd_civitai_helper": {"version": "1.8.1"}}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from lora_manager.models import SidecarInfo
@@ -116,3 +117,11 @@ def test_detect_needs_a_name_or_id_key_and_more() -> None:
     assert not dialect.detect({"ModelName": "X", "Tags": []}, "x.json")
     assert dialect.detect({"ModelName": "X"}, "x.CM-INFO.json")
     assert not dialect.detect({"modelName": "x"}, "x.cm-info.json")
+
+
+def test_the_nsfw_flag_gives_a_level() -> None:
+    """``Nsfw: true`` is Civitai's R (4), the first level it counts as mature; ``false`` says nothing."""
+    for flag, level in ((True, 4), (False, None)):
+        data = {"ModelName": "Night", "VersionName": "v1", "Nsfw": flag}
+        info = parse_sidecar(json.dumps(data).encode(), "n.cm-info.json", ParseContext(path="/l/n.cm-info.json"))
+        assert info.nsfw_level == level
