@@ -30,7 +30,9 @@ BROWSER_KEYS = _BROWSER_MAPPED | {"modelPageURL"}
 # Keys other writers of this file are known to add; they never count against detection.
 TOOL_KEYS = frozenset({"extensions", "unpackList"})
 _KNOWN = USER_KEYS | BROWSER_KEYS | TOOL_KEYS
-# How many foreign keys a file may carry and still be A1111's, when it has enough of its own.
+# How many foreign keys a file may carry and still be A1111's, when it has enough of its own
+# (the card editor's or civitai-browser-plus's: a fork's ``activation text groups`` beside
+# ``activation text`` and the browser's ids is still this file).
 _MAX_UNKNOWN = 3
 _MIN_OWN_FOR_UNKNOWN = 2
 # The webui's "sd version" dropdown defaults to this; it means the user chose nothing.
@@ -89,7 +91,7 @@ class A1111:
         unknown = keys - _KNOWN
         if not unknown:
             return True
-        own = len(keys & USER_KEYS)
+        own = len(keys & (USER_KEYS | BROWSER_KEYS))
         return own >= _MIN_OWN_FOR_UNKNOWN and len(unknown) <= _MAX_UNKNOWN
 
     def parse(self, data: dict[str, Any], ctx: ParseContext) -> SidecarInfo:

@@ -126,9 +126,12 @@ def test_detect_accepts_only_a1111_and_browser_keys() -> None:
 
 
 def test_detect_tolerates_a_few_unknown_keys_only_beside_two_own_keys() -> None:
-    """Foreign keys are tolerated with two A1111 keys present, never with one."""
+    """Foreign keys are tolerated with two keys of A1111's or civitai-browser-plus's present, never with one."""
     dialect = A1111()
     assert dialect.detect({"description": "d", "notes": "n", "rating": 5, "source": "me"}, "a.json")
+    fork = {"activation text": "x", "activation text groups": ["x"], "modelId": 1, "modelVersionId": 2, "sha256": ""}
+    assert dialect.detect(fork, "a.json")
+    assert not dialect.detect({"modelId": 1, "name": "pkg", "version": "1.0.0"}, "package.json")
     assert not dialect.detect({"description": "d", "version": "1.0.0", "name": "pkg"}, "package.json")
     many = {"description": "d", "notes": "n", "a": 1, "b": 2, "c": 3, "d": 4}
     assert not dialect.detect(many, "a.json")
