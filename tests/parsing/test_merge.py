@@ -182,3 +182,17 @@ def test_a_users_words_that_lose_to_another_tools_are_kept_in_extra() -> None:
     assert record.notes == "Changelog: fixed hands"
     assert record.extra["lora_manager"] == {"notes": "MY OWN NOTE"}  # the same weight is no loss
     assert record.extra["a1111"] == {"extensions": {"sd_civitai_helper": {"version": "1.8.1"}}}
+
+
+def test_a_long_run_of_spaces_in_the_activation_text_splits_in_linear_time() -> None:
+    """Whitespace around the separators was part of the split pattern: 100 KB of spaces with no
+    separator after them cost 42 s (quadratic; the 1,000,000 characters a sidecar may hold, an hour)."""
+    spaces = " " * 300_000
+    user = SidecarInfo(
+        dialect="a1111",
+        path="/l/x.json",
+        activation_text=f"a{spaces}b , c ||| d||e",
+        user_fields=frozenset({"activation_text"}),
+    )
+    record = merge([user], [], "/l/x.safetensors", "x")
+    assert record.triggers == [f"a{spaces}b", "c", "d", "e"]
