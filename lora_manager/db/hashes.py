@@ -358,8 +358,10 @@ def duplicates(conn: Connection, on_disk: OnDisk) -> DuplicatesReport:
     report = DuplicatesReport(unhashed=count_unhashed(conn))
     for kind, column in (("copies", "sha256"), ("reheadered", "tensor_sha256")):
         for rows in groups_by(conn, column, distinct_sha256=kind == "reheadered"):
-            here = [r for r in rows if on_disk(r.path, r.size, r.mtime_ns) == "same"]
-            report.stale.update(r.path for r in rows if r not in here)
+            same = [on_disk(r.path, r.size, r.mtime_ns) == "same" for r in rows]
+            here = [r for r, ok in zip(rows, same, strict=True) if ok]
+            # By position: asking ``r not in here`` of every row was quadratic (50,000 copies: 25 s).
+            report.stale.update(r.path for r, ok in zip(rows, same, strict=True) if not ok)
             if len(here) < 2 or (kind == "reheadered" and len({r.sha256 for r in here}) < 2):
                 continue
             used = catalogued(conn, [r.path for r in here])
