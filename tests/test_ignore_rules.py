@@ -277,3 +277,34 @@ def test_a_loraignore_that_cannot_be_decoded_stops_every_command_that_reads_it(
     assert result.stderr.endswith("; save it as UTF-8\n")
     assert len(result.stderr.splitlines()) == 1
     assert _names(runner) == []
+
+
+def test_rules_are_matched_by_re2_and_answer_as_pythons_re_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RE2 (linear time) matches the rules; without it (``re2`` not importable) Python's ``re`` does,
+    with the same answers for ordinary and for hostile patterns and paths."""
+    lib = _library(tmp_path)
+    patterns = ["*.tmp", "**/cache/", "*-*-*.json", "!keep.json", "[Bb]ackup*/", "/top-only", "x/**/y", "*a*a*/**/b"]
+    paths = ["b.tmp", "a/b.tmp", "deep/x/cache/", "m-1-2.json", "keep.json", "Backup1/", "top-only", "sub/top-only"]
+    paths += ["x/1/2/y", "m.safetensors", "a" * 250, "aa/c/b", "a" * 240 + "/q/b", "d/" + "a" * 250]
+    fast = _load(lib, *patterns)
+    monkeypatch.setitem(__import__("sys").modules, "re2", None)  # ``import re2`` raises ImportError
+    slow = _load(lib, *patterns)
+    assert (fast.engine, slow.engine) == ("re2", "re")
+    assert fast.match is not None and slow.match is not None
+    assert [fast.match(p) for p in paths] == [slow.match(p) for p in paths]
+    assert fast.match("aa/c/b") and not fast.match("a" * 250)
+
+
+def test_a_hundred_backtracking_patterns_over_long_names_import_as_others_do(runner: CliRunner, tmp_path: Path) -> None:
+    """100 patterns within the wildcard limits that Python's ``re`` needs ~1.8 s for on each 250-character
+    name (hours on a library of such names): the import ignores what they say and imports the rest."""
+    lib = _library(tmp_path)
+    long = "a" * 240
+    write_model(lib, long, civitai_model("Long", file_name=f"{long}.safetensors"))
+    write_model(lib / "aa" / "c" / "b0", "m", civitai_model("Ignored", file_name="m.safetensors"))
+    (lib / ".loraignore").write_text("".join(f"*a*a*/**/b{i}\n" for i in range(MAX_PATTERNS)), encoding="utf-8")
+    result = runner.invoke(app, ["import", str(lib)])
+    assert result.exit_code == 0, result.output
+    assert sorted(_names(runner)) == ["Good", "Long", "Old"]
