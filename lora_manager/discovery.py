@@ -13,7 +13,7 @@ import stat as statmod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from lora_manager.entries import LINKED_OUT, Entry, FileStat, classify, entry_stem
+from lora_manager.entries import LINKED_OUT, Entry, FileStat, Neighbours, classify, entry_stem
 from lora_manager.errors import FailureKind
 from lora_manager.ignore import IgnoreRules
 from lora_manager.listings import (
@@ -396,6 +396,6 @@ def _why_not(path: str) -> str:
     return ""
 
 
-def _lonely(entries: Iterable[Entry]) -> tuple[FileStat, ...]:
+def _lonely(entries: Iterable[Entry]) -> Neighbours:
     """The sidecar-less model files among a directory's entries: what a sidecar without its model may name."""
-    return tuple(m for e in entries if not e.sidecars and (m := e.model) is not None)
+    return Neighbours(tuple(m for e in entries if not e.sidecars and (m := e.model) is not None))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lora_manager.discovery import WalkResult, walk
-from lora_manager.entries import classify
+from lora_manager.entries import MAX_LISTED_NEIGHBOURS, Entry, FileStat, Neighbours, classify, signs_neighbour
 from lora_manager.errors import LoraError
 from lora_manager.ignore import load_ignore
 from lora_manager.listings import changed_files, changed_names, files_record, pack_names
@@ -329,7 +329,7 @@ def test_a_new_folder_counts_a_longer_suffix_sidecar_with_the_model_it_belongs_t
 def test_a_signature_reads_back_as_the_files_it_was_made_of() -> None:
     """``signed_files`` is the one reader of ``Entry.signature``'s format: previews and unsafe names are no files
     (``signed_links_out`` reads the unsafe names)."""
-    from lora_manager.entries import Entry, FileStat, signed_files, signed_links_out
+    from lora_manager.entries import Entry, FileStat, Neighbours, signed_files, signed_links_out, signs_neighbour
 
     entry = Entry("/lib/a", "m")
     entry.models.append(FileStat("m.safetensors", 10, -5))
@@ -344,5 +344,29 @@ def test_a_signature_reads_back_as_the_files_it_was_made_of() -> None:
     assert signed_links_out(entry.signature) == ["m.pt"]
     lonely = Entry("/lib/a", "x")
     lonely.sidecars.append(FileStat("x.json", 1, 2))
-    lonely.neighbours = (FileStat("y.safetensors", 3, 4),)
+    lonely.neighbours = Neighbours((FileStat("y.safetensors", 3, 4),))
     assert list(signed_files(lonely.signature)) == [("s", "x.json", "1", "2"), ("n", "y.safetensors", "3", "4")]
+    assert signs_neighbour(lonely.signature, "y.safetensors") is True
+    assert signs_neighbour(lonely.signature, "z.safetensors") is False
+
+
+def test_past_32_neighbours_a_signature_holds_their_digest_not_their_list() -> None:
+    """A folder of many sidecars without models beside many models without sidecars: each model-less
+    entry's signature stays short (it was the whole list: S x M names stored), yet any change to any
+    neighbour still changes it, and the digest is made once for the folder."""
+    files = tuple(FileStat(f"m{i}.safetensors", i, 1000 + i) for i in range(MAX_LISTED_NEIGHBOURS + 1))
+    shared = Neighbours(files)
+    a, b = Entry("/lib/a", "x"), Entry("/lib/a", "y")
+    for e in (a, b):
+        e.sidecars.append(FileStat(f"{e.stem}.json", 1, 2))
+        e.neighbours = shared
+    assert a.signature.startswith("s:x.json:1:2|N:") and a.signature.endswith(f":{len(files)}")
+    assert len(a.signature) < 100 and a.signature.split("|")[1] == b.signature.split("|")[1]
+    assert signs_neighbour(a.signature, "m0.safetensors") is None  # the digest cannot tell
+    touched = Neighbours((*files[:-1], FileStat(files[-1].name, files[-1].size, files[-1].mtime_ns + 1)))
+    a.neighbours = touched
+    assert a.signature != b.signature
+    assert shared.by_name()["m3.safetensors"] is files[3] and list(shared.mtimes_since(1000 + len(files) - 3)) == [
+        1000 + len(files) - 1,
+        1000 + len(files) - 2,
+    ]

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from lora_manager.db import directories
 from lora_manager.db import repository as repo
 from lora_manager.db.rows import adapter_row
-from lora_manager.entries import signed_files
+from lora_manager.entries import signed_files, signs_neighbour
 from lora_manager.errors import FailureKind
 from lora_manager.models import FileProblem
 from lora_manager.paths import lies_under
@@ -380,8 +380,9 @@ def _model_there(r: EntryResult, had: str | None) -> bool:
         return True
     if had is None or os.path.dirname(had) != r.key.rpartition(os.sep)[0]:
         return False
-    name = os.path.basename(had)
-    return any(kind == "n" and n == name for kind, n, _, _ in signed_files(r.signature))
+    listed = signs_neighbour(r.signature, os.path.basename(had))
+    # Past the neighbours a signature lists one by one, only the disk can tell.
+    return os.path.isfile(had) if listed is None else listed
 
 
 def _model_file_unchanged(old: repo.StoredEntry | None, r: EntryResult) -> bool:

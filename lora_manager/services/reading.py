@@ -7,12 +7,14 @@ worker process. Every failure becomes a :class:`FileProblem`; nothing here raise
 from __future__ import annotations
 
 import os
+import time
+from itertools import chain
 
 from lora_manager.db.rows import fields_row
 from lora_manager.entries import Entry, FileStat
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
-from lora_manager.mtimes import wait_until_settled
+from lora_manager.mtimes import COARSE_TICK_NS, wait_until_settled
 from lora_manager.parsing.base import ParseContext, safe_file_name
 from lora_manager.parsing.merge import merged_fields
 from lora_manager.parsing.registry import parse_sidecar
@@ -51,7 +53,8 @@ def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SID
 def _read_entry(entry: Entry, root: str, max_sidecar_bytes: int) -> EntryResult:
     # The walk took the signature already: a file written again in the tick of its mtime
     # (which keeps it) is read as it is after that write (see ``mtimes``).
-    wait_until_settled(f.mtime_ns for f in (*entry.sidecars, *entry.models, *entry.neighbours))
+    recent = entry.neighbours.mtimes_since(time.time_ns() - COARSE_TICK_NS)
+    wait_until_settled(chain((f.mtime_ns for f in (*entry.sidecars, *entry.models)), recent))
     result = EntryResult(entry.key, entry.signature, "failed")
     _note_model(result, entry, entry.model)
     result.problems = [
@@ -181,7 +184,7 @@ def _parse_one(
 
 def _model_named_by(entry: Entry, parsed: list[SidecarInfo], root: str) -> FileStat | None:
     """A sidecar-less model file in the same directory that a sidecar names as its file."""
-    by_name = {f.name.lower(): f for f in entry.neighbours}
+    by_name = entry.neighbours.by_name()
     for info in parsed:
         name = safe_file_name(info.primary_file_name)
         if name and name.lower() in by_name and is_inside(entry.path(name), root):

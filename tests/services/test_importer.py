@@ -749,6 +749,42 @@ def test_a_broken_sidecar_keeps_its_record_while_the_model_file_it_named_is_ther
     assert [(r["name"], r["trained_words"], r["missing_since"]) for r in _rows(engine)] == [("X", ["kept"], None)]
 
 
+def test_many_sidecars_without_models_beside_many_models_without_sidecars_store_short_signatures(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Each model-less entry's signature listed every sidecar-less model of its folder (N x M names stored:
+    3 GB at 8,000 of each). Past 32 it holds their digest: a sidecar still finds the file it names, a
+    change to any neighbour still has them read again, and a broken one keeps its record while its file is there."""
+    from sqlalchemy import func, select
+
+    from lora_manager.db.schema import entry
+    from lora_manager.entries import MAX_LISTED_NEIGHBOURS
+    from tests.builders import write_safetensors
+
+    lib = tmp_path / "lib"
+    count = MAX_LISTED_NEIGHBOURS + 8
+    for i in range(count):
+        write_safetensors(lib / f"model-{i}.safetensors")
+        write_json(lib / f"info-{i}.civitai.info", civitai_version(f"Info {i}", file_name=f"model-{i}.safetensors"))
+    assert _import(engine, lib).counts["new"] == count
+    with engine.connect() as conn:
+        assert conn.execute(select(func.max(func.length(entry.c.signature)))).scalar_one() < 200
+    assert {r["name"]: r["file_path"].rsplit("/", 1)[1] for r in _rows(engine)} == {
+        f"Info {i}": f"model-{i}.safetensors" for i in range(count)
+    }
+    assert _import(engine, lib).counts["unchanged"] == count
+    write_safetensors(lib / "model-0.safetensors", tensor_bytes=2048)  # one neighbour changes: every sidecar may care
+    report = _import(engine, lib)
+    assert report.counts["unchanged"] + report.counts["updated"] == count and report.counts["unchanged"] < count
+    (lib / "model-2.safetensors").unlink()
+    report = _import(engine, lib)
+    assert report.counts["missing"] == 1 and report.counts["failed"] == 1  # Info 2 names a file that is gone
+    (lib / "info-1.civitai.info").write_text("{", encoding="utf-8")  # broken: only the disk says its file is there
+    report = _import(engine, lib)
+    assert report.counts["failed"] == 1 and report.counts["missing"] == 0
+    assert {r["name"] for r in _rows(engine) if r["missing_since"] is not None} == {"Info 2"}
+
+
 def test_a_failed_holder_that_loses_its_identity_stays_failed(engine: Engine, tmp_path: Path) -> None:
     """Found by fuzzing: z/m's sidecar broke (it kept its last good record), then a new a/m, earlier in path
     order, claimed the identity: z/m became a ``duplicate``, where a fresh import has it failed, with
