@@ -28,7 +28,7 @@ from lora_manager.listings import (
     same_names,
     snapshot,
 )
-from lora_manager.paths import LINK_OUT, is_inside, is_utf8, printable
+from lora_manager.paths import LINK_OUT, directory_is_inside, is_inside, is_utf8, printable
 
 
 @dataclass(slots=True)
@@ -251,7 +251,7 @@ def regroup(root: str, directory: str, ignore: IgnoreRules | None = None) -> tup
     A fingerprint that differs from the walk's means the directory changed in between: the
     caller has it looked at in full next time.
     """
-    if not is_inside(directory, root):  # replaced by a link out of the library since the walk
+    if not directory_is_inside(directory, root):  # replaced by a link out of the library since the walk
         return [], ""
     rules = ignore or IgnoreRules()
     problems: list[tuple[str, FailureKind, str]] = []

@@ -42,6 +42,28 @@ def is_inside(path: str, root: str) -> bool:
     return lies_under(os.path.realpath(path), root)
 
 
+def directory_is_inside(directory: str, root: str) -> bool:
+    """:func:`is_inside` for a directory, at a cost that does not grow with its depth (Linux).
+
+    ``realpath`` resolves one component at a time, each ``lstat`` walking the path from the top:
+    for every folder of a 2,000-deep chain that cost minutes. Opened, the folder is named by the
+    kernel in ``/proc/self/fd`` in one ``readlink``. Elsewhere (or when it cannot be opened)
+    ``realpath`` answers, as for any path.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_PATH", 0)
+    try:
+        fd = os.open(directory, flags)
+    except OSError:
+        return is_inside(directory, root)
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return is_inside(directory, root)
+    finally:
+        os.close(fd)
+    return lies_under(real, root) if real.startswith(os.sep) else is_inside(directory, root)
+
+
 def library_of(path: str, roots: Sequence[str]) -> str | None:
     """The outermost of ``roots`` (imported folders, shortest first) that ``path`` lies under, or None."""
     return next((root for root in roots if lies_under(path, root)), None)

@@ -234,3 +234,20 @@ def test_verify_and_duplicates_do_not_vouch_for_a_file_swapped_for_a_link_out(
     verified = json.loads(runner.invoke(app, ["--db", db, "verify", "--json"]).stdout)
     assert verified["ok"] == 0
     assert sorted(verified["unverified_files"]) == sorted([str(first), str(second)])
+
+
+def test_a_folder_is_inside_by_what_the_kernel_says_it_is_whatever_its_depth(tmp_path: Path) -> None:
+    """``directory_is_inside`` answers as ``is_inside`` does (a link out is out, a link within is in, a
+    missing folder by its path), for a folder at any depth, without resolving it component by component."""
+    from lora_manager.paths import directory_is_inside, is_inside, resolve_root
+
+    lib, outside = tmp_path / "lib", tmp_path / "outside"
+    deep = lib.joinpath(*["d"] * 300)
+    deep.mkdir(parents=True)
+    outside.mkdir()
+    (lib / "out").symlink_to(outside)
+    (lib / "in").symlink_to(deep)
+    root = resolve_root(lib)
+    cases = {deep: True, lib / "out": False, lib / "in": True, lib / "gone": True, outside: False, lib: True}
+    for path, inside in cases.items():
+        assert directory_is_inside(str(path), root) is inside is is_inside(str(path), root), path
