@@ -31,6 +31,11 @@ HASH_ORDER = ("lora_manager", "a1111", "stability_matrix", "civitai_version", "c
 _TRIGGER_SPLIT = re.compile(r",|\|\|+")
 
 
+# Civitai gives a model a few dozen tags; a sidecar listing more is junk, and each tag is a row of
+# ``adapter_tag`` (900,000 of them took 440 MB to write): the first 1,000 are kept.
+MAX_TAGS = 1000
+
+
 def _rank(order: tuple[str, ...], dialect: str) -> int:
     return order.index(dialect) if dialect in order else len(order)
 
@@ -97,7 +102,7 @@ def merged_fields(
         author_username=_first(civitai, "author_username"),
         visibility=_first(civitai, "visibility") or "Public",
         published_at=_first(civitai, "published_at"),
-        tags=_first(civitai, "tags") or [],
+        tags=(_first(civitai, "tags") or [])[:MAX_TAGS],
         trained_words=trained_words,
         triggers=triggers,
         file_path=model_path,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 
 from lora_manager.entries import Entry
 from lora_manager.services.reader_process import die_with_parent
@@ -21,6 +20,11 @@ from lora_manager.services.results import EntryResult
 # several batches of writing.
 PARALLEL_THRESHOLD = 4000
 POOL_CHUNK = 200
+# A batch also ends once its sidecars hold this many bytes, and a reader's chunk at a quarter
+# of it: parsed, a sidecar takes tens of times its size (a 9 MB Civitai JSON of 900,000 tags
+# took 440 MB), so batches of 1,000 such files took gigabytes. Ordinary batches (2-60 KB a
+# sidecar) stay whole.
+BATCH_BYTES = 32 << 20
 
 
 def read_batches(
@@ -44,14 +48,22 @@ def read_batches(
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if count >= PARALLEL_THRESHOLD else 1
 
-    def take(n: int) -> list[Entry]:
-        return list(islice(source, n))
+    def take(n: int, budget: int) -> list[Entry]:
+        """The next ``n`` entries, or fewer once their sidecars hold ``budget`` bytes (at least one)."""
+        taken: list[Entry] = []
+        held = 0
+        for entry in source:
+            taken.append(entry)
+            held += _sidecar_bytes(entry)
+            if len(taken) >= n or held >= budget:
+                break
+        return taken
 
     def known(chunk: list[Entry]) -> list[EntryResult | None]:
         return [ready(e) for e in chunk] if ready else [None] * len(chunk)
 
     if workers <= 1:
-        while chunk := take(batch_size):
+        while chunk := take(batch_size, BATCH_BYTES):
             yield [
                 r if r is not None else _read_here(e, root, max_sidecar_bytes)
                 for e, r in zip(chunk, known(chunk), strict=True)
@@ -60,36 +72,42 @@ def read_batches(
     from concurrent.futures import Future, ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent) as pool:
-        pending: deque[tuple[list[EntryResult | None], Future[list[EntryResult]] | None]] = deque()
+        pending: deque[tuple[list[EntryResult | None], Future[list[EntryResult]] | None, int]] = deque()
         exhausted = False
 
         def submit() -> None:
             nonlocal exhausted
-            chunk = take(POOL_CHUNK)
+            chunk = take(POOL_CHUNK, BATCH_BYTES // 4)
             if not chunk:
                 exhausted = True
                 return
             have = known(chunk)
             missing = [e for e, r in zip(chunk, have, strict=True) if r is None]
             future = pool.submit(_read_chunk, missing, root, max_sidecar_bytes) if missing else None
-            pending.append((have, future))
+            pending.append((have, future, sum(map(_sidecar_bytes, chunk))))
 
         # Read ahead up to two batches, so the readers keep going while this process writes one.
         ahead = max(2 * workers, 2 * batch_size // POOL_CHUNK)
         while not exhausted and len(pending) < ahead:
             submit()
         batch: list[EntryResult] = []
+        held = 0
         while pending:
-            have, future = pending.popleft()
+            have, future, size = pending.popleft()
             read = iter(future.result() if future else ())
             batch.extend(r if r is not None else next(read) for r in have)
+            held += size
             if not exhausted:
                 submit()
-            if len(batch) >= batch_size:
+            if len(batch) >= batch_size or held >= BATCH_BYTES:
                 yield batch
-                batch = []
+                batch, held = [], 0
         if batch:
             yield batch
+
+
+def _sidecar_bytes(entry: Entry) -> int:
+    return sum(f.size for f in entry.sidecars)
 
 
 def _read_here(entry: Entry, root: str, max_sidecar_bytes: int) -> EntryResult:

@@ -196,3 +196,12 @@ def test_a_long_run_of_spaces_in_the_activation_text_splits_in_linear_time() -> 
     )
     record = merge([user], [], "/l/x.safetensors", "x")
     assert record.triggers == [f"a{spaces}b", "c", "d", "e"]
+
+
+def test_tags_past_a_thousand_are_left_out() -> None:
+    """A sidecar of 900,000 tags took 440 MB to write, one ``adapter_tag`` row each: the first 1,000 are kept."""
+    from lora_manager.parsing.merge import MAX_TAGS
+
+    civitai = SidecarInfo(dialect="civitai_model", name="Many", tags=[f"t{i}" for i in range(MAX_TAGS + 500)])
+    record = merge([civitai], [], "/l/m.safetensors", "m")
+    assert record.tags == [f"t{i}" for i in range(MAX_TAGS)]

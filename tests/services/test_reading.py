@@ -41,6 +41,22 @@ def test_reader_processes_give_what_this_process_gives_in_order_and_in_batches(t
     assert [r.key for r in flat] == sorted(e.key for e in entries)
 
 
+def test_a_batch_ends_once_its_sidecars_hold_the_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsed, a sidecar takes tens of times its size: a batch ends at ``BATCH_BYTES`` of sidecars (a reader's
+    chunk at a quarter of it), in this process and in reader processes alike, with the same results in order."""
+    root = resolve_root(_library(tmp_path / "lib", 30))
+    entries = walk(root).entries
+    size = max(sum(f.size for f in e.sidecars) for e in entries)
+    budget = 8 * size
+    monkeypatch.setattr(batching, "BATCH_BYTES", budget)
+    held = {e.key: sum(f.size for f in e.sidecars) for e in entries}
+    alone = list(read_batches(list(entries), len(entries), root, 150, 1 << 20, workers=1))
+    pooled = list(read_batches(list(entries), len(entries), root, 150, 1 << 20, workers=2))
+    assert len(alone) > 1 and all(sum(held[r.key] for r in b[:-1]) < budget for b in alone)
+    assert len(pooled) > 1 and all(sum(held[r.key] for r in b) < budget + budget // 4 + size for b in pooled)
+    assert [r.key for b in pooled for r in b] == [r.key for b in alone for r in b] == sorted(e.key for e in entries)
+
+
 def test_an_import_read_by_reader_processes_equals_one_read_here(tmp_path: Path) -> None:
     """The catalog does not depend on where entries were read or how batches fell."""
     lib = _library(tmp_path / "lib", 40)

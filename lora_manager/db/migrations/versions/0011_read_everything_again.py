@@ -10,7 +10,8 @@ Lora-Manager's ``civitai.id``...) before falling back to the first; Lora-Manager
 longer takes the hashes of a Civitai file entry whose SHA256 is not its own; the older
 ``nsfw: true`` flag gives an ``nsfw_level``; a user's words that lose to another tool's
 are kept in ``extra``; and an A1111 ``NAME.json`` whose few foreign keys sit beside
-civitai-browser-plus's ids (and one card-editor key) is read, not taken for noise. As in
+civitai-browser-plus's ids (and one card-editor key) is read, not taken for noise; a record
+keeps at most 1,000 tags. As in
 0008 and 0009, every folder loses its fingerprint and files record and every entry its
 signature: the next import reads every entry once (about as long as a first import), keeping
 user state as on any re-read.
