@@ -31,6 +31,11 @@ logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
 ENV_VAR = "LORA_DB"
 WAL_CHECKPOINT_PAGES = 10_000
 BUSY_TIMEOUT_MS = 30_000
+# libpq's connect_timeout for a PostgreSQL catalog whose URL (or PGCONNECT_TIMEOUT) sets none. A
+# server that accepts the connection and never answers (a stuck host, a port that is no
+# PostgreSQL) held every command for psycopg's own default, 130 s; a server that answers at all
+# answers within a second. psycopg waits at least 2 s whatever is asked.
+CONNECT_TIMEOUT_S = 10
 
 
 def default_database_path() -> Path:
@@ -251,7 +256,8 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
             # a pooled connection outlives the command and is dropped unclosed at exit (noise in the
             # server's log, a leak under tests). A fresh connection per transaction also means that
             # a connection the server dropped between batches is never reused.
-            engine = create_engine(url, poolclass=NullPool, json_serializer=_json_dumps)
+            connect_args = {} if _sets_connect_timeout(make_url(url)) else {"connect_timeout": CONNECT_TIMEOUT_S}
+            engine = create_engine(url, poolclass=NullPool, json_serializer=_json_dumps, connect_args=connect_args)
             _quiet_psycopg()
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         hint = " (install the extra: pip install 'lora-manager[postgres]')" if isinstance(exc, ImportError) else ""
@@ -320,6 +326,21 @@ def _why(path: Path) -> str:
     except OSError:
         pass
     return "is not writable by this user"
+
+
+def _sets_connect_timeout(url: URL) -> bool:
+    """Whether the user chose a connect timeout: the URL's ``?connect_timeout=``, or libpq's
+    ``PGCONNECT_TIMEOUT`` (which psycopg reads when the URL says nothing). Ours would override both."""
+    return "connect_timeout" in url.query or bool(os.environ.get("PGCONNECT_TIMEOUT"))
+
+
+def connect_timeout_said(url: URL) -> str:
+    """How long a PostgreSQL connection attempt of ``url`` waits for the server, as a message says it."""
+    if "connect_timeout" in url.query:
+        return f"the URL's connect_timeout ({url.query['connect_timeout']} s)"
+    if os.environ.get("PGCONNECT_TIMEOUT"):
+        return f"PGCONNECT_TIMEOUT ({os.environ['PGCONNECT_TIMEOUT']} s)"
+    return f"{CONNECT_TIMEOUT_S} s"
 
 
 def _quiet_psycopg() -> None:
