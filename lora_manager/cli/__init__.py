@@ -181,6 +181,14 @@ def _describe(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {exc} (a bug; rerun with LORA_DEBUG=1 and report it)"
 
 
+def output_failed(exc: OSError) -> LoraError:
+    """The error for stdout refusing our output (a full disk or quota where it is redirected, an I/O
+    error): the user's environment, not our bug. What is still buffered goes to /dev/null, so that
+    the flush at exit does not fail a second time."""
+    silence_stdout()
+    return LoraError(f"cannot write the output: {exc.strerror or exc}")
+
+
 def silence_stdout() -> None:
     """Point stdout at /dev/null after EPIPE, so that nothing else fails on writing."""
     try:
@@ -302,11 +310,15 @@ def run() -> int:
         code = _exit_code(exc.code) if not isinstance(exc.__context__, BrokenPipeError) else _closed_pipe_code(exc)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
+    except OSError as exc:  # writing help, a usage error or --version (a command's own output: its boundary)
+        code = _unwritable_output(exc)
     with _sigint_noted() as interrupted:
         try:
             sys.stdout.flush()
         except BrokenPipeError:
             silence_stdout()
+        except OSError as exc:
+            code = _unwritable_output(exc)
         except KeyboardInterrupt:  # before the note-taking handler was in place
             code = EXIT_INTERRUPTED
         if "lora_manager.db.engine" in sys.modules:  # imported only by commands that open the catalog
@@ -314,6 +326,13 @@ def run() -> int:
 
             dispose_all()
     return EXIT_INTERRUPTED if interrupted else code
+
+
+def _unwritable_output(exc: OSError) -> int:
+    """Say that the output could not be written (stdout, or stderr: then nothing can be said) and exit 2."""
+    with contextlib.suppress(OSError):
+        fail(output_failed(exc).message)
+    return EXIT_USAGE
 
 
 class _Noted:
