@@ -58,7 +58,11 @@ def status(
         output.print_json(data)
         return
     if state is None:
-        note = "no catalog yet; the first command that opens it creates it"
+        # As cli.catalog has it: the commands that only read (create=False) leave a missing file missing.
+        note = (
+            "no catalog yet: `lora import FOLDER` creates it (so do `lora hash` and `lora db upgrade`); "
+            "commands that only read create nothing"
+        )
     elif not state.known:
         note = "written by a newer lora-manager; upgrade lora-manager to use it"
     elif state.pending:

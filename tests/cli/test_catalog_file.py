@@ -122,6 +122,23 @@ def test_a_command_that_only_reads_leaves_an_empty_file_as_no_catalog(
     assert db.stat().st_size > 0
 
 
+@pytest.mark.parametrize("args", [["import", "{lib}"], ["hash"], ["db", "upgrade"]], ids=["import", "hash", "upgrade"])
+def test_db_status_of_a_missing_catalog_names_the_commands_that_create_it(
+    runner: CliRunner, tmp_path: Path, lib: Path, args: list[str]
+) -> None:
+    """What ``lora db status`` says of a catalog not made yet is true: each command it names makes one."""
+    db = tmp_path / "new" / "c.db"
+    result = run(runner, "--db", db, "db", "status")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(
+        "status: no catalog yet: `lora import FOLDER` creates it (so do `lora hash` and `lora db upgrade`); "
+        "commands that only read create nothing\n"
+    )
+    assert not db.exists()
+    assert run(runner, "--db", db, *(a.replace("{lib}", str(lib)) for a in args)).exit_code == 0
+    assert db.is_file()
+
+
 @pytest.fixture
 def imported(tmp_path: Path, lib: Path) -> Iterator[Path]:
     """A catalog holding ``Alpha``, in its own folder; modes are put back after the test."""
