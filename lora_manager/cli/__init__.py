@@ -43,6 +43,13 @@ class Settings:
     """Options of the ``lora`` command itself, shared by every subcommand."""
 
     db: str | None = None
+    db_source: str = "--db"  # or "LORA_DB": what a message about the value tells the user to fix
+
+    def database_url(self) -> str:
+        """The catalog's URL (see ``db.engine.database_url``: a value that is no catalog is refused here)."""
+        from lora_manager.db.engine import database_url
+
+        return database_url(self.db, self.db_source)
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -70,14 +77,15 @@ def catalog(ctx: typer.Context, create: bool = True, warn_absent: bool = True) -
     from lora_manager.console import loaded
     from lora_manager.db import open_catalog
 
-    engine = open_catalog(settings(ctx).db, create=create)
+    chosen = settings(ctx)
+    engine = open_catalog(chosen.db, create=create, source=chosen.db_source)
     if not create and warn_absent:
-        from lora_manager.db.engine import catalog_name, database_url, is_stand_in
+        from lora_manager.db.engine import catalog_name, is_stand_in
 
         if is_stand_in(engine):
             from lora_manager.cli.output import warn
 
-            where = catalog_name(database_url(settings(ctx).db))
+            where = catalog_name(chosen.database_url())
             warn(f"lora: warning: no catalog at {where} yet (`lora import FOLDER` makes it); nothing is catalogued")
     loaded()
     return engine
@@ -229,7 +237,9 @@ def root(
 
     Example: lora import ~/models/Lora && lora list --tag anime
     """
-    ctx.obj = Settings(db=db)
+    # Typer read LORA_DB into ``db`` when --db was not given: messages about the value name LORA_DB then.
+    source = ctx.get_parameter_source("db")
+    ctx.obj = Settings(db=db, db_source="LORA_DB" if source is not None and source.name == "ENVIRONMENT" else "--db")
 
 
 def _register() -> None:

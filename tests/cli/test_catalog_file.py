@@ -66,6 +66,30 @@ def test_a_database_in_memory_is_refused_since_a_catalog_must_be_a_file(
     assert "a catalog must be a file" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("sqlite://", "'sqlite://' is a SQLite database in memory"),
+        ("{tmp}", "{tmp}: is a directory"),
+        ("postgresql://u:s3cret@host:abc/d", "'postgresql://u:***@host:abc/d' is not a valid database URL"),
+    ],
+    ids=["memory", "folder", "malformed"],
+)
+@pytest.mark.parametrize("command", [["status"], ["db", "status"]], ids=["status", "db-status"])
+def test_a_refused_catalog_names_where_it_was_given(
+    runner: CliRunner, tmp_path: Path, value: str, message: str, command: list[str]
+) -> None:
+    """A value taken from LORA_DB is refused naming LORA_DB, not an option the user never typed; --db, which
+    wins over it, is named as --db."""
+    value, message = value.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    from_env = run(runner, *command, env={"LORA_DB": value})
+    assert from_env.exit_code == 2, from_env.output
+    assert from_env.stderr.startswith(f"lora: error: LORA_DB {message}")
+    given = run(runner, "--db", value, *command, env={"LORA_DB": str(tmp_path / "c.db")})
+    assert given.exit_code == 2, given.output
+    assert given.stderr.startswith(f"lora: error: --db {message}")
+
+
 @pytest.mark.parametrize("command", [["status"], ["db", "status"]], ids=["status", "db-status"])
 @pytest.mark.parametrize("made", [True, False], ids=["made", "not-yet"])
 def test_status_names_a_sqlite_catalog_by_its_path_not_a_url(
