@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from typer.main import get_command
+from typer.testing import CliRunner
 
 from lora_manager.cli import app
 from lora_manager.errors import EXIT_FILES_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FailureKind
@@ -69,3 +70,34 @@ def test_readme_test_command_is_what_ci_runs() -> None:
 def test_quickstart_command_installs_and_imports_the_sample() -> None:
     """One README command installs the project and imports the sample library."""
     assert "pip install -q -e . && .venv/bin/lora --db /tmp/quickstart.db import examples/library" in README
+
+
+def _quickstart_outputs() -> list[list[str]]:
+    """The ``text`` blocks of the README's Quickstart, each as its lines."""
+    section = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return [block.splitlines() for block in re.findall(r"```text\n(.*?)```", section, flags=re.S)]
+
+
+def _as_the_readme_shows(text: str) -> list[str]:
+    """Output lines with the checkout's path shortened to ``/…`` and the duration left out, as in the README."""
+    return [re.sub(r" in \d+\.\d\ds$", " in …s", line.replace(str(ROOT), "/…")) for line in text.splitlines()]
+
+
+def test_quickstart_output_is_what_the_sample_prints(runner: CliRunner) -> None:
+    """The Quickstart's import (stdout, then stderr) and list outputs are what they print, word for word."""
+    library = ROOT / "examples" / "library"
+    imported = runner.invoke(app, ["import", str(library)])
+    assert imported.exit_code == 1, imported.output
+    listed = runner.invoke(app, ["list"])
+    assert listed.exit_code == 0, listed.output
+    shown = [_as_the_readme_shows("\n".join(block)) for block in _quickstart_outputs()]
+    assert shown == [
+        _as_the_readme_shows(imported.stdout + imported.stderr),
+        _as_the_readme_shows(listed.stdout),
+    ]
+
+
+def test_import_json_says_its_problems_in_the_json_alone(runner: CliRunner) -> None:
+    """As the README says: with ``--json`` the problems are in the JSON, not on stderr, and a failure exits 1."""
+    imported = runner.invoke(app, ["import", "--json", str(ROOT / "examples" / "library")])
+    assert (imported.exit_code, imported.stderr) == (1, "")

@@ -43,6 +43,13 @@ class Settings:
     """Options of the ``lora`` command itself, shared by every subcommand."""
 
     db: str | None = None
+    db_source: str = "--db"  # or "LORA_DB": what a message about the value tells the user to fix
+
+    def database_url(self) -> str:
+        """The catalog's URL (see ``db.engine.database_url``: a value that is no catalog is refused here)."""
+        from lora_manager.db.engine import database_url
+
+        return database_url(self.db, self.db_source)
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -70,14 +77,15 @@ def catalog(ctx: typer.Context, create: bool = True, warn_absent: bool = True) -
     from lora_manager.console import loaded
     from lora_manager.db import open_catalog
 
-    engine = open_catalog(settings(ctx).db, create=create)
+    chosen = settings(ctx)
+    engine = open_catalog(chosen.db, create=create, source=chosen.db_source)
     if not create and warn_absent:
-        from lora_manager.db.engine import catalog_name, database_url, is_stand_in
+        from lora_manager.db.engine import catalog_name, is_stand_in
 
         if is_stand_in(engine):
             from lora_manager.cli.output import warn
 
-            where = catalog_name(database_url(settings(ctx).db))
+            where = catalog_name(chosen.database_url())
             warn(f"lora: warning: no catalog at {where} yet (`lora import FOLDER` makes it); nothing is catalogued")
     loaded()
     return engine
@@ -181,6 +189,14 @@ def _describe(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {exc} (a bug; rerun with LORA_DEBUG=1 and report it)"
 
 
+def output_failed(exc: OSError) -> LoraError:
+    """The error for stdout refusing our output (a full disk or quota where it is redirected, an I/O
+    error): the user's environment, not our bug. What is still buffered goes to /dev/null, so that
+    the flush at exit does not fail a second time."""
+    silence_stdout()
+    return LoraError(f"cannot write the output: {exc.strerror or exc}")
+
+
 def silence_stdout() -> None:
     """Point stdout at /dev/null after EPIPE, so that nothing else fails on writing."""
     try:
@@ -221,7 +237,9 @@ def root(
 
     Example: lora import ~/models/Lora && lora list --tag anime
     """
-    ctx.obj = Settings(db=db)
+    # Typer read LORA_DB into ``db`` when --db was not given: messages about the value name LORA_DB then.
+    source = ctx.get_parameter_source("db")
+    ctx.obj = Settings(db=db, db_source="LORA_DB" if source is not None and source.name == "ENVIRONMENT" else "--db")
 
 
 def _register() -> None:
@@ -302,11 +320,15 @@ def run() -> int:
         code = _exit_code(exc.code) if not isinstance(exc.__context__, BrokenPipeError) else _closed_pipe_code(exc)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
+    except OSError as exc:  # writing help, a usage error or --version (a command's own output: its boundary)
+        code = _unwritable_output(exc)
     with _sigint_noted() as interrupted:
         try:
             sys.stdout.flush()
         except BrokenPipeError:
             silence_stdout()
+        except OSError as exc:
+            code = _unwritable_output(exc)
         except KeyboardInterrupt:  # before the note-taking handler was in place
             code = EXIT_INTERRUPTED
         if "lora_manager.db.engine" in sys.modules:  # imported only by commands that open the catalog
@@ -314,6 +336,13 @@ def run() -> int:
 
             dispose_all()
     return EXIT_INTERRUPTED if interrupted else code
+
+
+def _unwritable_output(exc: OSError) -> int:
+    """Say that the output could not be written (stdout, or stderr: then nothing can be said) and exit 2."""
+    with contextlib.suppress(OSError):
+        fail(output_failed(exc).message)
+    return EXIT_USAGE
 
 
 class _Noted:

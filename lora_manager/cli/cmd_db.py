@@ -30,13 +30,12 @@ def status(
         catalog_file_stat,
         catalog_name,
         create_catalog_engine,
-        database_url,
         is_blank_file,
         sqlite_path,
     )
     from lora_manager.db.migrate import HEAD, schema_state
 
-    url = database_url(settings(ctx).db)
+    url = settings(ctx).database_url()
     path = sqlite_path(url)
     st = catalog_file_stat(path) if path is not None else None
     absent = path is not None and (st is None or is_blank_file(path, st))
@@ -58,7 +57,11 @@ def status(
         output.print_json(data)
         return
     if state is None:
-        note = "no catalog yet; the first command that opens it creates it"
+        # As cli.catalog has it: the commands that only read (create=False) leave a missing file missing.
+        note = (
+            "no catalog yet: `lora import FOLDER` creates it (so do `lora hash` and `lora db upgrade`); "
+            "commands that only read create nothing"
+        )
     elif not state.known:
         note = "written by a newer lora-manager; upgrade lora-manager to use it"
     elif state.pending:
@@ -86,10 +89,10 @@ def upgrade(
     Example: lora db upgrade
     """
     from lora_manager.cli import output
-    from lora_manager.db.engine import create_catalog_engine, database_url
+    from lora_manager.db.engine import create_catalog_engine
     from lora_manager.db.migrate import upgrade as run_upgrade
 
-    engine = create_catalog_engine(database_url(settings(ctx).db))
+    engine = create_catalog_engine(settings(ctx).database_url())
     try:
         before, after = run_upgrade(engine)
     finally:

@@ -9,6 +9,8 @@ import typer
 from lora_manager.cli import boundary, catalog, path_args
 
 LABELS = {"updated": "changed", "failed": "invalid", "skipped": "skipped", "orphan": "orphan"}
+# The order of the summary's counts; new, changed and invalid are always given, the rest when listed.
+ORDER = ("new", "changed", "unchanged", "invalid", "duplicate", "orphan", "skipped", "missing")
 
 
 def scan(
@@ -38,9 +40,8 @@ def scan(
         )
     elif output.is_terminal():
         output.table(["action", "entry", "name", "version", "detail"], rows, boxed=False)
-        c = report.counts
-        output.line(f"{c['new']} new, {c['updated']} changed, {c['unchanged']} unchanged, {c['failed']} invalid")
-    else:
+        output.line(summary([r[0] for r in rows], show_all))
+    else:  # the rows alone, one a line for grep and cut: a summary line would be read as one (--json has it)
         for row in rows:
             output.plain(*row)
     if not as_json:  # what is no entry's row (a folder that cannot be listed, a link out) would go unsaid
@@ -50,6 +51,23 @@ def scan(
         output.warn_lines([f"{p.path}: {p.kind}: {p.message}" for p in failures], "--json lists them all")
     if report.failed:
         raise typer.Exit(1)
+
+
+def summary(actions: list[str], show_all: bool) -> str:
+    """The rows listed, counted by action, so that the line under the table agrees with it.
+
+    Not the import's own counts (``--json``'s ``summary``): those count what a run would do, and
+    leave out what ``--all`` lists besides, such as an entry still invalid since the last import.
+    """
+    from collections import Counter
+
+    counted = Counter(actions)
+    always = ("new", "changed", "invalid", "unchanged") if show_all else ("new", "changed", "invalid")
+    labels = [a for a in ORDER if counted[a] or a in always] + sorted(set(counted) - set(ORDER))
+    text = ", ".join(
+        f"{counted[a]} {a}{'s' if a in ('duplicate', 'orphan') and counted[a] != 1 else ''}" for a in labels
+    )
+    return text if show_all else f"{text} (unchanged entries are not listed: --all lists them)"
 
 
 def register(app: typer.Typer) -> None:

@@ -43,7 +43,7 @@ def show(
             continue
         text = _text(value)
         table.add_row(*output.cells(key, text if key not in LONG or len(text) < 400 else text[:400] + " ..."))
-    output.out.print(table)
+    output.show(table)
 
 
 def _text(value: Any) -> str:

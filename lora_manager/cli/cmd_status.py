@@ -19,12 +19,12 @@ def status(
     Example: lora status --runs 10
     """
     from lora_manager.cli import output
-    from lora_manager.db.engine import catalog_name, database_url, is_stand_in
+    from lora_manager.db.engine import catalog_name, is_stand_in
     from lora_manager.services.catalog import status as catalog_status
 
     engine = catalog(ctx, create=False)
     # A catalog not made yet is named by where it will be, not by its empty stand-in.
-    url = database_url(settings(ctx).db) if is_stand_in(engine) else engine.url
+    url = settings(ctx).database_url() if is_stand_in(engine) else engine.url
     data = {"database": catalog_name(url), **catalog_status(engine, runs)}
     if as_json:
         output.print_json(data)

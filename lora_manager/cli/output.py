@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from lora_manager.cli import silence_stdout
+from lora_manager.cli import output_failed, silence_stdout
 
 _consoles: dict[str, Any] = {}
 
@@ -102,7 +102,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], boxed: bool = T
         drawn = Table(*headers, header_style="bold") if boxed else Table(*headers, box=None)
         for row in rows:
             drawn.add_row(*cells(*row))
-        console.print(drawn)
+        show(drawn)
         return drawn.row_count
     count = 0
     for row in rows:
@@ -130,7 +130,19 @@ def _write(stream: Any, text: str) -> bool:
         if stream is sys.stdout:
             silence_stdout()
         return False
+    except OSError as exc:
+        if stream is sys.stdout:  # a full disk where it is redirected: one line saying so, not "a bug"
+            raise output_failed(exc) from None
+        raise
     return True
+
+
+def show(renderable: Any) -> None:
+    """A Rich table or text on the terminal (stdout); a reader that went away is no error (see ``out``)."""
+    try:
+        __getattr__("out").print(renderable)
+    except OSError as exc:
+        raise output_failed(exc) from None
 
 
 def print_json(data: Any) -> None:

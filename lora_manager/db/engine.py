@@ -31,6 +31,11 @@ logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
 ENV_VAR = "LORA_DB"
 WAL_CHECKPOINT_PAGES = 10_000
 BUSY_TIMEOUT_MS = 30_000
+# libpq's connect_timeout for a PostgreSQL catalog whose URL (or PGCONNECT_TIMEOUT) sets none. A
+# server that accepts the connection and never answers (a stuck host, a port that is no
+# PostgreSQL) held every command for psycopg's own default, 130 s; a server that answers at all
+# answers within a second. psycopg waits at least 2 s whatever is asked.
+CONNECT_TIMEOUT_S = 10
 
 
 def default_database_path() -> Path:
@@ -40,23 +45,29 @@ def default_database_path() -> Path:
     return Path(platformdirs.user_data_dir("lora-manager", appauthor=False)) / "catalog.db"
 
 
-def database_url(value: str | None) -> str:
-    """The SQLAlchemy URL for ``--db`` (or ``LORA_DB``, or the default path)."""
+def database_url(value: str | None, source: str = "--db") -> str:
+    """The SQLAlchemy URL for ``--db`` (or ``LORA_DB``, or the default path).
+
+    ``source`` is where ``value`` came from (``--db``, or ``LORA_DB`` when the CLI took it from
+    the environment): a message about the value names it, so the user knows what to fix.
+    """
     if value == "":  # ``--db "$UNSET"``: not the default catalog, which is not what was asked for
-        raise LoraError("--db is empty: give the catalog's path or URL, or leave --db out for the default")
-    value = value or os.environ.get(ENV_VAR) or str(default_database_path())
+        raise LoraError(f"{source} is empty: give the catalog's path or URL, or leave {source} out for the default")
+    if not value:
+        env = os.environ.get(ENV_VAR)
+        value, source = (env, ENV_VAR) if env else (str(default_database_path()), "the default catalog")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # undecodable bytes of the command line or the environment
         shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise LoraError(
-            f"--db '{_hide_password(shown)}' is not valid UTF-8; SQLite needs a UTF-8 path to the catalog file"
+            f"{source} '{_hide_password(shown)}' is not valid UTF-8; SQLite needs a UTF-8 path to the catalog file"
         ) from None
     if "://" in value:
-        return _parsed_url(value)
+        return _parsed_url(value, source)
     path = Path(value).expanduser()
     if (st := catalog_file_stat(path)) is not None and stat.S_ISDIR(st.st_mode):
-        raise LoraError(f"--db {value}: is a directory; give a file path such as {path / 'catalog.db'}")
+        raise LoraError(f"{source} {value}: is a directory; give a file path such as {path / 'catalog.db'}")
     return file_url(path)
 
 
@@ -78,27 +89,27 @@ def catalog_name(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _parsed_url(value: str) -> str:
+def _parsed_url(value: str, source: str) -> str:
     """``value``, a SQLAlchemy URL, checked and normalised; a usage error (password hidden) if unusable."""
     example = "e.g. postgresql+psycopg://user:password@host/dbname or sqlite:////absolute/path.db"
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):  # a port that is no number, an unclosed [IPv6] bracket, ...
-        raise LoraError(f"--db {_hide_password(value)!r} is not a valid database URL ({example})") from None
+        raise LoraError(f"{source} {_hide_password(value)!r} is not a valid database URL ({example})") from None
     if url.get_backend_name() == "sqlite":
         shown = _hide_password(value)  # as typed: the rendered URL would show ":memory:" as "%3Amemory%3A"
         if url.host or url.port or url.username:
-            raise LoraError(f"--db {shown!r}: a SQLite URL names no host; give sqlite:////absolute/path.db")
+            raise LoraError(f"{source} {shown!r}: a SQLite URL names no host; give sqlite:////absolute/path.db")
         if url.query:
             # pysqlite would ignore them (with a raw warning) unless uri=true, which changes how the
             # path is read: refuse rather than open the catalog in a way the user did not ask for.
             raise LoraError(
-                f"--db {shown!r}: SQLite URLs take no query parameters ({', '.join(sorted(url.query))}); "
+                f"{source} {shown!r}: SQLite URLs take no query parameters ({', '.join(sorted(url.query))}); "
                 "give the file path alone"
             )
         if not url.database or url.database == ":memory:":
             raise LoraError(
-                f"--db {shown!r} is a SQLite database in memory, which keeps nothing once the command ends; "
+                f"{source} {shown!r} is a SQLite database in memory, which keeps nothing once the command ends; "
                 "a catalog must be a file: give its path (e.g. ~/lora/catalog.db)"
             )
         url = url.set(database=str(Path(url.database).absolute()))  # relative: to the working folder, as a path
@@ -251,7 +262,8 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
             # a pooled connection outlives the command and is dropped unclosed at exit (noise in the
             # server's log, a leak under tests). A fresh connection per transaction also means that
             # a connection the server dropped between batches is never reused.
-            engine = create_engine(url, poolclass=NullPool, json_serializer=_json_dumps)
+            connect_args = {} if _sets_connect_timeout(make_url(url)) else {"connect_timeout": CONNECT_TIMEOUT_S}
+            engine = create_engine(url, poolclass=NullPool, json_serializer=_json_dumps, connect_args=connect_args)
             _quiet_psycopg()
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         hint = " (install the extra: pip install 'lora-manager[postgres]')" if isinstance(exc, ImportError) else ""
@@ -320,6 +332,21 @@ def _why(path: Path) -> str:
     except OSError:
         pass
     return "is not writable by this user"
+
+
+def _sets_connect_timeout(url: URL) -> bool:
+    """Whether the user chose a connect timeout: the URL's ``?connect_timeout=``, or libpq's
+    ``PGCONNECT_TIMEOUT`` (which psycopg reads when the URL says nothing). Ours would override both."""
+    return "connect_timeout" in url.query or bool(os.environ.get("PGCONNECT_TIMEOUT"))
+
+
+def connect_timeout_said(url: URL) -> str:
+    """How long a PostgreSQL connection attempt of ``url`` waits for the server, as a message says it."""
+    if "connect_timeout" in url.query:
+        return f"the URL's connect_timeout ({url.query['connect_timeout']} s)"
+    if os.environ.get("PGCONNECT_TIMEOUT"):
+        return f"PGCONNECT_TIMEOUT ({os.environ['PGCONNECT_TIMEOUT']} s)"
+    return f"{CONNECT_TIMEOUT_S} s"
 
 
 def _quiet_psycopg() -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from lora_manager.db.engine import catalog_name
+from lora_manager.db.engine import catalog_name, connect_timeout_said
 from lora_manager.errors import LoraError, database_cause
 
 if TYPE_CHECKING:
@@ -93,13 +93,21 @@ def current_revision(conn: Connection) -> str | None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Upgrade the catalog to :data:`HEAD` unless it is there already (one cheap query)."""
+    """Upgrade the catalog to :data:`HEAD` unless it is there already (one cheap query).
+
+    A database that cannot be reached is reported at once: the upgrade would only try again and
+    fail the same way, after waiting as long once more for a server that never answers.
+    """
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+    except DBAPIError as exc:
+        raise _cannot_open(engine, exc) from None
+    with conn:
+        try:
             if conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == HEAD:
                 return
-    except DBAPIError:
-        pass  # no version table yet, or no database: the slow path says which
+        except DBAPIError:
+            pass  # no version table yet: the slow path says what the database holds
     upgrade(engine)
 
 
@@ -233,7 +241,13 @@ def _newer(engine: Engine, revision: Any) -> LoraError:
 
 
 def _cannot_open(engine: Engine, exc: SQLAlchemyError) -> LoraError:
-    return LoraError(f"cannot open the catalog at {catalog_name(engine.url)}: {database_cause(exc)}")
+    cause = database_cause(exc)
+    if type(getattr(exc, "orig", None)).__name__ == "ConnectionTimeout":  # psycopg's, without importing it
+        cause += (
+            f": no answer from the server within {connect_timeout_said(engine.url)}; check the host and port, "
+            "or give a slow server longer with ?connect_timeout=SECONDS in the URL"
+        )
+    return LoraError(f"cannot open the catalog at {catalog_name(engine.url)}: {cause}")
 
 
 def compare_type(

@@ -263,7 +263,7 @@ def run_failures(engine: Engine, run_id: int | None = None) -> tuple[dict[str, A
             .where(import_failure.c.run_id == run.id)
             .order_by(import_failure.c.id)
         ).all()
-    return _record(run), [dict(r._mapping) for r in rows]
+    return _runs_as_shown(engine, [_record(run)])[0], [dict(r._mapping) for r in rows]
 
 
 def status(engine: Engine, runs: int = 5) -> dict[str, Any]:
@@ -276,9 +276,16 @@ def status(engine: Engine, runs: int = 5) -> dict[str, Any]:
         by_status: dict[str, int] = dict(
             conn.execute(select(entry.c.status, func.count()).group_by(entry.c.status)).all()
         )
-        last = conn.execute(select(import_run).order_by(import_run.c.id.desc()).limit(runs)).all()
-    records = [_record(r) for r in last]
-    for r in records:  # every count, zero or not (a killed run recorded none)
+        last_records = [
+            _record(r) for r in conn.execute(select(import_run).order_by(import_run.c.id.desc()).limit(runs))
+        ]
+    return {"adapters": total, "missing": missing, "entries": by_status, "runs": _runs_as_shown(engine, last_records)}
+
+
+def _runs_as_shown(engine: Engine, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Import runs as ``status`` and ``errors --last-run`` both show them: every count, zero or not (a
+    run stores those it met; a killed run none), and a run killed before it could say so as ``interrupted``."""
+    for r in records:
         counts = r.get("counts") or {}
         r["counts"] = {**{k: 0 for k in COUNT_KEYS}, **counts}
     if any(r["status"] == "running" for r in records):
@@ -288,7 +295,7 @@ def status(engine: Engine, runs: int = 5) -> dict[str, Any]:
             for r in records:
                 if r["status"] == "running":
                     r["status"] = "interrupted"
-    return {"adapters": total, "missing": missing, "entries": by_status, "runs": records}
+    return records
 
 
 def set_user_state(engine: Engine, name: str, version: str | None, values: dict[str, Any]) -> dict[str, Any]:

@@ -66,6 +66,30 @@ def test_a_database_in_memory_is_refused_since_a_catalog_must_be_a_file(
     assert "a catalog must be a file" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("sqlite://", "'sqlite://' is a SQLite database in memory"),
+        ("{tmp}", "{tmp}: is a directory"),
+        ("postgresql://u:s3cret@host:abc/d", "'postgresql://u:***@host:abc/d' is not a valid database URL"),
+    ],
+    ids=["memory", "folder", "malformed"],
+)
+@pytest.mark.parametrize("command", [["status"], ["db", "status"]], ids=["status", "db-status"])
+def test_a_refused_catalog_names_where_it_was_given(
+    runner: CliRunner, tmp_path: Path, value: str, message: str, command: list[str]
+) -> None:
+    """A value taken from LORA_DB is refused naming LORA_DB, not an option the user never typed; --db, which
+    wins over it, is named as --db."""
+    value, message = value.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    from_env = run(runner, *command, env={"LORA_DB": value})
+    assert from_env.exit_code == 2, from_env.output
+    assert from_env.stderr.startswith(f"lora: error: LORA_DB {message}")
+    given = run(runner, "--db", value, *command, env={"LORA_DB": str(tmp_path / "c.db")})
+    assert given.exit_code == 2, given.output
+    assert given.stderr.startswith(f"lora: error: --db {message}")
+
+
 @pytest.mark.parametrize("command", [["status"], ["db", "status"]], ids=["status", "db-status"])
 @pytest.mark.parametrize("made", [True, False], ids=["made", "not-yet"])
 def test_status_names_a_sqlite_catalog_by_its_path_not_a_url(
@@ -120,6 +144,23 @@ def test_a_command_that_only_reads_leaves_an_empty_file_as_no_catalog(
         assert "status: no catalog yet" in result.stdout
     assert run(runner, "--db", db, "import", lib).exit_code == 0
     assert db.stat().st_size > 0
+
+
+@pytest.mark.parametrize("args", [["import", "{lib}"], ["hash"], ["db", "upgrade"]], ids=["import", "hash", "upgrade"])
+def test_db_status_of_a_missing_catalog_names_the_commands_that_create_it(
+    runner: CliRunner, tmp_path: Path, lib: Path, args: list[str]
+) -> None:
+    """What ``lora db status`` says of a catalog not made yet is true: each command it names makes one."""
+    db = tmp_path / "new" / "c.db"
+    result = run(runner, "--db", db, "db", "status")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(
+        "status: no catalog yet: `lora import FOLDER` creates it (so do `lora hash` and `lora db upgrade`); "
+        "commands that only read create nothing\n"
+    )
+    assert not db.exists()
+    assert run(runner, "--db", db, *(a.replace("{lib}", str(lib)) for a in args)).exit_code == 0
+    assert db.is_file()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from lora_manager.cli import app
+from lora_manager.services.import_report import COUNT_KEYS
 from tests.builders import a1111, civitai_model, write_json, write_model, write_safetensors
 
 
@@ -82,6 +83,16 @@ def test_last_run_lists_the_failures_of_the_last_run_only(runner: CliRunner, lib
     assert (second["run"]["id"], second["failures"]) == (first["run"]["id"] + 1, [])
     plain = run(runner, "errors", "--last-run")
     assert (plain.exit_code, plain.stdout) == (0, "")
+
+
+@pytest.mark.parametrize("args", [["--last-run"], ["--run", "1"]], ids=["last-run", "run"])
+def test_a_run_is_shown_as_status_shows_it(runner: CliRunner, lib: Path, args: list[str]) -> None:
+    """``errors --last-run --json`` (or ``--run N``) gives the run ``status --json`` gives: every count, zero or not."""
+    assert run(runner, "import", lib).exit_code == 1
+    shown = errors_json(runner, *args)["run"]
+    status = json.loads(run(runner, "status", "--json").stdout)
+    assert shown == status["runs"][0]
+    assert list(shown["counts"]) == list(COUNT_KEYS)
 
 
 def test_last_run_failures_leave_out_skipped_noise_json(runner: CliRunner, lib: Path) -> None:

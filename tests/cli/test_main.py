@@ -282,6 +282,49 @@ def test_a_usage_error_into_a_closed_pipe_keeps_exit_2(args: list[str]) -> None:
     assert closed_stdout(*args, stderr_too=True).returncode == 2
 
 
+def full_stdout(*args: Any, code: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``lora ARGS > /dev/full``: every write to stdout fails with ENOSPC, as on a full disk.
+
+    With ``code``, that Python runs first in the process (to pretend stdout is a terminal).
+    """
+    start = [sys.executable, "-m", "lora_manager"] if code is None else [sys.executable, "-c", code]
+    with open("/dev/full", "w") as full:
+        return subprocess.run([*start, *map(str, args)], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+
+
+NO_SPACE = "lora: error: cannot write the output: No space left on device\n"
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+
+
+@needs_dev_full
+@pytest.mark.parametrize(
+    "args",
+    [["list"], ["list", "--json"], ["show", "Model 001"], ["status"], ["import", "{lib}"], ["--version"], ["--help"]],
+    ids=["list", "list-json", "show", "status", "import", "version", "help"],
+)
+def test_output_that_cannot_be_written_is_said_in_one_line_and_exits_2(
+    big_catalog: tuple[Path, Path], args: list[str]
+) -> None:
+    """``lora list > /dev/full``: the output could not be written, which is no bug of ours and no traceback."""
+    lib, db = big_catalog
+    done = full_stdout("--db", db, *(a.replace("{lib}", str(lib)) for a in args))
+    assert (done.returncode, done.stderr) == (2, NO_SPACE)
+
+
+@needs_dev_full
+@pytest.mark.parametrize("args", [["list"], ["show", "Model 001"]], ids=["table", "show"])
+def test_a_rich_table_that_cannot_be_written_is_said_in_one_line_and_exits_2(
+    big_catalog: tuple[Path, Path], args: list[str]
+) -> None:
+    """The same for what Rich draws on a terminal (a table, a record)."""
+    _, db = big_catalog
+    terminal = (
+        "from lora_manager.cli import main, output\noutput.is_terminal = lambda stderr=False: not stderr\nmain()\n"
+    )
+    done = full_stdout("--db", db, *args, code=terminal)
+    assert (done.returncode, done.stderr) == (2, NO_SPACE)
+
+
 HEAVY = ("sqlalchemy", "pydantic", "rich", "alembic")
 
 

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner, Result
 
-from lora_manager.cli import app
+from lora_manager.cli import app, output
 from tests.builders import civitai_model, write_json, write_model, write_safetensors
 
 
@@ -140,3 +141,42 @@ def test_scan_of_a_missing_folder_exits_2(runner: CliRunner, tmp_path: Path) -> 
     result = run(runner, "scan", tmp_path / "nowhere")
     assert result.exit_code == 2
     assert "no such directory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "summary"),
+    [
+        (["--all"], "1 new, 0 changed, 1 unchanged, 1 invalid, 1 orphan, 1 skipped"),
+        ([], "1 new, 0 changed, 0 invalid (unchanged entries are not listed: --all lists them)"),
+    ],
+    ids=["all", "changed"],
+)
+def test_scan_on_a_terminal_counts_the_rows_it_lists(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], summary: str
+) -> None:
+    """The line under the table counts its rows by action: an entry still invalid since the last import too."""
+    lib = tmp_path / "lib"
+    good(lib, "alpha", "Alpha")
+    write_json(lib / "ghost.json", civitai_model("Ghost"))
+    write_json(lib / "config.json", {"_class_name": "UNet2DConditionModel"})
+    write_safetensors(lib / "orphan.safetensors", {})
+    assert run(runner, "import", lib).exit_code == 1
+    good(lib, "beta", "Beta")
+    monkeypatch.setattr(output, "is_terminal", lambda stderr=False: True)
+    monkeypatch.setattr(output, "_consoles", {})
+    result = run(runner, "scan", *args, lib)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    listed = [line.split()[0] for line in lines[1:-1]]
+    assert sorted(listed) == sorted(["new", "unchanged", "invalid", "orphan", "skipped"] if args else ["new"])
+    assert lines[-1] == summary
+
+
+def test_scan_in_a_pipe_prints_its_rows_alone(runner: CliRunner, tmp_path: Path) -> None:
+    """In a pipe every line of stdout is a row of five tab-separated fields: no summary line to trip a script."""
+    lib = tmp_path / "lib"
+    good(lib, "alpha", "Alpha")
+    write_json(lib / "ghost.json", civitai_model("Ghost"))
+    result = run(runner, "scan", "--all", lib)
+    assert result.exit_code == 1
+    assert [len(r) for r in rows(result)] == [5, 5]

@@ -1,9 +1,16 @@
-"""How a SQLite catalog's connections are set up: the durability and concurrency the README promises."""
+"""How a catalog's connections are set up: the durability, concurrency and bounded waits the README promises."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from lora_manager.cli import app
+from lora_manager.db import engine as engine_module
 from lora_manager.db import open_catalog
 from lora_manager.db.engine import BUSY_TIMEOUT_MS, WAL_CHECKPOINT_PAGES
 
@@ -27,3 +34,46 @@ def test_sqlite_catalog_runs_in_wal_mode_with_its_checkpoint_and_busy_timeout(tm
         "foreign_keys": 1,
     }
     assert WAL_CHECKPOINT_PAGES == 10_000
+
+
+@pytest.fixture
+def silent_server() -> Iterator[socket.socket]:
+    """A TCP port that takes connections and never says a word (a stuck host, a port that is no
+    PostgreSQL). The system completes each connection for the listening socket: nothing need accept it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener
+
+
+def connections_made(listener: socket.socket) -> int:
+    """How many connections came to ``listener`` (each waits in its queue, answered or not)."""
+    listener.setblocking(False)
+    count = 0
+    while True:
+        try:
+            listener.accept()[0].close()
+        except BlockingIOError:
+            return count
+        count += 1
+
+
+@pytest.mark.parametrize("query", ["", "?connect_timeout=2"], ids=["default", "url"])
+def test_a_postgresql_server_that_never_answers_fails_once_the_connect_timeout_is_over(
+    silent_server: socket.socket, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    """No hang on a server that accepts and stays silent: one attempt, then one line and exit 2."""
+    pytest.importorskip("psycopg")
+    port = silent_server.getsockname()[1]
+    monkeypatch.setattr(engine_module, "CONNECT_TIMEOUT_S", 2)  # psycopg's least; the default is 10
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    url = f"postgresql+psycopg://lora:secret@127.0.0.1:{port}/lora{query}"
+    result = CliRunner().invoke(app, ["--db", url, "status"])
+    assert result.exit_code == 2, result.output
+    limit = "the URL's connect_timeout (2 s)" if query else "2 s"
+    assert result.stderr == (
+        f"lora: error: cannot open the catalog at postgresql+psycopg://lora:***@127.0.0.1:{port}/lora{query}: "
+        f"connection timeout expired: no answer from the server within {limit}; check the host and port, "
+        "or give a slow server longer with ?connect_timeout=SECONDS in the URL\n"
+    )
+    assert connections_made(silent_server) == 1  # not a second wait as long as the first
