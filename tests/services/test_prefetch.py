@@ -190,7 +190,7 @@ def _misbehave(monkeypatch: pytest.MonkeyPatch, kind: str, how: str) -> None:
         monkeypatch.setattr(prefetch_module, "_CHILD", programs[how])
         return
 
-    def serve(source: Any, sink: Any, root: str, max_bytes: int) -> None:
+    def serve(source: Any, sink: Any, root: str, max_bytes: int, forked: bool = False) -> None:
         if how == "dies":
             os._exit(3)
         sink.write(reader_process.READY)
