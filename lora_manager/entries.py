@@ -153,7 +153,7 @@ def signed_files(signature: str) -> Iterator[tuple[str, str, str, str]]:
 def signs_neighbour(signature: str, name: str) -> bool | None:
     """Whether a signature lists ``name`` among the entry's neighbours; None when it holds only
     their digest (see :class:`Neighbours`), which cannot tell."""
-    if "|N:" in signature or signature.startswith("N:"):
+    if any(kind == "N" for kind, _ in _signed_parts(signature)):
         return None
     return any(kind == "n" and n == name for kind, n, _, _ in signed_files(signature))
 

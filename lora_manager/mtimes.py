@@ -37,6 +37,11 @@ def settled_at(mtime_ns: int, now_ns: int) -> int:
     return end
 
 
+def settled_before() -> int:
+    """An mtime at or before this is past any tick now: only later ones need :func:`wait_until_settled`."""
+    return time.time_ns() - COARSE_TICK_NS
+
+
 def wait_until_settled(mtimes: Iterable[int]) -> None:
     """Sleep until every one of ``mtimes`` is past its tick (see the module's docstring); at once, usually."""
     now = time.time_ns()

@@ -47,8 +47,8 @@ def directory_is_inside(directory: str, root: str) -> bool:
 
     ``realpath`` resolves one component at a time, each ``lstat`` walking the path from the top:
     for every folder of a 2,000-deep chain that cost minutes. Opened, the folder is named by the
-    kernel in ``/proc/self/fd`` in one ``readlink``. Elsewhere (or when it cannot be opened)
-    ``realpath`` answers, as for any path.
+    kernel in ``/proc/self/fd`` in one ``readlink`` (:func:`_opened_path`, as for a file :func:`open_regular`
+    opens). Elsewhere, or when it cannot be opened, ``realpath`` answers, as for any path.
     """
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_PATH", 0)
     try:
@@ -56,12 +56,12 @@ def directory_is_inside(directory: str, root: str) -> bool:
     except OSError:
         return is_inside(directory, root)
     try:
-        real = os.readlink(f"/proc/self/fd/{fd}")
+        real = _opened_path(fd, os.fstat(fd), directory)
     except OSError:
-        return is_inside(directory, root)
+        real = None
     finally:
         os.close(fd)
-    return lies_under(real, root) if real.startswith(os.sep) else is_inside(directory, root)
+    return lies_under(real, root) if real is not None else is_inside(directory, root)
 
 
 def library_of(path: str, roots: Sequence[str]) -> str | None:

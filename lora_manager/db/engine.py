@@ -262,7 +262,8 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
             # a pooled connection outlives the command and is dropped unclosed at exit (noise in the
             # server's log, a leak under tests). A fresh connection per transaction also means that
             # a connection the server dropped between batches is never reused.
-            connect_args = {} if _sets_connect_timeout(make_url(url)) else {"connect_timeout": CONNECT_TIMEOUT_S}
+            chosen = _chosen_connect_timeout(make_url(url))
+            connect_args = {} if chosen else {"connect_timeout": CONNECT_TIMEOUT_S}
             engine = create_engine(url, poolclass=NullPool, json_serializer=_json_dumps, connect_args=connect_args)
             _quiet_psycopg()
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
@@ -334,19 +335,20 @@ def _why(path: Path) -> str:
     return "is not writable by this user"
 
 
-def _sets_connect_timeout(url: URL) -> bool:
-    """Whether the user chose a connect timeout: the URL's ``?connect_timeout=``, or libpq's
-    ``PGCONNECT_TIMEOUT`` (which psycopg reads when the URL says nothing). Ours would override both."""
-    return "connect_timeout" in url.query or bool(os.environ.get("PGCONNECT_TIMEOUT"))
-
-
-def connect_timeout_said(url: URL) -> str:
-    """How long a PostgreSQL connection attempt of ``url`` waits for the server, as a message says it."""
+def _chosen_connect_timeout(url: URL) -> str | None:
+    """The connect timeout the user chose, as a message says it: the URL's ``?connect_timeout=``, or
+    libpq's ``PGCONNECT_TIMEOUT`` (which psycopg reads when the URL says nothing); None when neither
+    is set (ours applies, and would override both)."""
     if "connect_timeout" in url.query:
         return f"the URL's connect_timeout ({url.query['connect_timeout']} s)"
     if os.environ.get("PGCONNECT_TIMEOUT"):
         return f"PGCONNECT_TIMEOUT ({os.environ['PGCONNECT_TIMEOUT']} s)"
-    return f"{CONNECT_TIMEOUT_S} s"
+    return None
+
+
+def connect_timeout_said(url: URL) -> str:
+    """How long a PostgreSQL connection attempt of ``url`` waits for the server, as a message says it."""
+    return _chosen_connect_timeout(url) or f"{CONNECT_TIMEOUT_S} s"
 
 
 def _quiet_psycopg() -> None:

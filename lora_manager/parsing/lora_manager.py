@@ -135,17 +135,16 @@ class LoraManager:
         own_sha = as_hash(data.get("sha256"))
         claims = ctx.known_sha256 | {own_sha} if own_sha else ctx.known_sha256
         file = primary_file(as_list(civitai.get("files")), ctx.model_file_name, claims)
-        listed_sha = hashes_from(file.get("hashes")).get("sha256")
-        if own_sha and listed_sha and listed_sha != own_sha:
+        hashes = hashes_from(file.get("hashes"))
+        if own_sha and hashes.get("sha256") not in (None, own_sha):
             # Civitai's entry describes another file of the version (the fp32 variant of this
             # fp16 file, say): none of its hashes, name or size is this file's.
-            file = {}
+            file, hashes = {}, {}
         tips = usage_tips(data.get("usage_tips"))
         weight = as_float(as_dict(tips).get("strength"))
         notes = as_str(data.get("notes"))
         user_fields = {name for name, value in (("weight", weight), ("notes", notes)) if value}
 
-        hashes = hashes_from(file.get("hashes"))
         if own_sha:  # Lora-Manager hashed the file itself; that beats what Civitai lists
             hashes["sha256"] = own_sha
         own_autov3 = as_hash(data.get("autov3"), (12,))

@@ -48,22 +48,23 @@ def read_batches(
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if count >= PARALLEL_THRESHOLD else 1
 
-    def take(n: int, budget: int) -> list[Entry]:
-        """The next ``n`` entries, or fewer once their sidecars hold ``budget`` bytes (at least one)."""
+    def take(n: int, budget: int) -> tuple[list[Entry], int]:
+        """The next ``n`` entries, or fewer once their sidecars hold ``budget`` bytes (at least one),
+        and the bytes they hold."""
         taken: list[Entry] = []
         held = 0
         for entry in source:
             taken.append(entry)
-            held += _sidecar_bytes(entry)
+            held += sum(f.size for f in entry.sidecars)
             if len(taken) >= n or held >= budget:
                 break
-        return taken
+        return taken, held
 
     def known(chunk: list[Entry]) -> list[EntryResult | None]:
         return [ready(e) for e in chunk] if ready else [None] * len(chunk)
 
     if workers <= 1:
-        while chunk := take(batch_size, BATCH_BYTES):
+        while chunk := take(batch_size, BATCH_BYTES)[0]:
             yield [
                 r if r is not None else _read_here(e, root, max_sidecar_bytes)
                 for e, r in zip(chunk, known(chunk), strict=True)
@@ -77,14 +78,14 @@ def read_batches(
 
         def submit() -> None:
             nonlocal exhausted
-            chunk = take(POOL_CHUNK, BATCH_BYTES // 4)
+            chunk, size = take(POOL_CHUNK, BATCH_BYTES // 4)
             if not chunk:
                 exhausted = True
                 return
             have = known(chunk)
             missing = [e for e, r in zip(chunk, have, strict=True) if r is None]
             future = pool.submit(_read_chunk, missing, root, max_sidecar_bytes) if missing else None
-            pending.append((have, future, sum(map(_sidecar_bytes, chunk))))
+            pending.append((have, future, size))
 
         # Read ahead up to two batches, so the readers keep going while this process writes one.
         ahead = max(2 * workers, 2 * batch_size // POOL_CHUNK)
@@ -104,10 +105,6 @@ def read_batches(
                 batch, held = [], 0
         if batch:
             yield batch
-
-
-def _sidecar_bytes(entry: Entry) -> int:
-    return sum(f.size for f in entry.sidecars)
 
 
 def _read_here(entry: Entry, root: str, max_sidecar_bytes: int) -> EntryResult:

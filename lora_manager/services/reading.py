@@ -7,14 +7,13 @@ worker process. Every failure becomes a :class:`FileProblem`; nothing here raise
 from __future__ import annotations
 
 import os
-import time
 from itertools import chain
 
 from lora_manager.db.rows import fields_row
 from lora_manager.entries import Entry, FileStat
 from lora_manager.errors import FailureKind, SidecarError
 from lora_manager.models import FileProblem, HeaderInfo, SidecarInfo, SidecarRef
-from lora_manager.mtimes import COARSE_TICK_NS, wait_until_settled
+from lora_manager.mtimes import settled_before, wait_until_settled
 from lora_manager.parsing.base import ParseContext, safe_file_name
 from lora_manager.parsing.merge import merged_fields
 from lora_manager.parsing.registry import parse_sidecar
@@ -53,7 +52,7 @@ def read_entry(entry: Entry, root: str, max_sidecar_bytes: int = DEFAULT_MAX_SID
 def _read_entry(entry: Entry, root: str, max_sidecar_bytes: int) -> EntryResult:
     # The walk took the signature already: a file written again in the tick of its mtime
     # (which keeps it) is read as it is after that write (see ``mtimes``).
-    recent = entry.neighbours.mtimes_since(time.time_ns() - COARSE_TICK_NS)
+    recent = entry.neighbours.mtimes_since(settled_before())
     wait_until_settled(chain((f.mtime_ns for f in (*entry.sidecars, *entry.models)), recent))
     result = EntryResult(entry.key, entry.signature, "failed")
     _note_model(result, entry, entry.model)
@@ -147,8 +146,10 @@ def _parse_sidecars(
     for dialect, unguided in _CLAIMS_FOR:
         guides = [s for s in parsed if s.dialect not in unguided]
         claims = frozenset(s.hashes["sha256"] for s in guides if "sha256" in s.hashes)
-        ids = frozenset(
-            s.civitai_version_id for s in guides if s.civitai_version_id is not None and dialect == "civitai_model"
+        ids = (
+            frozenset(s.civitai_version_id for s in guides if s.civitai_version_id is not None)
+            if dialect == "civitai_model"  # a version response is one version: no id to pick by
+            else frozenset()
         )
         for i, info in enumerate(parsed):
             if info.dialect != dialect:

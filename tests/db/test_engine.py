@@ -58,19 +58,23 @@ def connections_made(listener: socket.socket) -> int:
         count += 1
 
 
-@pytest.mark.parametrize("query", ["", "?connect_timeout=2"], ids=["default", "url"])
+@pytest.mark.parametrize(
+    ("query", "env"), [("", ""), ("?connect_timeout=2", ""), ("", "2")], ids=["default", "url", "PGCONNECT_TIMEOUT"]
+)
 def test_a_postgresql_server_that_never_answers_fails_once_the_connect_timeout_is_over(
-    silent_server: socket.socket, monkeypatch: pytest.MonkeyPatch, query: str
+    silent_server: socket.socket, monkeypatch: pytest.MonkeyPatch, query: str, env: str
 ) -> None:
     """No hang on a server that accepts and stays silent: one attempt, then one line and exit 2."""
     pytest.importorskip("psycopg")
     port = silent_server.getsockname()[1]
     monkeypatch.setattr(engine_module, "CONNECT_TIMEOUT_S", 2)  # psycopg's least; the default is 10
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    if env:
+        monkeypatch.setenv("PGCONNECT_TIMEOUT", env)
     url = f"postgresql+psycopg://lora:secret@127.0.0.1:{port}/lora{query}"
     result = CliRunner().invoke(app, ["--db", url, "status"])
     assert result.exit_code == 2, result.output
-    limit = "the URL's connect_timeout (2 s)" if query else "2 s"
+    limit = "the URL's connect_timeout (2 s)" if query else "PGCONNECT_TIMEOUT (2 s)" if env else "2 s"
     assert result.stderr == (
         f"lora: error: cannot open the catalog at postgresql+psycopg://lora:***@127.0.0.1:{port}/lora{query}: "
         f"connection timeout expired: no answer from the server within {limit}; check the host and port, "
