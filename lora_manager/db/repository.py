@@ -7,7 +7,7 @@ are sent in chunks so no statement exceeds a driver's parameter limit.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -40,6 +40,8 @@ class Owner(NamedTuple):
     entry_key: str | None
     missing: bool
     json_file_path: str | None = None
+    # The row's indexed columns as stored, when read with it (see ``upsert``'s ``known``).
+    indexed: dict[str, Any] | None = None
 
 
 Identity = tuple[str, str]
@@ -51,6 +53,8 @@ _OWNER_COLUMNS = (
     adapter.c.missing_since.is_not(None),  # not the date: parsing it cost more than the query
     adapter.c.json_file_path,
 )
+# Read with an owner, so that updating its row need not read them again (see ``upsert``).
+_OWNER_INDEXED = (adapter.c.author_username, adapter.c.primary_file_sha256, adapter.c.base_model)
 
 
 _ENTRY_COLUMNS = (
@@ -154,16 +158,18 @@ def borrowed_model_files(conn: Connection, root: str) -> set[str]:
 
 
 def owners(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, Owner]:
-    """Which row holds each ``(name, version_key)`` now."""
+    """Which row holds each ``(name, version_key)`` now, with its indexed columns."""
     wanted = set(identities)
     found: dict[Identity, Owner] = {}
+    indexed = ("entry_key", *(c.key for c in _OWNER_INDEXED))
     # ``name IN (...)`` walks the unique index's leading column; a row-value IN may not.
     for part in chunks(sorted({name for name, _ in wanted})):
-        for name, version_key, adapter_id, entry_key, missing, json_path in conn.execute(
-            select(*_OWNER_COLUMNS).where(adapter.c.name.in_(part))
-        ):
+        for name, version_key, adapter_id, entry_key, missing, json_path, *values in conn.execute(
+            select(*_OWNER_COLUMNS, *_OWNER_INDEXED).where(adapter.c.name.in_(part))
+        ).all():
             if (name, version_key) in wanted:
-                found[(name, version_key)] = Owner(adapter_id, entry_key, bool(missing), json_path)
+                stored = dict(zip(indexed, (entry_key, *values), strict=True))
+                found[(name, version_key)] = Owner(adapter_id, entry_key, bool(missing), json_path, stored)
     return found
 
 
@@ -175,14 +181,22 @@ def all_owners(conn: Connection) -> dict[Identity, Owner]:
     return {(n, v): Owner(i, k, m is not None) for n, v, i, k, m in rows}
 
 
-def upsert_adapters(conn: Connection, rows: list[dict[str, Any]], all_new: bool = False) -> dict[str, int]:
+def upsert_adapters(
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    all_new: bool = False,
+    held: Mapping[Identity, Owner] | None = None,
+) -> dict[str, int]:
     """Upsert adapter rows (from :func:`adapter_row`); returns their ids by entry key.
 
     A user-set weight survives: the weight columns are refreshed only while the weight
     still comes from a sidecar or the default. ``all_new``: see :func:`~lora_manager.db.upsert.upsert`.
     The ids are found by identity: an entry that moved to another identity may still name
     the row it left (marked missing, kept for its return), so its key finds two rows.
+    ``held``: the row that holds each identity the rows upsert, as this transaction found
+    it (:func:`owners`, less renamed rows); those rows are neither read nor looked up again.
     """
+    held = held or {}
     user_set = adapter.c.weight_source == "user"
     upsert(
         conn,
@@ -195,9 +209,13 @@ def upsert_adapters(conn: Connection, rows: list[dict[str, Any]], all_new: bool 
             "weight_source": lambda ex: case((user_set, adapter.c.weight_source), else_=ex.weight_source),
         },
         all_new=all_new,
+        known={ident: owner.indexed for ident, owner in held.items() if owner.indexed is not None},
     )
-    held = owners(conn, {(r["name"], r["version_key"]) for r in rows})
-    return {r["entry_key"]: held[(r["name"], r["version_key"])].adapter_id for r in rows}
+    idents = {(r["name"], r["version_key"]) for r in rows}
+    ids = {ident: owner.adapter_id for ident in idents if (owner := held.get(ident)) is not None}
+    if len(ids) < len(idents):  # new rows
+        ids.update((i, owner.adapter_id) for i, owner in owners(conn, idents - ids.keys()).items())
+    return {r["entry_key"]: ids[(r["name"], r["version_key"])] for r in rows}
 
 
 def replace_tags(conn: Connection, tags_by_id: dict[int, list[str]], fresh: Collection[int] = ()) -> None:
@@ -267,9 +285,21 @@ def prune_missing(conn: Connection, root: str) -> int:
     return result.rowcount
 
 
-def save_entries(conn: Connection, rows: list[dict[str, Any]], all_new: bool = False) -> None:
-    """Upsert entry rows; ``all_new``: see :func:`~lora_manager.db.upsert.upsert`."""
-    upsert(conn, entry, rows, key=("key",), update=[c for c in rows[0] if c != "key"] if rows else [], all_new=all_new)
+def save_entries(
+    conn: Connection, rows: list[dict[str, Any]], all_new: bool = False, stored: Mapping[str, StoredEntry] | None = None
+) -> None:
+    """Upsert entry rows; ``all_new``: see :func:`~lora_manager.db.upsert.upsert`.
+
+    ``stored``: entries as this run loaded them, which no one else wrote since: their indexed
+    columns are not read again.
+    """
+    known = {
+        (key,): {"status": s.status, "name": s.name, "version_key": s.version_key, "adapter_id": s.adapter_id}
+        for row in rows
+        if (s := (stored or {}).get(key := row["key"])) is not None
+    }
+    update = [c for c in rows[0] if c != "key"] if rows else []
+    upsert(conn, entry, rows, key=("key",), update=update, all_new=all_new, known=known)
 
 
 def delete_entries(conn: Connection, keys: Sequence[str]) -> None:

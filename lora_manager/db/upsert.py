@@ -49,13 +49,16 @@ def upsert(
     update: Sequence[str],
     computed: Mapping[str, Any] | None = None,
     all_new: bool = False,
+    known: Mapping[tuple[Any, ...], Mapping[str, Any]] | None = None,
 ) -> None:
     """Insert ``rows``, updating ``update`` columns (plus ``computed`` expressions) on a key conflict.
 
     Rows are de-duplicated by key, last one winning: PostgreSQL refuses a statement that
     updates one row twice. ``all_new`` says the caller expects no row to exist (a first
     import): then no stored value is read, and the full SET list is sent, so a row that
-    exists after all is still updated in full.
+    exists after all is still updated in full. ``known``: stored values the caller read in
+    this transaction, by key tuple (SQLite reads the indexed columns it lacks; see below).
+    Only an existing row belongs there, with its values exactly as the driver gave them.
     """
     if not rows:
         return
@@ -63,7 +66,7 @@ def upsert(
     unique = list({row_key(r): r for r in rows}.values())
     if sqlite_plans.applies(conn) and not all_new:
         deferred = _deferrable(table, tuple(key), tuple(update), frozenset(computed or ()))
-        if deferred and _upsert_deferring(conn, table, unique, key, update, computed, deferred):
+        if deferred and _upsert_deferring(conn, table, unique, key, update, computed, deferred, known or {}):
             return
     _execute_many(conn, _statement(conn, table, key, update, computed), unique)
 
@@ -168,12 +171,14 @@ def _upsert_deferring(
     update: Sequence[str],
     computed: Mapping[str, Any] | None,
     deferred: tuple[str, ...],
+    known: Mapping[tuple[Any, ...], Mapping[str, Any]],
 ) -> bool:
     """The upsert without the ``deferred`` columns in its SET list, then an ``UPDATE`` of those that change.
 
     Reads the stored values of the rows that exist (a new row is inserted whole), runs the upsert,
     then writes each changed value, so the rows end as the full upsert would leave them. False,
-    with nothing sent, when the batch is not one the fast path models.
+    with nothing sent, when the batch is not one the fast path models. A row whose values the
+    caller already read (``known``) is not read again: a re-import after edits knows them all.
     """
     stmt = _statement(conn, table, key, [c for c in update if c not in deferred], computed)
     plan = sqlite_plans.plan_for(conn, stmt, rows[0])
@@ -189,7 +194,17 @@ def _upsert_deferring(
         if not all(type(k[column]) is kind for k in keys):
             return False
     new_at = [plan.values[c] for c in deferred]
-    stored = _stored(conn, table, key, deferred, keys)
+    stored: dict[int, tuple[Any, ...]] = {}
+    ask: list[int] = []
+    for i, k in enumerate(keys):
+        have = known.get(k)
+        if have is not None and all(c in have for c in deferred):
+            stored[i] = tuple(have[c] for c in deferred)
+        else:
+            ask.append(i)
+    if ask:
+        found = _stored(conn, table, key, deferred, [keys[i] for i in ask])
+        stored.update((ask[j], values) for j, values in found.items())
     conn.exec_driver_sql(plan.sql, parameters)
     changes: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
     for row, old in stored.items():

@@ -55,6 +55,8 @@ class BatchDecisions:
     # Holders outside this run's root whose files are gone (a library moved): their entries are forgotten.
     forget: list[str] = field(default_factory=list)
     revived: set[int] = field(default_factory=set)  # rows this run left missing, taken over again
+    # Who holds each identity the batch touches once its renames are made: the rows its upserts update.
+    holders: dict[repo.Identity, repo.Owner] = field(default_factory=dict)
 
     def outcome(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -126,6 +128,7 @@ class RunState:
                 )
             if old is not None and old.model_path and old.model_path != r.model_path:
                 out.released.append(old.model_path)
+        out.holders = owners
         out.counts["failed"] += sum(1 for r in batch for p in r.problems if FailureKind(p.kind).is_failure)
         out.counts["skipped"] += sum(1 for r in batch for p in r.problems if p.kind == FailureKind.NOT_METADATA)
         return out
@@ -138,7 +141,7 @@ class RunState:
             repo.mark_missing(conn, decided.missing, now())
         # A first import's rows are all new: their stored indexed values need not be read.
         fresh = len(decided.fresh) == len(decided.adapters)
-        ids = repo.upsert_adapters(conn, decided.adapters, all_new=fresh) if decided.adapters else {}
+        ids = repo.upsert_adapters(conn, decided.adapters, fresh, decided.holders) if decided.adapters else {}
         repo.replace_tags(
             conn, {ids[a["entry_key"]]: a["tags"] for a in decided.adapters}, {ids[k] for k in decided.fresh}
         )
@@ -152,7 +155,8 @@ class RunState:
         if decided.forget:
             repo.forget_entries(conn, decided.forget, now())
         stored = self.plan.stored
-        repo.save_entries(conn, decided.entries, all_new=not any(row["key"] in stored for row in decided.entries))
+        all_new = not any(row["key"] in stored for row in decided.entries)
+        repo.save_entries(conn, decided.entries, all_new, stored)
         # A directory's stored counts say how many of its entries are ok, orphans, failed...: one whose
         # entry changed status here is stale until the run saves it at the end (a run killed before
         # then would leave counts that later runs, adding to them, would carry on).

@@ -57,8 +57,11 @@ def _entry(
     return {**row, **fields}
 
 
-def _scenario(engine: Engine) -> None:
-    """A first import, a user's weight, then a mixed batch with every kind of change to an indexed value."""
+def _scenario(engine: Engine, known: bool = False) -> None:
+    """A first import, a user's weight, then a mixed batch with every kind of change to an indexed value.
+
+    ``known``: the second batch is given the stored rows read first in its transaction, as an import gives them.
+    """
     bulk = [f"bulk{i:04}" for i in range(BULK)]
     with engine.begin() as conn:
         ids = repo.upsert_adapters(
@@ -87,6 +90,10 @@ def _scenario(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(update(adapter).where(adapter.c.name == "user").values(weight=0.4, weight_source="user"))
     with engine.begin() as conn:
+        idents = [(n, "v1") for n in ("same", "model", "nobody", "hashed", "user", "fresh", *bulk)]
+        held = repo.owners(conn, idents) if known else None
+        keys = [f"/lib/{n}" for n in ("same", "moved", "model", "nobody", "user", "failed", "hashed", *bulk)]
+        stored = repo.load_entries_by_key(conn, keys) if known else None
         ids = repo.upsert_adapters(
             conn,
             [
@@ -99,6 +106,7 @@ def _scenario(engine: Engine) -> None:
                 *(_adapter(n, LATER, base_model="Pony" if i % 3 == 0 else "SD 1.5") for i, n in enumerate(bulk)),
                 {**_adapter("model", LATER, author_username="eve", base_model="SDXL 1.0"), "entry_key": "/lib/moved"},
             ],
+            held=held,
         )
         repo.save_entries(
             conn,
@@ -112,6 +120,7 @@ def _scenario(engine: Engine) -> None:
                 _entry("hashed", ids["/lib/fresh"], when=LATER),  # another adapter
                 *(_entry(n, ids[f"/lib/{n}"], when=LATER, signature=f"new-{n}") for n in bulk),
             ],
+            stored=stored,
         )
 
 
@@ -125,18 +134,18 @@ def _tables(path: Path) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
         }
 
 
-def _run(path: Path) -> list[str]:
-    """The scenario on a new SQLite file; the UPDATE statements it sent."""
+def _run(path: Path, known: bool = False, every: bool = False) -> list[str]:
+    """The scenario on a new SQLite file; the UPDATE statements it sent (``every``: all statements)."""
     engine = open_catalog(str(path))
     sent: list[str] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.startswith("UPDATE"):
+        if every or statement.startswith("UPDATE"):
             sent.append(statement)
 
     try:
-        _scenario(engine)
+        _scenario(engine, known)
     finally:
         engine.dispose()
     return sent
@@ -157,6 +166,24 @@ def test_upserts_store_what_sqlalchemys_full_set_list_stored(tmp_path: Path, mon
     # The changed indexed values went out as UPDATEs of just those columns, grouped.
     assert any("SET base_model = ? WHERE" in s for s in updates)
     assert any("SET status = ?, name = ?, version_key = ? WHERE" in s for s in updates)
+
+
+def test_stored_values_the_caller_read_are_not_read_again_and_end_the_same(tmp_path: Path) -> None:
+    """An import hands the upserts the rows it read (owners, entries): the same rows result, without a second read.
+
+    Only what the caller did not find is read: the identity no row held ("fresh"), once for its stored
+    values and once, after the upsert, for its new id; and the entry no row was stored for ("moved").
+    """
+    sent = _run(tmp_path / "known.db", known=True, every=True)
+    _run(tmp_path / "plain.db")
+    assert _tables(tmp_path / "known.db") == _tables(tmp_path / "plain.db")
+    second = sent[next(i for i, s in enumerate(sent) if s.startswith("UPDATE")) + 1 :]  # after the user's weight
+    assert any(s.startswith("INSERT INTO adapter ") for s in second)
+    reads = [s for s in second if s.startswith("WITH b(")]
+    assert len(reads) == 2 and all(s.count("(?") == 1 for s in reads)  # one row each: "fresh", "moved"
+    upserted = next(i for i, s in enumerate(second) if s.startswith("INSERT INTO adapter "))
+    lookups = [s for s in second[upserted:] if s.startswith("SELECT adapter.name")]
+    assert len(lookups) == 1 and lookups[0].endswith("IN (?)")  # the new row's id alone
 
 
 def test_the_scenario_ends_as_expected_on_every_database(engine: Engine) -> None:
