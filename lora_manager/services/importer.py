@@ -20,6 +20,8 @@ from sqlalchemy.exc import StatementError
 
 from lora_manager.db import directories
 from lora_manager.db import repository as repo
+from lora_manager.db.checkpoint import BackgroundCheckpoint
+from lora_manager.db.engine import sqlite_path
 from lora_manager.db.key_ranges import chunks
 from lora_manager.db.retry import in_transaction
 from lora_manager.errors import FailureKind, LoraError
@@ -114,22 +116,26 @@ def _run_root(
     for o in plan.unchanged_outcomes:
         report.outcome(o)
     _handle_vanished(engine, plan, report, options.dry_run)
-    if plan.todo_count:
-        _read_and_write(engine, plan, options, report, progress, should_stop, prefetch)
-        if report.interrupted:
+    checkpoint = BackgroundCheckpoint(None if options.dry_run else sqlite_path(str(engine.url)))
+    try:
+        if plan.todo_count:
+            _read_and_write(engine, plan, options, report, progress, should_stop, prefetch, checkpoint)
+            if report.interrupted:
+                return
+        if options.dry_run:
             return
-    if options.dry_run:
-        return
-    if should_stop():  # a stop asked for (or, on PostgreSQL, the import lock lost) before the last writes
-        report.interrupted = True
-        return
-    with engine.begin() as conn:
-        # A few hundred directories at a time (a files record is 24 bytes a file).
-        for part in chunks(list(plan.fingerprints.items()), 200):
-            directories.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
-        directories.stale_directories(conn, plan.stale_dirs)
-        if options.prune:
-            report.counts["pruned"] += repo.prune_missing(conn, plan.root)
+        if should_stop():  # a stop asked for (or, on PostgreSQL, the import lock lost) before the last writes
+            report.interrupted = True
+            return
+        with engine.begin() as conn:
+            # A few hundred directories at a time (a files record is 24 bytes a file).
+            for part in chunks(list(plan.fingerprints.items()), 200):
+                directories.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
+            directories.stale_directories(conn, plan.stale_dirs)
+            if options.prune:
+                report.counts["pruned"] += repo.prune_missing(conn, plan.root)
+    finally:
+        checkpoint.wait()
 
 
 def _read_and_write(
@@ -140,6 +146,7 @@ def _read_and_write(
     progress: Progress | None,
     should_stop: Callable[[], bool],
     prefetch: Prefetcher | None,
+    checkpoint: BackgroundCheckpoint,
 ) -> None:
     """Read the plan's entries and write them in batches (a dry run decides them and writes nothing)."""
     # Reading and deciding import the parsers and pydantic models: a run with nothing to read
@@ -166,6 +173,7 @@ def _read_and_write(
         else:
             for decided in _save(engine, state, batch, report):
                 state.apply(decided, report)
+            checkpoint.start()  # the batch is committed: its pages may be copied while the next is written
         plan.let_go_stored([r.key for r in batch])
         done += len(batch)
         if progress:

@@ -1,0 +1,82 @@
+"""The background checkpoint: committed pages reach the catalog file while the connection that wrote them stays open."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from lora_manager.db import open_catalog
+from lora_manager.db.checkpoint import BackgroundCheckpoint
+from lora_manager.db.schema import import_run
+from lora_manager.services.importer import ImportOptions, run_import
+from tests.builders import civitai_version, write_model
+
+
+def _rows_in_file_alone(path: Path, tmp: Path) -> int:
+    """How many runs the catalog file holds by itself, its write-ahead log left out."""
+    copy = tmp / "file-alone.db"
+    shutil.copyfile(path, copy)
+    with sqlite3.connect(copy) as db:
+        return int(db.execute("SELECT count(*) FROM import_run").fetchone()[0])
+
+
+def test_committed_pages_are_copied_into_the_file_while_the_writer_stays_open(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    engine = open_catalog(str(path))
+    try:
+        with engine.connect() as conn:  # the schema into the file first
+            assert conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0] == 0
+        with engine.begin() as conn:
+            rows = [{"started_at": datetime.now(UTC), "roots": ["/lib"], "status": "completed"} for _ in range(50)]
+            conn.execute(import_run.insert(), rows)
+        with engine.connect() as conn:  # the writer's connection is open: no close has copied anything
+            assert conn.execute(select(import_run.c.id)).all()
+            assert _rows_in_file_alone(path, tmp_path) == 0
+            checkpoint = BackgroundCheckpoint(path)
+            checkpoint.start()
+            checkpoint.wait()
+            assert _rows_in_file_alone(path, tmp_path) == 50
+    finally:
+        engine.dispose()
+
+
+def test_no_file_no_thread(tmp_path: Path) -> None:
+    checkpoint = BackgroundCheckpoint(None)
+    checkpoint.start()
+    assert threading.active_count() == 1
+    checkpoint.wait()
+
+
+def test_an_import_in_batches_leaves_no_thread_and_a_consistent_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of two: a checkpoint starts after each; none outlives the import, and every row is there."""
+    started: list[Path | None] = []
+    start = BackgroundCheckpoint.start
+
+    def counted(self: BackgroundCheckpoint) -> None:
+        started.append(self.path)
+        start(self)
+
+    monkeypatch.setattr(BackgroundCheckpoint, "start", counted)
+    library = tmp_path / "lib"
+    for i in range(7):
+        write_model(library, f"m{i}", civitai_version(f"Model {i}"), suffix=".civitai.info")
+    path = tmp_path / "catalog.db"
+    engine = open_catalog(str(path))
+    try:
+        report = run_import(engine, ImportOptions(roots=[str(library)], batch_size=2))
+        assert threading.active_count() == 1
+        assert report.counts["new"] == 7
+        assert started == [path] * 4
+    finally:
+        engine.dispose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert db.execute("SELECT count(*) FROM adapter").fetchone()[0] == 7
