@@ -36,6 +36,11 @@ class FileStat:
     size: int
     mtime_ns: int
 
+    def __reduce__(self) -> tuple[type[FileStat], tuple[str, int, int]]:
+        # Entries go to the reader process pickled: the dataclass's own state methods look up
+        # its fields on every call, and set each one through ``object.__setattr__`` (frozen).
+        return FileStat, (self.name, self.size, self.mtime_ns)
+
 
 # A model-less entry's signature lists its neighbours one by one up to this many; past it, one
 # digest of them all stands for the list. Listed in full, a folder of 8,000 sidecars without
@@ -134,6 +139,32 @@ class Entry:
 
     def path(self, name: str) -> str:
         return self.directory + os.sep + name
+
+    def __reduce__(self) -> tuple[Callable[..., Entry], tuple[object, ...]]:
+        """Entries go to the reader process pickled: one call with the fields, not one ``setattr`` per slot."""
+        state = (self.models, self.sidecars, self.previews, self.unsafe, self.neighbours)
+        return _entry, (self.directory, self.stem, *state)
+
+
+def _entry(
+    directory: str,
+    stem: str,
+    models: list[FileStat],
+    sidecars: list[FileStat],
+    previews: list[str],
+    unsafe: list[tuple[str, str]],
+    neighbours: Neighbours,
+) -> Entry:
+    """An unpickled :class:`Entry` (see its ``__reduce__``)."""
+    entry = Entry(directory, stem)
+    entry.models, entry.sidecars, entry.previews, entry.unsafe, entry.neighbours = (
+        models,
+        sidecars,
+        previews,
+        unsafe,
+        neighbours,
+    )
+    return entry
 
 
 def signed_files(signature: str) -> Iterator[tuple[str, str, str, str]]:

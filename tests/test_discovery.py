@@ -370,3 +370,27 @@ def test_past_32_neighbours_a_signature_holds_their_digest_not_their_list() -> N
         1000 + len(files) - 1,
         1000 + len(files) - 2,
     ]
+
+
+def test_entries_survive_the_trip_to_the_reader_process(tmp_path: Path) -> None:
+    """Entries go to the reader pickled: every field comes back, and a folder's neighbours stay one object."""
+    import pickle
+
+    lib = tmp_path / "lib"
+    for name in ("lonely.safetensors", "other.safetensors", "a.json", "b.json", "c.safetensors", "c.preview.png"):
+        write_json(lib / name, {}) if name.endswith(".json") else write_safetensors(lib / name)
+    entries = walk(resolve_root(str(lib))).entries
+    back: list[Entry] = pickle.loads(pickle.dumps(entries, pickle.HIGHEST_PROTOCOL))
+    fields = ("directory", "stem", "key", "models", "sidecars", "previews", "unsafe", "signature")
+    assert [[getattr(e, f) for f in fields] for e in back] == [[getattr(e, f) for f in fields] for e in entries]
+    model_less = [e for e in back if not e.models]
+    assert [e.stem for e in model_less] == ["a", "b"] and model_less[0].neighbours is model_less[1].neighbours
+    assert [f.name for f in model_less[0].neighbours] == ["c.safetensors", "lonely.safetensors", "other.safetensors"]
+    assert back[2].previews == ["c.preview.png"] and back[2].models == [
+        FileStat("c.safetensors", *_stat(lib / "c.safetensors"))
+    ]
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
