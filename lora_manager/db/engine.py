@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -207,11 +208,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _json_dumps(value: Any) -> str:
     """JSON columns through orjson (several times faster than json.dumps on a cold import).
 
-    A value the importer's readers serialised already (``db.jsontext``) passes through.
+    A value the importer's readers serialised already (``db.jsontext``) passes through. The
+    module (and orjson) load with the first value: a command that writes no JSON never loads them.
     """
-    from lora_manager.db.jsontext import dumps
+    global _dumps
+    if _dumps is None:
+        from lora_manager.db.jsontext import dumps
 
-    return dumps(value)
+        _dumps = dumps
+    return _dumps(value)
+
+
+_dumps: Callable[[Any], str] | None = None
 
 
 # Every engine this process made and still uses, so that a command can close them on its way out.

@@ -17,7 +17,7 @@ from itertools import repeat
 from operator import is_, itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection
+from sqlalchemy import JSON, Connection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
@@ -122,9 +122,12 @@ def _compile_plan(conn: Connection, stmt: Insert, columns: tuple[str, ...]) -> P
             values.setdefault(bind.key, position)
         if name in index:
             continue
-        process = processors.get(name)
-        if process is not None and not callable(process):
+        found = processors.get(name)
+        if found is not None and not callable(found):
             return None  # pragma: no cover - a tuple type's processors
+        process: Processor | None = found
+        if process is not None and bind.type._type_affinity is JSON:
+            process = _serialised_as_is(process)
         source: _Source
         if name in defaults:
             default = defaults[name]
@@ -156,6 +159,20 @@ def _compile_plan(conn: Connection, stmt: Insert, columns: tuple[str, ...]) -> P
         sources.append(source)
     order = tuple(index[name] for name in compiled.positiontup)
     return Plan(compiled.string, tuple(sources), order, values)
+
+
+def _serialised_as_is(process: Processor) -> Processor:
+    """A JSON column's processor that passes a value the reader serialised already (``db.jsontext``) as it is.
+
+    It is the text the engine's serializer would return for it; the processor's checks and call
+    chain cost a re-import's writes more than the executemany of its adapter rows.
+    """
+    from lora_manager.db.jsontext import JsonText  # loads orjson: only once a plan writes JSON
+
+    def process_json(value: Any) -> Any:
+        return value if type(value) is JsonText else process(value)
+
+    return process_json
 
 
 def parameters(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
