@@ -168,22 +168,32 @@ def test_upserts_store_what_sqlalchemys_full_set_list_stored(tmp_path: Path, mon
     assert any("SET status = ?, name = ?, version_key = ? WHERE" in s for s in updates)
 
 
-def test_stored_values_the_caller_read_are_not_read_again_and_end_the_same(tmp_path: Path) -> None:
+def test_stored_values_the_caller_read_are_not_read_again_and_end_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An import hands the upserts the rows it read (owners, entries): the same rows result, without a second read.
 
     Only what the caller did not find is read: the identity no row held ("fresh"), once for its stored
     values and once, after the upsert, for its new id; and the entry no row was stored for ("moved").
     """
+    asked: list[list[str]] = []  # the names of each owners query
+    owner_rows = repo._owner_rows
+
+    def recorded(conn: Any, names: Any) -> Any:
+        asked.append(list(names))
+        return owner_rows(conn, names)
+
+    monkeypatch.setattr(repo, "_owner_rows", recorded)
     sent = _run(tmp_path / "known.db", known=True, every=True)
+    monkeypatch.undo()
     _run(tmp_path / "plain.db")
     assert _tables(tmp_path / "known.db") == _tables(tmp_path / "plain.db")
     second = sent[next(i for i, s in enumerate(sent) if s.startswith("UPDATE")) + 1 :]  # after the user's weight
     assert any(s.startswith("INSERT INTO adapter ") for s in second)
     reads = [s for s in second if s.startswith("WITH b(")]
     assert len(reads) == 2 and all(s.count("(?") == 1 for s in reads)  # one row each: "fresh", "moved"
-    upserted = next(i for i, s in enumerate(second) if s.startswith("INSERT INTO adapter "))
-    lookups = [s for s in second[upserted:] if s.startswith("SELECT adapter.name")]
-    assert len(lookups) == 1 and lookups[0].endswith("IN (?)")  # the new row's id alone
+    # The first batch's ids (1,206 names: three queries), the caller's read (three), the new row's id alone.
+    assert [len(names) for names in asked] == [500, 500, 206, 500, 500, 207, 1] and asked[-1] == ["fresh"]
 
 
 def test_the_scenario_ends_as_expected_on_every_database(engine: Engine) -> None:
