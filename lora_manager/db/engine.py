@@ -31,10 +31,6 @@ logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
 
 ENV_VAR = "LORA_DB"
 WAL_CHECKPOINT_PAGES = 10_000
-# SQLite's page cache per connection, in KiB (its default is 2 MiB). A re-import after scattered
-# edits reads each edited row's pages to decide, then writes them: a thousand rows of each
-# table outgrow 2 MiB, and every page was read twice. Filled only as pages are read.
-CACHE_KIB = 32_768
 BUSY_TIMEOUT_MS = 30_000
 # libpq's connect_timeout for a PostgreSQL catalog whose URL (or PGCONNECT_TIMEOUT) sets none. A
 # server that accepts the connection and never answers (a stuck host, a port that is no
@@ -205,7 +201,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-    cursor.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
 
