@@ -136,6 +136,8 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
 
     rules = load_ignore(root, options.ignore)
     previous = directories.StoredDirectories(conn) if skip else None
+    if prefetch:
+        prefetch.walk_starts(list(known_dirs))
     result = walk(
         root,
         rules,

@@ -469,6 +469,31 @@ def test_no_fork_while_another_thread_runs() -> None:
     assert prefetch_module.can_fork()
 
 
+def test_a_walk_with_long_to_go_gets_a_fresh_interpreter_one_nearly_done_a_fork(tmp_path: Path) -> None:
+    """A fork's cost grows with the walk left to do (its pages are copied as the walk writes them): a walk
+    1% through its known folders a tenth of a second in has ~10 s to go, one through all of them none."""
+    import subprocess
+
+    if not prefetch_module.can_fork():
+        pytest.skip("no fork here")
+    root = resolve_root(_library(tmp_path / "lib", 4, folders=1))
+    entries = walk(root).entries
+    folder = entries[0].directory  # .../lib/f0
+    after = [f"{folder}/z{i:02}" for i in range(99)]  # sorted after it: still to walk
+    before = [f"{root}/a{i:02}" for i in range(99)]  # sorted before it: walked
+    for known, expected in ((after, subprocess.Popen), (before, reader_process.Forked)):
+        pf = Prefetcher(root, MAX, start_at=1, fork=True)
+        try:
+            pf.walk_starts([folder, *known])
+            pf._walk_started -= 0.1
+            pf.add(entries)
+            pf.walk_done()
+            assert isinstance(pf._proc, expected) and pf.fork is (expected is reader_process.Forked)
+            assert all(pf.take(e) == read_entry(e, root, MAX) for e in entries)
+        finally:
+            pf.close()
+
+
 def test_a_forked_reader_holds_none_of_the_importers_files(tmp_path: Path) -> None:
     """Only its two pipes and /dev/null: a copy of the import lock's descriptor would keep the lock held."""
     if not prefetch_module.can_fork():
