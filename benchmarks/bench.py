@@ -1,10 +1,11 @@
 """Benchmark the ``lora`` CLI on a generated library, against floors measured on the same tree.
 
-    python benchmarks/bench.py --count 100000 [--count 10000] [--runs 3] [--seed 7]
+    python benchmarks/bench.py --count 100000 [--count 10000] [--runs 3] [--pairs 7] [--seed 7]
         [--workdir DIR] [--lora PATH] [--output BENCHMARKS.md] [--json [FILE]] [--keep]
 
 Every figure is a whole process, timed from spawn to exit, the way a user experiences
-it; the median of ``--runs`` is reported. The page cache is warm (one untimed warm-up
+it; the median of ``--runs`` is reported (of ``--pairs`` for the no-op and 1% touched re-imports,
+which run in pairs: see :func:`noop_and_touched`). The page cache is warm (one untimed warm-up
 pass reads the whole tree first), because dropping it needs privileges we do not assume.
 See benchmarks/README.md.
 """
@@ -102,17 +103,22 @@ def repeat(
     except BenchError as exc:
         print(f"  {label}: BENCHMARK ERROR\n{exc}", file=sys.stderr, flush=True)
         return {"error": str(exc)}
+    fig = summary(samples, use)
+    if detail:
+        fig["detail"] = json.loads(samples[-1].stdout)
+    return fig
+
+
+def summary(samples: list[Proc], use: Callable[[Proc], float] = wall) -> dict[str, Any]:
+    """A figure: the median of ``use`` over the samples, and the samples."""
     values = [use(p) for p in samples]
-    fig: dict[str, Any] = {
+    return {
         "seconds": statistics.median(values),
         "samples": values,
         "wall_samples": [p.seconds for p in samples],
         "rss_kib": [p.rss_kib for p in samples],
         "exit_codes": [p.rc for p in samples],
     }
-    if detail:
-        fig["detail"] = json.loads(samples[-1].stdout)
-    return fig
 
 
 def remove_db(db: Path) -> None:
@@ -158,7 +164,38 @@ def measure_floors(lib: Library, runner: Runner, python: str, runs: int) -> dict
     return floors
 
 
-def measure_lora(lib: Library, runner: Runner, lora: str, runs: int) -> dict[str, Any]:
+def noop_and_touched(lib: Library, runner: Runner, imp: list[str], pairs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``pairs`` times: a no-op re-import, then 1% of the sidecars edited and a re-import.
+
+    The touched target is a difference (touched minus no-op), and this machine's speed drifts
+    from minute to minute: each touched run is compared with the no-op run just before it,
+    and the median of those differences is the figure's ``delta``. The edits are flushed to
+    disk before the timed run (``sync``), as edits made long before a cron run would be.
+    """
+    noop: list[Proc] = []
+    touched: list[Proc] = []
+    try:
+        for i in range(pairs):
+            noop.append(runner.run(imp, ok=IMPORT_OK))
+            touch_sidecars(lib, next_touch_round(lib))
+            os.sync()
+            touched.append(runner.run(imp, ok=IMPORT_OK))
+            delta = touched[-1].seconds - noop[-1].seconds
+            print(
+                f"  no-op / 1% touched    pair {i + 1}/{pairs}: {noop[-1].seconds:8.3f} s {touched[-1].seconds:8.3f} s"
+                f" (delta {delta * 1000:.0f} ms)",
+                flush=True,
+            )
+    except BenchError as exc:
+        print(f"  no-op / 1% touched: BENCHMARK ERROR\n{exc}", file=sys.stderr, flush=True)
+        return {"error": str(exc)}, {"error": str(exc)}
+    figs = (summary(noop), summary(touched))
+    deltas = [t.seconds - n.seconds for n, t in zip(noop, touched, strict=True)]
+    figs[1]["deltas"], figs[1]["delta"] = deltas, statistics.median(deltas)
+    return figs
+
+
+def measure_lora(lib: Library, runner: Runner, lora: str, runs: int, pairs: int) -> dict[str, Any]:
     """The user-facing commands on the generated tree; see the module docstring for the rules."""
     db, root = lib.home / "bench.db", str(lib.root)
     base = [lora, "--db", str(db)]
@@ -176,14 +213,9 @@ def measure_lora(lib: Library, runner: Runner, lora: str, runs: int) -> dict[str
         remove_db(db)
         return runner.run(imp, ok=IMPORT_OK)
 
-    def touched() -> Proc:
-        touch_sidecars(lib, next_touch_round(lib))
-        return runner.run(imp, ok=IMPORT_OK)
-
     print("lora commands", flush=True)
     figs: dict[str, Any] = {"cold_import": repeat("cold import", runs, cold)}
-    figs["noop_import"] = repeat("no-op re-import", runs, lambda: runner.run(imp, ok=IMPORT_OK))
-    figs["touched_import"] = repeat("1% touched re-import", runs, touched)
+    figs["noop_import"], figs["touched_import"] = noop_and_touched(lib, runner, imp, pairs)
     queries = {
         "list_tag": [*base, "list", "--tag", str(lib.info["tag"]), "--limit", "50"],
         "list_search": [*base, "list", "--search", str(lib.info["search_word"]), "--limit", "50"],
@@ -206,10 +238,11 @@ def bench_count(count: int, args: argparse.Namespace) -> dict[str, Any]:
         "count": count,
         "seed": args.seed,
         "runs": args.runs,
+        "pairs": args.pairs,
         "library": {"root": str(lib.root), **lib.info["stats"], "generation_seconds": lib.info["seconds"]},
         "floors": measure_floors(lib, runner, python, args.runs),
     }
-    result["commands"] = measure_lora(lib, runner, str(args.lora), args.runs)
+    result["commands"] = measure_lora(lib, runner, str(args.lora), args.runs, args.pairs)
     if not args.keep:
         remove_db(lib.home / "bench.db")
         for log in runner.logdir.glob("*.txt"):
@@ -233,6 +266,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, action="append", help="models in the library; repeatable (default 10000)")
     ap.add_argument("--runs", type=int, default=3, help="runs per figure; the median is reported")
+    ap.add_argument(
+        "--pairs", type=int, default=7, help="no-op / 1%% touched pairs of re-imports; the median delta is judged"
+    )
     ap.add_argument("--seed", type=int, default=7, help="generator seed")
     ap.add_argument(
         "--workdir",
@@ -245,8 +281,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--json", nargs="?", const="-", metavar="FILE", help="dump raw figures (to stdout without FILE)")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark databases and command logs")
     args = ap.parse_args(argv)
-    if args.runs < 1:
-        ap.error("--runs must be at least 1")
+    if args.runs < 1 or args.pairs < 1:
+        ap.error("--runs and --pairs must be at least 1")
     args.count = args.count or [10_000]
     args.workdir = args.workdir.resolve()
     found = shutil.which(str(args.lora))  # a bare name is looked up on PATH, as a shell would

@@ -62,8 +62,10 @@ def relative(
     target = f"≤ no-op + {limit:g}{TIMES} {floor_name}" if minus is not None else f"≤ {limit:g}{TIMES} {floor_name}"
     if value is None or base is None or sub is None or base <= 0:
         return Row(measure, fmt(value), floor_txt, "—", target, "ERROR")
-    ratio = (value - sub) / base
-    ratio_txt = f"{ratio:.1f}{TIMES}" + (" (of delta)" if minus is not None else "")
+    # A figure measured in pairs with the one it is compared to carries the median of the paired differences.
+    delta = float(fig["delta"]) if minus is not None and "delta" in fig else value - sub
+    ratio = delta / base
+    ratio_txt = f"{ratio:.1f}{TIMES}" + (f" (of delta {delta * 1000:.0f} ms)" if minus is not None else "")
     return Row(measure, fmt(value), floor_txt, ratio_txt, target, "PASS" if ratio <= limit else "FAIL")
 
 
@@ -151,7 +153,8 @@ def print_table(result: dict[str, Any]) -> None:
     cols = ["measure", "value", "floor", "ratio", "target", "verdict"]
     cells = [cols] + [[getattr(r, c) for c in cols] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
-    print(f"\nN = {result['count']:,} (median of {result['runs']} runs, warm cache)")
+    pairs = result.get("pairs", result["runs"])
+    print(f"\nN = {result['count']:,} (median of {result['runs']} runs, {pairs} no-op/touched pairs, warm cache)")
     for line in cells:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
     for line in floor_lines(result):
@@ -167,8 +170,10 @@ def markdown_section(result: dict[str, Any], machine: dict[str, Any]) -> str:
         f"## N = {result['count']:,} models",
         "",
         f"Measured {machine['date']} on {machine['nproc']} CPUs ({machine['cpu']}), {machine['os']}, "
-        f"Python {machine['python']}, commit {machine['commit']}. Median of {result['runs']} runs; warm page "
-        "cache (one untimed warm-up pass reads the whole tree first; the cache is not dropped).",
+        f"Python {machine['python']}, commit {machine['commit']}. Median of {result['runs']} runs; the no-op and "
+        f"1% touched re-imports: {result.get('pairs', result['runs'])} interleaved pairs, each touched run compared "
+        "with the no-op run just before it (the touched row is judged on the median of those differences); warm "
+        "page cache (one untimed warm-up pass reads the whole tree first; the cache is not dropped).",
         "",
         f"Library: {lib['files']:,} files, {lib['bytes'] / 1e6:,.0f} MB, {sidecars:,} metadata sidecars, "
         f"{lib.get('orphans', 0):,} orphan model files, {lib.get('missing_model', 0):,} sidecars without a model, "
