@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Column, Connection, and_, bindparam, case, delete, func, insert, or_, select, text, update
 
 from lora_manager.db import sqlite_plans
 from lora_manager.db.directories import stale_directories
@@ -94,8 +94,25 @@ def holds_entries(conn: Connection, root: str) -> bool:
 def load_entries_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, StoredEntry]:
     out: dict[str, StoredEntry] = {}
     for part in chunks(sorted(keys)):
-        out.update((r[0], StoredEntry(*r)) for r in conn.execute(select(*_ENTRY_COLUMNS).where(entry.c.key.in_(part))))
+        out.update((r[0], StoredEntry(*r)) for r in _rows_where_in(conn, _ENTRY_COLUMNS, entry.c.key, part))
     return out
+
+
+def _rows_where_in(
+    conn: Connection, columns: Sequence[Column[Any]], key: Column[Any], values: Sequence[Any]
+) -> Sequence[Sequence[Any]]:
+    """``SELECT columns WHERE key IN values`` (plain columns of one table, no type that converts what it reads).
+
+    On SQLite straight to the driver: a re-import after edits asks for a thousand keys at a
+    time, and SQLAlchemy's rows and its compiling of the ``IN`` list cost as much as the query.
+    """
+    if sqlite_plans.applies(conn):
+        quote = conn.dialect.identifier_preparer.quote
+        names = ", ".join(quote(c.name) for c in columns)
+        sql = f"SELECT {names} FROM {quote(key.table.name)} WHERE {quote(key.name)} IN ({', '.join('?' * len(values))})"
+        rows: list[tuple[Any, ...]] = conn.connection.driver_connection.execute(sql, tuple(values)).fetchall()  # type: ignore[union-attr]
+        return rows
+    return conn.execute(select(*columns).where(key.in_(values))).all()
 
 
 def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list[str]:
