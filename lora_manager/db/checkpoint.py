@@ -5,7 +5,8 @@ connection that closes last copies them all into the catalog file (a checkpoint:
 a write per page). Most of them were committed by earlier batches: a checkpoint of those can
 run beside the batches still to come, on the other core (SQLite copies without holding
 Python's lock, and a checkpoint never blocks a writer). Only the pages written after it are
-left for the close. Nothing depends on it: whatever it does not copy, the close does.
+left for the close. Nothing depends on it: whatever it does not copy, the close does. The
+importer uses it only for a re-import of edits (see ``importer.BACKGROUND_CHECKPOINT_BELOW``).
 """
 
 from __future__ import annotations

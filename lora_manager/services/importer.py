@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["ImportOptions", "ImportReport", "Outcome", "Progress", "run_import"]
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+# Fewer entries to write than this: each batch's pages are checkpointed on a second thread.
+BACKGROUND_CHECKPOINT_BELOW = 5000
 
 
 def run_import(
@@ -116,7 +118,11 @@ def _run_root(
     for o in plan.unchanged_outcomes:
         report.outcome(o)
     _handle_vanished(engine, plan, report, options.dry_run)
-    checkpoint = BackgroundCheckpoint(None if options.dry_run else sqlite_path(str(engine.url)))
+    # Only for a re-import of edits: a large import's batches rewrite the same index pages again and
+    # again, which SQLite's own checkpoint every 10,000 pages copies once, and its readers use the
+    # other core (see ``db.checkpoint``).
+    few = plan.todo_count < BACKGROUND_CHECKPOINT_BELOW
+    checkpoint = BackgroundCheckpoint(sqlite_path(str(engine.url)) if few and not options.dry_run else None)
     try:
         if plan.todo_count:
             _read_and_write(engine, plan, options, report, progress, should_stop, prefetch, checkpoint)

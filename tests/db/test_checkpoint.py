@@ -80,3 +80,27 @@ def test_an_import_in_batches_leaves_no_thread_and_a_consistent_file(
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert db.execute("SELECT count(*) FROM adapter").fetchone()[0] == 7
+
+
+def test_a_large_import_leaves_checkpoints_to_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As many entries as the limit or more (a first import): no thread; SQLite checkpoints every 10,000 pages."""
+    from lora_manager.services import importer
+
+    started: list[Path | None] = []
+    start = BackgroundCheckpoint.start
+
+    def counted(self: BackgroundCheckpoint) -> None:
+        started.append(self.path)
+        start(self)
+
+    monkeypatch.setattr(BackgroundCheckpoint, "start", counted)
+    monkeypatch.setattr(importer, "BACKGROUND_CHECKPOINT_BELOW", 7)
+    library = tmp_path / "lib"
+    for i in range(7):
+        write_model(library, f"m{i}", civitai_version(f"Model {i}"), suffix=".civitai.info")
+    engine = open_catalog(str(tmp_path / "catalog.db"))
+    try:
+        assert run_import(engine, ImportOptions(roots=[str(library)], batch_size=2)).counts["new"] == 7
+    finally:
+        engine.dispose()
+    assert started == [None] * 4  # asked after each batch, with no file to copy: nothing runs
