@@ -12,8 +12,10 @@ On Linux, while this process runs a single thread (a cron run: no progress bar),
 is a fork of it when the walk is nearly done: it has every module loaded and starts reading
 at once, so it pays from a handful of entries on. A fork shares the walk's memory, though,
 and each page the walk writes afterwards is copied: with most of a large library still to
-walk, that cost more than all the reading it saved (a 1% edit at 100,000 models: ~0.47 s
-over the unchanged run with a fork, ~0.33 s with a fresh interpreter). So when the walk has
+walk, that cost more than the fresh interpreter's loading (a 1% edit at 100,000 models, in
+interleaved pairs: 0.47 s over the unchanged run with a fork and 0.33 s with a fresh
+interpreter in a busy spell of the test machine, 0.39 and 0.37 s in a quiet one; the fork
+took 4,400 more page faults). So when the walk has
 more than ``SPAWN_WHEN_LEFT`` seconds to go (from its pace so far over the folders the catalog
 knows), and anywhere but Linux, the reader is a fresh interpreter, which loads the parsers in
 ~0.15 s on the other core and pays only for hundreds of entries. Either talks over two pipes;
