@@ -6,12 +6,28 @@ are sent in chunks so no statement exceeds a driver's parameter limit.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Connection, and_, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Dialect,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
 
 from lora_manager.db import sqlite_plans
 from lora_manager.db.directories import stale_directories
@@ -99,20 +115,27 @@ def load_entries_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, Stor
 
 
 def _rows_where_in(
-    conn: Connection, columns: Sequence[Column[Any]], key: Column[Any], values: Sequence[Any]
+    conn: Connection, columns: tuple[ColumnElement[Any], ...], key: Column[Any], values: Sequence[Any]
 ) -> Sequence[Sequence[Any]]:
-    """``SELECT columns WHERE key IN values`` (plain columns of one table, no type that converts what it reads).
+    """``SELECT columns WHERE key IN values``, for columns of ``key``'s table whose values need no
+    conversion when read (text, integers; a boolean comes as 0 or 1 on SQLite).
 
     On SQLite straight to the driver: a re-import after edits asks for a thousand keys at a
     time, and SQLAlchemy's rows and its compiling of the ``IN`` list cost as much as the query.
     """
     if sqlite_plans.applies(conn):
-        quote = conn.dialect.identifier_preparer.quote
-        names = ", ".join(quote(c.name) for c in columns)
-        sql = f"SELECT {names} FROM {quote(key.table.name)} WHERE {quote(key.name)} IN ({', '.join('?' * len(values))})"
+        sql = _select_where_in(conn.dialect, columns, key).format(marks=", ".join("?" * len(values)))
         rows: list[tuple[Any, ...]] = conn.connection.driver_connection.execute(sql, tuple(values)).fetchall()  # type: ignore[union-attr]
         return rows
     return conn.execute(select(*columns).where(key.in_(values))).all()
+
+
+@functools.lru_cache(maxsize=16)
+def _select_where_in(dialect: Dialect, columns: tuple[ColumnElement[Any], ...], key: Column[Any]) -> str:
+    """The SQL of :func:`_rows_where_in`, with ``{marks}`` for its parameters (compiled once a process)."""
+    names = ", ".join(str(c.compile(dialect=dialect)) for c in columns)
+    table = dialect.identifier_preparer.format_table(key.table)
+    return f"SELECT {names} FROM {table} WHERE {dialect.identifier_preparer.quote(key.name)} IN ({{marks}})"
 
 
 def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list[str]:
@@ -182,32 +205,13 @@ def owners(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, O
     indexed = ("entry_key", *(c.key for c in _OWNER_INDEXED))
     # ``name IN (...)`` walks the unique index's leading column; a row-value IN may not.
     for part in chunks(sorted({name for name, _ in wanted})):
-        for name, version_key, adapter_id, entry_key, missing, json_path, *values in _owner_rows(conn, part):
+        for name, version_key, adapter_id, entry_key, missing, json_path, *values in _rows_where_in(
+            conn, (*_OWNER_COLUMNS, *_OWNER_INDEXED), adapter.c.name, part
+        ):
             if (name, version_key) in wanted:
                 stored = dict(zip(indexed, (entry_key, *values), strict=True))
                 found[(name, version_key)] = Owner(adapter_id, entry_key, bool(missing), json_path, stored)
     return found
-
-
-def _owner_rows(conn: Connection, names: Sequence[str]) -> Sequence[Sequence[Any]]:
-    """The owner columns of the rows of these names.
-
-    On SQLite straight to the driver: SQLAlchemy's rows and its compiling of the ``IN`` list
-    cost twice the query (a batch of a re-import asks for a thousand names). Every column is
-    plain text or an integer there, so the values are what SQLAlchemy would give.
-    """
-    if sqlite_plans.applies(conn):
-        sql = _OWNER_SQL.format(marks=", ".join("?" * len(names)))
-        rows: list[tuple[Any, ...]] = conn.connection.driver_connection.execute(sql, tuple(names)).fetchall()  # type: ignore[union-attr]
-        return rows
-    return conn.execute(select(*_OWNER_COLUMNS, *_OWNER_INDEXED).where(adapter.c.name.in_(names))).all()
-
-
-_OWNER_SQL = (
-    "SELECT name, version_key, id, entry_key, missing_since IS NOT NULL, json_file_path, "
-    + ", ".join(c.name for c in _OWNER_INDEXED)
-    + " FROM adapter WHERE name IN ({marks})"
-)
 
 
 def all_owners(conn: Connection) -> dict[Identity, Owner]:

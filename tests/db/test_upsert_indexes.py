@@ -177,13 +177,14 @@ def test_stored_values_the_caller_read_are_not_read_again_and_end_the_same(
     values and once, after the upsert, for its new id; and the entry no row was stored for ("moved").
     """
     asked: list[list[str]] = []  # the names of each owners query
-    owner_rows = repo._owner_rows
+    rows_where_in = repo._rows_where_in
 
-    def recorded(conn: Any, names: Any) -> Any:
-        asked.append(list(names))
-        return owner_rows(conn, names)
+    def recorded(conn: Any, columns: Any, key: Any, values: Any) -> Any:
+        if key is adapter.c.name:
+            asked.append(list(values))
+        return rows_where_in(conn, columns, key, values)
 
-    monkeypatch.setattr(repo, "_owner_rows", recorded)
+    monkeypatch.setattr(repo, "_rows_where_in", recorded)
     sent = _run(tmp_path / "known.db", known=True, every=True)
     monkeypatch.undo()
     _run(tmp_path / "plain.db")
