@@ -53,21 +53,31 @@ def test_no_file_no_thread(tmp_path: Path) -> None:
     checkpoint.wait()
 
 
-def test_an_import_in_batches_leaves_no_thread_and_a_consistent_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Batches of two: a checkpoint starts after each; none outlives the import, and every row is there."""
-    started: list[Path | None] = []
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Path | None]:
+    """The file of every checkpoint the import asks for (it still runs)."""
+    asked: list[Path | None] = []
     start = BackgroundCheckpoint.start
 
     def counted(self: BackgroundCheckpoint) -> None:
-        started.append(self.path)
+        asked.append(self.path)
         start(self)
 
     monkeypatch.setattr(BackgroundCheckpoint, "start", counted)
-    library = tmp_path / "lib"
+    return asked
+
+
+def _library(root: Path) -> Path:
     for i in range(7):
-        write_model(library, f"m{i}", civitai_version(f"Model {i}"), suffix=".civitai.info")
+        write_model(root, f"m{i}", civitai_version(f"Model {i}"), suffix=".civitai.info")
+    return root
+
+
+def test_an_import_in_batches_leaves_no_thread_and_a_consistent_file(
+    tmp_path: Path, started: list[Path | None]
+) -> None:
+    """Batches of two: a checkpoint starts after each; none outlives the import, and every row is there."""
+    library = _library(tmp_path / "lib")
     path = tmp_path / "catalog.db"
     engine = open_catalog(str(path))
     try:
@@ -82,22 +92,14 @@ def test_an_import_in_batches_leaves_no_thread_and_a_consistent_file(
         assert db.execute("SELECT count(*) FROM adapter").fetchone()[0] == 7
 
 
-def test_a_large_import_leaves_checkpoints_to_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_import_leaves_checkpoints_to_sqlite(
+    tmp_path: Path, started: list[Path | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As many entries as the limit or more (a first import): no thread; SQLite checkpoints every 10,000 pages."""
     from lora_manager.services import importer
 
-    started: list[Path | None] = []
-    start = BackgroundCheckpoint.start
-
-    def counted(self: BackgroundCheckpoint) -> None:
-        started.append(self.path)
-        start(self)
-
-    monkeypatch.setattr(BackgroundCheckpoint, "start", counted)
     monkeypatch.setattr(importer, "BACKGROUND_CHECKPOINT_BELOW", 7)
-    library = tmp_path / "lib"
-    for i in range(7):
-        write_model(library, f"m{i}", civitai_version(f"Model {i}"), suffix=".civitai.info")
+    library = _library(tmp_path / "lib")
     engine = open_catalog(str(tmp_path / "catalog.db"))
     try:
         assert run_import(engine, ImportOptions(roots=[str(library)], batch_size=2)).counts["new"] == 7
