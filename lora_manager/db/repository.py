@@ -337,7 +337,7 @@ def save_entries(
     known = {
         (key,): {"status": s.status, "name": s.name, "version_key": s.version_key, "adapter_id": s.adapter_id}
         for row in rows
-        if (s := (stored or {}).get(key := row["key"])) is not None
+        if not all_new and (s := (stored or {}).get(key := row["key"])) is not None
     }
     update = [c for c in rows[0] if c != "key"] if rows else []
     upsert(conn, entry, rows, key=("key",), update=update, all_new=all_new, known=known)

@@ -137,7 +137,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     rules = load_ignore(root, options.ignore)
     previous = directories.StoredDirectories(conn) if skip else None
     if prefetch:
-        prefetch.walk_starts(list(known_dirs))
+        prefetch.walk_starts(known_dirs.keys())
     result = walk(
         root,
         rules,

@@ -31,7 +31,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import IO, TYPE_CHECKING
 
 from lora_manager.entries import Entry
@@ -105,14 +105,17 @@ class Prefetcher:
         self._done = 0  # chunks decoded
         self._ready = False  # the reader said it has loaded and reads
         self._broken = False  # no reader (it could not start, or died): the importer reads the rest
-        self._folders: list[str] = []  # the folders the catalog knows, sorted: how far the walk is
+        self._folders: Collection[str] = ()  # the folders the catalog knows: how far the walk is
         self._walk_started = 0.0
 
-    def walk_starts(self, known_folders: list[str]) -> None:
-        """The walk begins over a library whose catalog knows these folders (its pace tells how long it has left)."""
+    def walk_starts(self, known_folders: Collection[str]) -> None:
+        """The walk begins over a library whose catalog knows these folders (its pace tells how long it has left).
+
+        They are sorted only if a reader is about to start: an unchanged library's run never asks.
+        """
         import time
 
-        self._folders = sorted(known_folders)
+        self._folders = known_folders
         self._walk_started = time.monotonic()
 
     def _walk_left(self, folder: str) -> float:
@@ -122,8 +125,8 @@ class Prefetcher:
 
         if not self._folders:
             return 0.0
-        done = bisect.bisect_right(self._folders, folder) / len(self._folders)
         elapsed = time.monotonic() - self._walk_started
+        done = bisect.bisect_right(sorted(self._folders), folder) / len(self._folders)
         return elapsed * (1 - done) / max(done, 1e-6)
 
     def _use_interpreter(self) -> None:
