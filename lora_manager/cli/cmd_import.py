@@ -48,40 +48,44 @@ def import_(
 
     Example: lora import ~/models/Lora --quiet
     """
-    from lora_manager.cli import output
-    from lora_manager.db.lock import import_lock
-    from lora_manager.services.importer import ImportOptions, run_import
-
     if hash_ and dry_run:
         raise LoraError("--hash cannot be used with --dry-run (a dry run writes nothing, hashes included)")
-    engine = catalog(ctx, create=not dry_run, warn_absent=False)
-    options = ImportOptions(
-        roots=path_args(paths),
-        force=force,
-        dry_run=dry_run,
-        prune=prune,
-        ignore=list(ignore or []),
-        max_sidecar_bytes=max_sidecar_mb * 1024 * 1024,
-    )
-    stop = _StopFlag()
+    from lora_manager.services.prefetch import early_reader
 
-    def waiting() -> None:
-        if not quiet:
-            output.warn("waiting for another import to finish...")
+    # First: the reader loads the parsers on the other core while this process loads the rest.
+    with early_reader() as reader:
+        from lora_manager.cli import output
+        from lora_manager.db.lock import import_lock
+        from lora_manager.services.importer import ImportOptions, run_import
 
-    lock = import_lock(engine, wait=wait, on_wait=waiting) if not dry_run else contextlib.nullcontext()
-    with (
-        stop.installed(),
-        lock as held,
-        output.progress_bar("importing", enabled=not quiet and not as_json) as progress,
-    ):
+        engine = catalog(ctx, create=not dry_run, warn_absent=False)
+        options = ImportOptions(
+            roots=path_args(paths),
+            force=force,
+            dry_run=dry_run,
+            prune=prune,
+            ignore=list(ignore or []),
+            max_sidecar_bytes=max_sidecar_mb * 1024 * 1024,
+        )
+        stop = _StopFlag()
 
-        def should_stop() -> bool:
-            if held is not None:
-                held.check()  # a PostgreSQL lock lost with its connection ends the run (LoraError)
-            return stop.is_set()
+        def waiting() -> None:
+            if not quiet:
+                output.warn("waiting for another import to finish...")
 
-        report = run_import(engine, options, progress, should_stop)
+        lock = import_lock(engine, wait=wait, on_wait=waiting) if not dry_run else contextlib.nullcontext()
+        with (
+            stop.installed(),
+            lock as held,
+            output.progress_bar("importing", enabled=not quiet and not as_json) as progress,
+        ):
+
+            def should_stop() -> bool:
+                if held is not None:
+                    held.check()  # a PostgreSQL lock lost with its connection ends the run (LoraError)
+                return stop.is_set()
+
+            report = run_import(engine, options, progress, should_stop, reader)
     if hash_ and not dry_run and not report.interrupted:
         from lora_manager.cli.cmd_hash import after_import
 

@@ -24,12 +24,18 @@ def scan(
 
     Example: lora scan ~/models/Lora
     """
-    from lora_manager.cli import output
-    from lora_manager.services.importer import ImportOptions, run_import
+    from lora_manager.services.prefetch import early_reader
 
-    engine = catalog(ctx, create=False, warn_absent=False)
-    options = ImportOptions(roots=path_args(paths), dry_run=True, ignore=list(ignore or []), list_unchanged=show_all)
-    report = run_import(engine, options)
+    # First: the reader loads the parsers on the other core while this process loads the rest.
+    with early_reader() as reader:
+        from lora_manager.cli import output
+        from lora_manager.services.importer import ImportOptions, run_import
+
+        engine = catalog(ctx, create=False, warn_absent=False)
+        options = ImportOptions(
+            roots=path_args(paths), dry_run=True, ignore=list(ignore or []), list_unchanged=show_all
+        )
+        report = run_import(engine, options, reader=reader)
     rows = [(LABELS.get(o.action, o.action), o.key, o.name, o.version, o.detail) for o in report.outcomes]
     if as_json:
         output.print_json(

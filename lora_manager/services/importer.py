@@ -32,6 +32,8 @@ from lora_manager.services.planning import RootPlan, plan_root
 from lora_manager.services.prefetch import Prefetcher, prefetcher_for
 
 if TYPE_CHECKING:
+    import subprocess
+
     from lora_manager.services.decisions import BatchDecisions, RunState
     from lora_manager.services.results import EntryResult
 
@@ -47,8 +49,13 @@ def run_import(
     options: ImportOptions,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    reader: subprocess.Popen[bytes] | None = None,
 ) -> ImportReport:
-    """Import every root; the caller holds the import lock (see ``db.lock``) unless ``dry_run``."""
+    """Import every root; the caller holds the import lock (see ``db.lock``) unless ``dry_run``.
+
+    ``reader``: one from :func:`~lora_manager.services.prefetch.start_early_reader`, for the first
+    root; it is stopped once that root is done (the caller stops it if the run fails before).
+    """
     # An Outcome per entry only for ``scan``/``--dry-run``: a real import's memory stays flat.
     report = ImportReport(keep_outcomes=options.dry_run or options.list_unchanged)
     roots = _outermost([resolve_root(r) for r in options.roots])
@@ -58,7 +65,8 @@ def run_import(
     status = "failed"
     try:
         for root in roots:
-            prefetch = prefetcher_for(root, options.max_sidecar_bytes, options.workers, should_stop)
+            early, reader = reader, None
+            prefetch = prefetcher_for(root, options.max_sidecar_bytes, options.workers, should_stop, early)
             try:
                 with engine.connect() as conn:
                     plan = plan_root(conn, root, options, prefetch)

@@ -54,7 +54,8 @@ def serve() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the importer's to answer: it stops us
     die_with_parent()
-    root, max_bytes = sys.argv[2], int(sys.argv[3])
+    # An early reader (see ``prefetch.start_early_reader``) starts before its root is known: told in a first frame.
+    root, max_bytes = (sys.argv[2], int(sys.argv[3])) if len(sys.argv) > 3 else (None, None)
     # The results go to a private copy of stdout; anything else printed goes nowhere.
     sink = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
@@ -62,8 +63,10 @@ def serve() -> None:
     os._exit(0)  # nothing to tear down
 
 
-def _serve(source: IO[bytes], sink: IO[bytes], root: str, max_bytes: int, forked: bool = False) -> None:
+def _serve(source: IO[bytes], sink: IO[bytes], root: str | None, max_bytes: int | None, forked: bool = False) -> None:
     """Say ready, then answer each framed chunk of entries with the framed list of their results.
+
+    Without ``root`` (an early reader), the first frame is ``(root, max_bytes)``.
 
     A fresh interpreter says it once it has loaded the parsers (~0.15 s with its start): the
     importer lets go of a reader not ready when it first asks, and reads itself. A fork says it
@@ -78,15 +81,28 @@ def _serve(source: IO[bytes], sink: IO[bytes], root: str, max_bytes: int, forked
     if not forked:
         sink.write(READY)
         sink.flush()
+    if root is None or max_bytes is None:
+        told = _frame(source)
+        if told is None:
+            return
+        root, max_bytes = pickle.loads(told)
     while True:
-        head = source.read(FRAME.size)
-        if len(head) < FRAME.size:
+        chunk = _frame(source)
+        if chunk is None:
             break
-        (size,) = FRAME.unpack(head)
-        entries: list[Any] = pickle.loads(source.read(size))
+        entries: list[Any] = pickle.loads(chunk)
         data = pickle.dumps([read_entry(e, root, max_bytes) for e in entries], pickle.HIGHEST_PROTOCOL)
         sink.write(FRAME.pack(len(data)) + data)
         sink.flush()
+
+
+def _frame(source: IO[bytes]) -> bytes | None:
+    """The next framed message, None at the end of the input."""
+    head = source.read(FRAME.size)
+    if len(head) < FRAME.size:
+        return None
+    (size,) = FRAME.unpack(head)
+    return source.read(size)
 
 
 def can_fork() -> bool:

@@ -441,17 +441,17 @@ def test_a_re_import_with_nothing_to_read_loads_no_parser(tmp_path: Path) -> Non
     assert "'lora_manager.services.reading'" in done.stdout.splitlines()[-1], done.stderr
 
 
-def test_edits_read_by_the_forked_reader_load_no_parser_here(tmp_path: Path) -> None:
-    """Edited entries that the reader forked during the walk read come back needing no parser in this process.
+def test_edits_are_read_by_the_reader_started_with_the_command(tmp_path: Path) -> None:
+    """``lora import`` starts its reader before it loads the catalog's modules; edited entries are read
+    there, never by a fork of the importer, and come back needing no parser in this process.
 
-    The results' class lives apart from the parsers (``services.results``), and the fork loads
+    The results' class lives apart from the parsers (``services.results``), and the reader loads
     the parsers itself, on the other core.
     """
     from lora_manager.services import prefetch
-    from lora_manager.services.reader_process import can_fork
 
-    if not can_fork() or (os.cpu_count() or 1) < 2:
-        pytest.skip("the reader is a fork only on Linux, with a second core")
+    if os.name != "posix" or (os.cpu_count() or 1) < 2:
+        pytest.skip("a reader runs on POSIX, with a second core")
     lib, db = tmp_path / "lib", tmp_path / "catalog.db"
     count = 2 * prefetch.FORK_START_AT
     for i in range(count):
@@ -462,14 +462,19 @@ def test_edits_read_by_the_forked_reader_load_no_parser_here(tmp_path: Path) -> 
     probe = (
         "import sys\n"
         f"sys.argv = ['lora', '--db', {str(db)!r}, 'import', {str(lib)!r}, '--json']\n"
+        "from lora_manager.services import prefetch, reader_process\n"
+        "forks, taken = [], []\n"
+        "reader_process.Forked.start = classmethod(lambda cls, *a: forks.append(a))\n"
+        "close = prefetch.Prefetcher.close\n"
+        "prefetch.Prefetcher.close = lambda self: (taken.append(self.used), close(self))[1]\n"
         "from lora_manager.cli import run\n"
         "code = run()\n"
         "parsers = ('lora_manager.services.reading', 'lora_manager.parsing.registry')\n"
-        "print(code, [m for m in parsers if m in sys.modules])\n"
+        "print(code, len(forks), taken, [m for m in parsers if m in sys.modules])\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     lines = done.stdout.splitlines()
-    assert lines[-1] == "0 []", done.stderr
+    assert lines[-1] == f"0 0 [{count}] []", done.stderr
     assert json.loads("\n".join(lines[:-1]))["updated"] == count
     listed = lora("--db", str(db), "list", "--json")
     assert sorted(r["name"] for r in json.loads(listed.stdout)) == sorted(f"Style {i} v2" for i in range(count))

@@ -33,13 +33,21 @@ def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prefetch_module, "BOOT_WAIT", 30.0)
 
 
-@pytest.fixture(params=["spawned", "forked"])
+@pytest.fixture(params=["spawned", "forked", "early"])
 def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each reader there is: a fresh interpreter everywhere, a fork of this process on Linux."""
+    """Each reader there is: a fresh interpreter everywhere, a fork of this process on Linux, and an
+    early reader (a fresh interpreter started before the walk, as the CLI does, told its root later)."""
     if request.param == "forked" and not prefetch_module.can_fork():
         pytest.skip("no fork here (not Linux, or another thread runs)")
     if request.param == "spawned":
         monkeypatch.setattr(prefetch_module, "can_fork", lambda: False)
+    if request.param == "early":
+        init = Prefetcher.__init__
+
+        def with_early_reader(self: Prefetcher, *args: Any, early: Any = None, **kwargs: Any) -> None:
+            init(self, *args, early=early or prefetch_module.start_early_reader(), **kwargs)
+
+        monkeypatch.setattr(Prefetcher, "__init__", with_early_reader)
     return str(request.param)
 
 
@@ -106,7 +114,8 @@ def test_a_result_is_not_used_for_another_grouping_of_the_same_key(tmp_path: Pat
 def test_too_few_entries_are_left_to_the_importer_and_past_the_limit_none_are_sent(tmp_path: Path, kind: str) -> None:
     """Fewer than start_at entries are left to the importer; past ``limit`` nothing more is held.
 
-    A fresh interpreter starts with the first entry (it must load) and is let go; a fork never starts.
+    A fresh interpreter starts with the first entry (it must load), an early reader is taken then,
+    and either is let go; a fork never starts.
     """
     root = resolve_root(_library(tmp_path / "lib", 12, folders=1))
     entries = walk(root).entries
@@ -115,7 +124,7 @@ def test_too_few_entries_are_left_to_the_importer_and_past_the_limit_none_are_se
     reader = few._proc
     few.walk_done()
     assert few.sent == 0 and few.take(entries[0]) is None and few._proc is None
-    if kind == "spawned":
+    if kind != "forked":
         assert reader is not None and reader.poll() is not None  # started, and let go
     else:
         assert reader is None
@@ -184,7 +193,7 @@ _STUCK = "import sys, time; sys.stdout.buffer.write(b'R'); sys.stdout.buffer.flu
 
 def _misbehave(monkeypatch: pytest.MonkeyPatch, kind: str, how: str) -> None:
     """Make the reader of ``kind`` die at once, raise after saying ready, or say ready and never answer."""
-    if kind == "spawned":
+    if kind != "forked":
         ready = "import sys, time; sys.stdout.buffer.write(b'R'); sys.stdout.buffer.flush(); "
         programs = {"dies": "import os; os._exit(3)", "raises": ready + "raise RuntimeError('a bug')", "stuck": _STUCK}
         monkeypatch.setattr(prefetch_module, "_CHILD", programs[how])
@@ -265,6 +274,67 @@ def test_a_reader_still_loading_when_asked_is_let_go(
         assert proc.poll() is not None  # stopped at once, not left running for a minute
     finally:
         pf.close()
+
+
+def test_an_early_reader_still_loading_is_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader started with the command has been loading for a while: the importer waits for it (up to
+    ``EARLY_BOOT_WAIT``) where it lets a reader started during the walk go, and its results are used."""
+    root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
+    entries = walk(root).entries
+    monkeypatch.setattr(prefetch_module, "BOOT_WAIT", 0.0)
+    monkeypatch.setattr(prefetch_module, "EARLY_BOOT_WAIT", 60.0)
+    monkeypatch.setattr(prefetch_module, "_CHILD", "import time; time.sleep(1); " + prefetch_module._CHILD)
+    for early in (None, prefetch_module.start_early_reader()):
+        pf = Prefetcher(root, MAX, start_at=1, fork=False, early=early)
+        try:
+            pf.add(entries)
+            pf.walk_done()
+            taken = [pf.take(e) for e in entries]
+            if early is None:
+                assert taken == [None] * 6 and pf._broken
+            else:
+                assert all(r is not None and r.status == "ok" for r in taken) and pf.used == 6
+        finally:
+            pf.close()
+
+
+def test_an_early_reader_not_loaded_in_time_is_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
+    entries = walk(root).entries
+    monkeypatch.setattr(prefetch_module, "BOOT_WAIT", 0.0)
+    monkeypatch.setattr(prefetch_module, "EARLY_BOOT_WAIT", 0.2)
+    monkeypatch.setattr(prefetch_module, "_CHILD", "import time; time.sleep(60)")
+    early = prefetch_module.start_early_reader()
+    assert early is not None
+    pf = Prefetcher(root, MAX, start_at=1, early=early)
+    try:
+        pf.add(entries)
+        pf.walk_done()
+        assert all(pf.take(e) is None for e in entries) and pf._broken
+        assert early.poll() is not None  # stopped, not left running for a minute
+    finally:
+        pf.close()
+
+
+def test_an_early_reader_is_stopped_whether_used_or_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import with nothing to read stops the reader it was given; one never given to an import is
+    stopped by :func:`early_reader`."""
+    monkeypatch.setattr(prefetch_module.os, "cpu_count", lambda: 2)  # a reader even on a one-core machine
+    lib = _library(tmp_path / "lib", 4)
+    engine = open_catalog(str(tmp_path / "c.db"))
+    try:
+        run_import(engine, ImportOptions(roots=[str(lib)]))
+        with prefetch_module.early_reader() as reader:
+            assert reader is not None and reader.poll() is None
+            report = run_import(engine, ImportOptions(roots=[str(lib)]), reader=reader)
+            assert report.counts["unchanged"] == 4
+            assert reader.poll() is not None  # the import's prefetcher stopped it
+        with prefetch_module.early_reader() as unused:
+            assert unused is not None
+        assert unused.poll() is not None
+        assert prefetch_module.start_early_reader(workers=1) is None  # one process asked for: no reader
+    finally:
+        engine.dispose()
 
 
 def test_the_reader_imports_nothing_from_the_working_directory(
@@ -397,7 +467,7 @@ def test_results_that_do_not_answer_what_was_sent_are_not_used(
 
 def test_results_go_in_chunks_and_are_let_go_once_taken(tmp_path: Path, kind: str) -> None:
     """Many edits go as chunks of at most ``chunk`` entries, whose results are not held once handed out."""
-    size = prefetch_module.FORK_CHUNK if kind == "forked" else prefetch_module.CHUNK
+    size = prefetch_module.CHUNK if kind == "spawned" else prefetch_module.FORK_CHUNK
     count = size * 2 + 5
     root = resolve_root(_library(tmp_path / "lib", count, folders=1))
     entries = walk(root).entries
