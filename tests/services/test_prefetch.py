@@ -124,11 +124,11 @@ def test_too_few_entries_are_left_to_the_importer_and_past_the_limit_none_are_se
     reader = few._proc
     few.walk_done()
     assert few.sent == 0 and few.take(entries[0]) is None and few._proc is None
+    few.close()
     if kind != "forked":
-        assert reader is not None and reader.poll() is not None  # started, and let go
+        assert reader is not None and reader.poll() is not None  # started, let go, and reaped
     else:
         assert reader is None
-    few.close()
     capped = Prefetcher(root, MAX, start_at=1, limit=5)
     try:
         capped.add(entries)
@@ -467,7 +467,9 @@ def test_results_that_do_not_answer_what_was_sent_are_not_used(
 
 def test_results_go_in_chunks_and_are_let_go_once_taken(tmp_path: Path, kind: str) -> None:
     """Many edits go as chunks of at most ``chunk`` entries, whose results are not held once handed out."""
-    size = prefetch_module.CHUNK if kind == "spawned" else prefetch_module.FORK_CHUNK
+    size = {"spawned": prefetch_module.CHUNK, "forked": prefetch_module.FORK_CHUNK}.get(
+        kind, prefetch_module.EARLY_CHUNK
+    )
     count = size * 2 + 5
     root = resolve_root(_library(tmp_path / "lib", count, folders=1))
     entries = walk(root).entries
