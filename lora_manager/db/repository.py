@@ -115,27 +115,39 @@ def load_entries_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, Stor
 
 
 def _rows_where_in(
-    conn: Connection, columns: tuple[ColumnElement[Any], ...], key: Column[Any], values: Sequence[Any]
+    conn: Connection,
+    columns: tuple[ColumnElement[Any], ...],
+    key: Column[Any],
+    values: Sequence[Any],
+    also: ColumnElement[bool] | None = None,
 ) -> Sequence[Sequence[Any]]:
-    """``SELECT columns WHERE key IN values``, for columns of ``key``'s table whose values need no
-    conversion when read (text, integers; a boolean comes as 0 or 1 on SQLite).
+    """``SELECT columns WHERE key IN values`` (``AND also``, a condition without parameters), for
+    columns of ``key``'s table whose values need no conversion when read (text, integers; a
+    boolean comes as 0 or 1 on SQLite).
 
     On SQLite straight to the driver: a re-import after edits asks for a thousand keys at a
     time, and SQLAlchemy's rows and its compiling of the ``IN`` list cost as much as the query.
     """
     if sqlite_plans.applies(conn):
-        sql = _select_where_in(conn.dialect, columns, key).format(marks=", ".join("?" * len(values)))
+        sql = _select_where_in(conn.dialect, columns, key, also).format(marks=", ".join("?" * len(values)))
         rows: list[tuple[Any, ...]] = conn.connection.driver_connection.execute(sql, tuple(values)).fetchall()  # type: ignore[union-attr]
         return rows
-    return conn.execute(select(*columns).where(key.in_(values))).all()
+    stmt = select(*columns).where(key.in_(values))
+    return conn.execute(stmt if also is None else stmt.where(also)).all()
 
 
 @functools.lru_cache(maxsize=16)
-def _select_where_in(dialect: Dialect, columns: tuple[ColumnElement[Any], ...], key: Column[Any]) -> str:
+def _select_where_in(
+    dialect: Dialect, columns: tuple[ColumnElement[Any], ...], key: Column[Any], also: ColumnElement[bool] | None
+) -> str:
     """The SQL of :func:`_rows_where_in`, with ``{marks}`` for its parameters (compiled once a process)."""
     names = ", ".join(str(c.compile(dialect=dialect)) for c in columns)
     table = dialect.identifier_preparer.format_table(key.table)
-    return f"SELECT {names} FROM {table} WHERE {dialect.identifier_preparer.quote(key.name)} IN ({{marks}})"
+    where = f"{dialect.identifier_preparer.quote(key.name)} IN ({{marks}})"
+    if also is not None:
+        condition = str(also.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        where += " AND " + condition.replace("{", "{{").replace("}", "}}")
+    return f"SELECT {names} FROM {table} WHERE {where}"
 
 
 def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list[str]:
@@ -144,11 +156,13 @@ def waiting_duplicates(conn: Connection, identities: Iterable[Identity]) -> list
     keys: list[str] = []
     # ``name IN (...)`` on the partial index of duplicates (a row-value IN would scan the table).
     for part in chunks(sorted({name for name, _ in wanted})):
-        stmt = select(entry.c.key, entry.c.name, entry.c.version_key).where(
-            entry.c.status == "duplicate", entry.c.name.in_(part)
-        )
-        keys += [key for key, name, version_key in conn.execute(stmt) if (name, version_key or "") in wanted]
+        rows = _rows_where_in(conn, _DUPLICATE_COLUMNS, entry.c.name, part, _IS_DUPLICATE)
+        keys += [key for key, name, version_key in rows if (name, version_key or "") in wanted]
     return keys
+
+
+_DUPLICATE_COLUMNS = (entry.c.key, entry.c.name, entry.c.version_key)
+_IS_DUPLICATE = entry.c.status == "duplicate"
 
 
 def stranded_duplicates(conn: Connection, root: str) -> list[str]:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from lora_manager.cli import app
+from lora_manager.db import repository as repo
 from lora_manager.db.engine import create_catalog_engine, database_url
 from lora_manager.db.migrate import (
     HEAD,
@@ -354,11 +355,32 @@ def test_waiting_duplicates_are_found_through_a_partial_index(engine: Engine) ->
                 text("EXPLAIN QUERY PLAN SELECT key FROM entry WHERE status = 'duplicate' AND name IN ('a', 'b')")
             ).all()
             assert any("ix_entry_duplicate_identity" in str(row) for row in plan)
+            # The query the importer sends, as it sends it (straight to the driver).
+            sql = repo._select_where_in(conn.dialect, repo._DUPLICATE_COLUMNS, entry.c.name, repo._IS_DUPLICATE).format(
+                marks="?, ?"
+            )
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ("a", "b")).all()
+            assert any("ix_entry_duplicate_identity" in str(row) for row in plan)
         else:
             ddl = conn.execute(
                 text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_entry_duplicate_identity'")
             ).scalar()
     assert ddl is not None and "WHERE" in ddl.upper() and "duplicate" in ddl
+    with engine.begin() as conn:
+        stamp = datetime.now(UTC)
+        conn.execute(
+            insert(entry),
+            [
+                {"key": k, "signature": "", "status": st, "name": n, "version_key": v, "problems": [], "seen_at": stamp}
+                for k, st, n, v in (
+                    ("/l/a", "ok", "Alpha", ""),
+                    ("/l/b", "duplicate", "Alpha", ""),
+                    ("/l/c", "duplicate", "Alpha", "v2"),
+                    ("/l/d", "duplicate", "Beta", ""),
+                )
+            ],
+        )
+        assert repo.waiting_duplicates(conn, [("Alpha", ""), ("Gamma", "")]) == ["/l/b"]
 
 
 def _sqlite_schema(engine: Engine) -> dict[str, Any]:
