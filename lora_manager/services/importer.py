@@ -29,7 +29,7 @@ from lora_manager.ignore import IGNORE_FILE
 from lora_manager.paths import lies_under, resolve_root
 from lora_manager.services.import_report import ImportOptions, ImportReport, Outcome, now
 from lora_manager.services.planning import RootPlan, plan_root
-from lora_manager.services.prefetch import Prefetcher, prefetcher_for
+from lora_manager.services.prefetch import Prefetcher, prefetcher_for, stop_reader
 
 if TYPE_CHECKING:
     import subprocess
@@ -84,6 +84,8 @@ def run_import(
             finally:
                 if prefetch:
                     prefetch.close()
+                else:
+                    stop_reader(early)  # no prefetcher took it: this run reads in one process
             if report.interrupted:
                 break
         status = "interrupted" if report.interrupted else "completed"

@@ -317,8 +317,8 @@ def test_an_early_reader_not_loaded_in_time_is_let_go(tmp_path: Path, monkeypatc
 
 
 def test_an_early_reader_is_stopped_whether_used_or_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An import with nothing to read stops the reader it was given; one never given to an import is
-    stopped by :func:`early_reader`."""
+    """An import with nothing to read stops the reader it was given, so does one told to read in one
+    process; one never given to an import is stopped by :func:`early_reader`."""
     monkeypatch.setattr(prefetch_module.os, "cpu_count", lambda: 2)  # a reader even on a one-core machine
     lib = _library(tmp_path / "lib", 4)
     engine = open_catalog(str(tmp_path / "c.db"))
@@ -333,6 +333,10 @@ def test_an_early_reader_is_stopped_whether_used_or_not(tmp_path: Path, monkeypa
             assert unused is not None
         assert unused.poll() is not None
         assert prefetch_module.start_early_reader(workers=1) is None  # one process asked for: no reader
+        given = prefetch_module.start_early_reader()
+        assert given is not None
+        run_import(engine, ImportOptions(roots=[str(lib)], workers=1), reader=given)  # given, though one process
+        assert given.poll() is not None
     finally:
         engine.dispose()
 
