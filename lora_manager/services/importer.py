@@ -64,8 +64,8 @@ def run_import(
             report.run_id = repo.start_run(conn, roots, False, now())
     status = "failed"
     try:
-        for root in roots:
-            early, reader = reader, None
+        for i, root in enumerate(roots):
+            early = reader if i == 0 else None
             prefetch = prefetcher_for(root, options.max_sidecar_bytes, options.workers, should_stop, early)
             try:
                 with engine.connect() as conn:

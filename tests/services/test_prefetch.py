@@ -298,6 +298,25 @@ def test_an_early_reader_still_loading_is_waited_for(tmp_path: Path, monkeypatch
             pf.close()
 
 
+def test_an_early_reader_is_sent_entries_once_eight_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the README says: a reader started with the command gets the changed entries from the
+    eighth on (it has loaded meanwhile), in chunks of ``EARLY_CHUNK``; fewer are read here."""
+    monkeypatch.setattr(prefetch_module.os, "cpu_count", lambda: 2)  # a reader even on a one-core machine
+    root = resolve_root(_library(tmp_path / "lib", prefetch_module.FORK_START_AT, folders=1))
+    entries = walk(root).entries
+    for count in (prefetch_module.FORK_START_AT - 1, prefetch_module.FORK_START_AT):
+        pf = Prefetcher(root, MAX, early=prefetch_module.start_early_reader())
+        try:
+            assert (pf.start_at, pf.chunk) == (8, prefetch_module.EARLY_CHUNK)
+            for e in entries[:count]:
+                pf.add([e])
+            pf.walk_done()
+            assert pf.sent == (count if count >= 8 else 0)
+            assert sum(pf.take(e) is not None for e in entries) == pf.sent
+        finally:
+            pf.close()
+
+
 def test_an_early_reader_not_loaded_in_time_is_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
     entries = walk(root).entries
