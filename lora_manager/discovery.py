@@ -95,13 +95,13 @@ def walk(
     rules = ignore or IgnoreRules()
     for directory, listing in _directories(root, rules.match, result.problems, result.unlisted):
         result.files_seen += len(listing)
-        fp, names, numbers = snapshot(rules.text, listing)
+        fp, names, numbers, named = snapshot(rules.text, listing)
         result.fingerprints[directory] = fp
         clean = known is not None and known.get(directory) == fp
         if clean and not defer_clean:
             result.clean.append(directory)
             continue
-        now = result.files[directory] = files_record(names, numbers)
+        now = result.files[directory] = files_record(named, numbers)
         stored = previous if previous is not None and known is not None and directory in known else None
         before = stored.record(directory) if stored is not None else None
         if before is None or not same_names(before, now):
@@ -111,7 +111,9 @@ def walk(
             if count:
                 result.deferred[directory] = count
                 continue
-        stems = _changed_stems(directory, stored, before, now, names, listing) if stored and before else None
+        stems = None
+        if stored and before:
+            stems = _changed_stems(directory, stored, before, now, names, listing, rules.text)
         _look_at(result, directory, listing, stems, on_partial)
     result.entries.sort(key=lambda e: e.key)
     return result
@@ -189,18 +191,19 @@ def _name_of(item: Listed) -> str:
 
 
 def _changed_stems(
-    directory: str, stored: StoredFiles, before: bytes, now: bytes, names: bytes, listing: list[Listed]
+    directory: str, stored: StoredFiles, before: bytes, now: bytes, names: bytes, listing: list[Listed], seed: str
 ) -> set[str] | None:
     """The stems of the files that changed, were added or removed; None when a model file is
     among them (a sidecar may name any model file of the directory), or when what is stored
-    cannot tell."""
+    cannot tell (also when it shows no file changed: the fingerprint says one did)."""
     changed: list[str] | set[str] | None
     if same_names(before, now):  # compared in place
         places = changed_files(before, now)
-        changed = None if places is None else [listing[i][0] for i in places]
+        # No file's value differs while the fingerprint does: a change the record cannot see (or new ignore rules).
+        changed = [listing[i][0] for i in places] if places else None
     else:
         packed = stored.names(directory)
-        changed = None if packed is None else changed_names(before, packed, now, names)
+        changed = None if packed is None else changed_names(before, packed, now, names, seed)
     if changed is None:
         return None
     stems: set[str] = set()

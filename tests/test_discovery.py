@@ -14,7 +14,7 @@ from lora_manager.discovery import WalkResult, walk
 from lora_manager.entries import MAX_LISTED_NEIGHBOURS, Entry, FileStat, Neighbours, classify, signs_neighbour
 from lora_manager.errors import LoraError
 from lora_manager.ignore import load_ignore
-from lora_manager.listings import changed_files, changed_names, files_record, pack_names
+from lora_manager.listings import changed_files, changed_names, files_record, names_digest, pack_names
 from lora_manager.paths import resolve_root
 from tests.builders import write_json, write_safetensors
 
@@ -219,7 +219,7 @@ def test_a_folder_whose_stored_names_are_missing_or_not_its_own_is_looked_at_in_
 
 def _record(rows: list[tuple[str, int, int, bool]]) -> bytes:
     names = "\0".join(r[0] for r in rows).encode()
-    return files_record(names, array("q", [v for r in rows for v in r[1:]]).tobytes())
+    return files_record(names_digest("", names), array("q", [v for r in rows for v in r[1:]]).tobytes())
 
 
 def test_changed_files_names_the_places_that_differ_and_refuses_what_it_cannot_tell() -> None:
@@ -235,6 +235,69 @@ def test_changed_files_names_the_places_that_differ_and_refuses_what_it_cannot_t
     assert changed_files(before[:-1], before[:-1]) is None  # not whole files
 
 
+def _walk_with_stored_record(root: str, known: dict[str, str], record: Callable[[str], bytes | None]) -> WalkResult:
+    class Previous:
+        def record(self, directory: str) -> bytes | None:
+            return record(directory)
+
+        def names(self, directory: str) -> bytes | None:
+            return None
+
+    return walk(root, known=known, previous=Previous())
+
+
+def test_a_record_that_shows_no_change_while_the_fingerprint_does_means_a_look_at_the_whole_folder(
+    tmp_path: Path,
+) -> None:
+    """A record keeps one value a file, which a change could leave as it was: the fingerprint, which
+    hashes the numbers themselves, says the folder changed, so every entry of it is compared."""
+    for stem in ("alpha", "beta"):
+        write_safetensors(tmp_path / f"{stem}.safetensors", {})
+        write_json(tmp_path / f"{stem}.civitai.info", {"name": stem})
+    root = resolve_root(tmp_path)
+    now = walk(root)
+    stale = {d: "an older fingerprint" for d in now.fingerprints}
+    again = _walk_with_stored_record(root, stale, now.files.get)  # a record equal to today's
+    assert [e.stem for e in again.entries] == ["alpha", "beta"] and again.partial == {}
+
+
+def test_a_record_stored_by_an_older_release_24_bytes_a_file_means_one_look_at_the_whole_folder(
+    tmp_path: Path,
+) -> None:
+    """Before 0012 a record held each file's three numbers: it never matches today's, so the folder is
+    looked at in full (and its record is stored anew by the import)."""
+    for stem in ("alpha", "beta"):
+        write_safetensors(tmp_path / f"{stem}.safetensors", {})
+        write_json(tmp_path / f"{stem}.civitai.info", {"name": stem})
+    root = resolve_root(tmp_path)
+    first = walk(root)
+    names = b"\0".join(p.name.encode() for p in sorted(tmp_path.iterdir()))
+    numbers = array("q", [v for p in sorted(tmp_path.iterdir()) for v in (p.stat().st_size, p.stat().st_mtime_ns, 0)])
+    old_record = first.files[root][:16] + numbers.tobytes()
+    assert old_record[:16] == names_digest("", names)  # the same names: only the record's size differs
+    sidecar = tmp_path / "alpha.civitai.info"
+    st = sidecar.stat()
+    os.utime(sidecar, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = _walk_with_stored_record(root, first.fingerprints, lambda d: old_record)
+    assert [e.stem for e in again.entries] == ["alpha", "beta"] and again.partial == {}
+    assert len(again.files[root]) == 16 + 8 * 4  # stored anew, 8 bytes a file
+
+
+def test_a_records_value_changes_with_any_of_a_files_numbers_even_together() -> None:
+    """Size, mtime and link flag changing at once by the same few bits do not cancel out (the size and
+    flag are multiplied before they are mixed in)."""
+    base = ("a.json", 1000, 1_700_000_000_000_000_000, False)
+    changes = [
+        (base[0], base[1] + 1, base[2] + 1, base[3]),
+        (base[0], base[1] ^ 1, base[2] ^ 1, True),
+        (base[0], base[1], base[2] ^ 1, True),
+        (base[0], base[1] ^ 2, base[2] ^ 2, base[3]),
+        (base[0], base[1] + 2**32, base[2], base[3]),
+    ]
+    for changed in changes:
+        assert changed_files(_record([base]), _record([changed])) == [0], changed
+
+
 def test_changed_names_pairs_files_by_name_and_refuses_names_that_are_not_the_records() -> None:
     """Added, removed and changed files are named; stored names that do not fit the record give None."""
     rows = [("a.json", 1, 5, False), ("a.safetensors", 9, 5, False), ("b.json", 2, 5, False)]
@@ -242,11 +305,12 @@ def test_changed_names_pairs_files_by_name_and_refuses_names_that_are_not_the_re
     before, now = _record(rows), _record(now_rows)
     names = "\0".join(r[0] for r in rows).encode()
     now_names = "\0".join(r[0] for r in now_rows).encode()
-    assert changed_names(before, pack_names(names), now, now_names) == {"a.json", "b.json", "c.json"}
-    assert changed_names(before, pack_names(b"x\0y\0z"), now, now_names) is None  # not the record's names
-    assert changed_names(before, pack_names(b"a.json"), now, now_names) is None
-    assert changed_names(before, b"not zlib", now, now_names) is None
-    assert changed_names(_record([]), pack_names(b""), now, now_names) == {"a.json", "a.safetensors", "c.json"}
+    assert changed_names(before, pack_names(names), now, now_names, "") == {"a.json", "b.json", "c.json"}
+    assert changed_names(before, pack_names(names), now, now_names, "*.bak\n") is None  # other ignore rules
+    assert changed_names(before, pack_names(b"x\0y\0z"), now, now_names, "") is None  # not the record's names
+    assert changed_names(before, pack_names(b"a.json"), now, now_names, "") is None
+    assert changed_names(before, b"not zlib", now, now_names, "") is None
+    assert changed_names(_record([]), pack_names(b""), now, now_names, "") == {"a.json", "a.safetensors", "c.json"}
 
 
 def test_changed_files_agrees_with_comparing_every_file() -> None:

@@ -1,5 +1,8 @@
 """What the catalog keeps of each directory walked: its fingerprint, files record, names and entry counts.
 
+The names live in their own table (``directory_names``): a directory's row is rewritten whole
+whenever one of its files changed, its names only when they did.
+
 See ``listings`` for what a fingerprint and a files record are; the walk compares them
 (``discovery.walk``), the importer saves them once a run is through, and anything that
 changes a directory's entries behind the walk's back marks it *stale*: looked at in full
@@ -14,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
 from lora_manager.db.key_ranges import chunks, under
-from lora_manager.db.schema import directory
+from lora_manager.db.schema import directory, directory_names
 from lora_manager.db.upsert import upsert
 
 
@@ -29,17 +32,26 @@ def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[s
 
 
 def save_directories(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Upsert directory rows; a row without ``names`` keeps the names stored (they did not change)."""
-    for with_names in (True, False):
-        update_columns = ("fingerprint", "counts", "files", *(("names",) if with_names else ()))
-        group = [r for r in rows if ("names" in r) is with_names]
-        for part in chunks(group, 2000):
-            upsert(conn, directory, list(part), key=("path",), update=update_columns)
+    """Upsert directory rows; a row without ``names`` keeps the names stored (they did not change), one
+    whose ``names`` is None has none stored from now on."""
+    for part in chunks(rows, 2000):
+        upsert(
+            conn,
+            directory,
+            [{k: v for k, v in r.items() if k != "names"} for r in part],
+            key=("path",),
+            update=("fingerprint", "counts", "files"),
+        )
+    named = [r for r in rows if "names" in r]
+    _forget_names(conn, [r["path"] for r in named if r["names"] is None])
+    for part in chunks([{"path": r["path"], "names": r["names"]} for r in named if r["names"] is not None], 2000):
+        upsert(conn, directory_names, list(part), key=("path",), update=("names",))
 
 
 def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
     for part in chunks(paths):
         conn.execute(delete(directory).where(directory.c.path.in_(part)))
+    _forget_names(conn, paths)
 
 
 def stale_directories(conn: Connection, paths: Iterable[str], keep_names: bool = False) -> None:
@@ -48,9 +60,16 @@ def stale_directories(conn: Connection, paths: Iterable[str], keep_names: bool =
     ``keep_names`` for a run that will save these directories again itself: it stores the
     fingerprint and files record anew, and leaves the names stored when they did not change.
     """
-    values: dict[str, Any] = {"fingerprint": "", "files": None} | ({} if keep_names else {"names": None})
-    for part in chunks(sorted(set(paths))):
-        conn.execute(update(directory).where(directory.c.path.in_(part)).values(**values))
+    stale = sorted(set(paths))
+    for part in chunks(stale):
+        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None))
+    if not keep_names:
+        _forget_names(conn, stale)
+
+
+def _forget_names(conn: Connection, paths: Sequence[str]) -> None:
+    for part in chunks(paths):
+        conn.execute(delete(directory_names).where(directory_names.c.path.in_(part)))
 
 
 class StoredDirectories:
@@ -68,7 +87,10 @@ class StoredDirectories:
         driver = conn.connection.driver_connection
         translated = conn.get_execution_options().get("schema_translate_map")
         self._cursor = driver.cursor() if mark is not None and driver is not None and not translated else None
-        self._sql = {c: f"SELECT {c} FROM directory WHERE path = {mark}" for c in ("files", "names")}
+        self._sql = {
+            "files": f"SELECT files FROM directory WHERE path = {mark}",
+            "names": f"SELECT names FROM directory_names WHERE path = {mark}",
+        }
 
     def record(self, path: str) -> bytes | None:
         return self._read("files", path)
@@ -78,7 +100,8 @@ class StoredDirectories:
 
     def _read(self, column: str, path: str) -> bytes | None:
         if self._cursor is None:
-            stmt = select(directory.c[column]).where(directory.c.path == bindparam("path"))
+            table = directory if column == "files" else directory_names
+            stmt = select(table.c[column]).where(table.c.path == bindparam("path"))
             return _bytes(self._conn.execute(stmt, {"path": path}).scalar())
         self._cursor.execute(self._sql[column], (path,))
         row = self._cursor.fetchone()

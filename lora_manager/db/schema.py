@@ -5,7 +5,8 @@
 - ``adapter_tag``: the tags again, lowercased and indexed, so ``--tag`` never scans JSON text.
 - ``entry``: one row per library entry (a model file and its sidecars) with the signature
   that change detection compares, the identity it claims and its known problems.
-- ``directory``: a fingerprint of each walked directory, so an unchanged one costs a stat per file.
+- ``directory``: a fingerprint of each walked directory, so an unchanged one costs a stat per file;
+  ``directory_names``: its files' names, read only when they changed.
 - ``model_file``: every model file seen, with the hashes computed for it (hashes belong to
   files, not to catalog identities).
 - ``import_run`` / ``import_failure``: every run, and every file that failed in it.
@@ -223,10 +224,19 @@ directory = Table(
     _text("path", nullable=False, primary_key=True),
     _text("fingerprint", nullable=False),  # '' forces a full look at the directory next time
     _json("counts", default=dict),  # its entries' statuses -> how many
-    # Its files record (see ``listings``): when the fingerprint changes, which files did; and
-    # its files' names, compressed, read only when they changed (files added, removed, renamed).
+    # Its files record (see ``listings``): when the fingerprint changes, which files did.
     Column("files", LargeBinary),
-    Column("names", LargeBinary),
+)
+
+# A walked directory's files' names, compressed: read only when they changed (files added,
+# removed, renamed), to pair its files by name. Kept apart from its ``directory`` row, which a
+# re-import rewrites whole for every directory where a file changed: in that row, the names
+# took every such directory a second page of the catalog (migration 0012).
+directory_names = Table(
+    "directory_names",
+    metadata,
+    _text("path", nullable=False, primary_key=True),
+    Column("names", LargeBinary, nullable=False),
 )
 
 model_file = Table(

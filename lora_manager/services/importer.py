@@ -144,7 +144,7 @@ def _run_root(
             report.interrupted = True
             return
         with engine.begin() as conn:
-            # A few hundred directories at a time (a files record is 24 bytes a file).
+            # A few hundred directories at a time (a files record is 8 bytes a file).
             for part in chunks(list(plan.fingerprints.items()), 200):
                 directories.save_directories(conn, [_directory_row(plan, d, fp) for d, fp in part])
             directories.stale_directories(conn, plan.stale_dirs)

@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, insert, inspect, select, text
+from sqlalchemy import Connection, Engine, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
@@ -50,6 +50,25 @@ def _at(engine: Engine, revision: str) -> None:
     """Migrate a catalog to exactly ``revision``, as an older release would have left it."""
     with engine.begin() as conn:
         command.upgrade(alembic_config(connection=conn), revision)
+
+
+def _stamp_back(conn: Connection, revision: str) -> None:
+    """Make a catalog of this release one that ``revision`` left, to replay the later migrations on it.
+
+    Only the schema those replays depend on is undone: before 0012, a directory's names were
+    in its row.
+    """
+    if revision < "0012":
+        blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+        conn.execute(text(f"ALTER TABLE directory ADD COLUMN names {blob}"))
+        conn.execute(
+            text(
+                "UPDATE directory SET names ="
+                " (SELECT names FROM directory_names WHERE directory_names.path = directory.path)"
+            )
+        )
+        conn.execute(text("DROP TABLE directory_names"))
+    conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
 
 def _diff(engine: Engine) -> list[Any]:
@@ -181,6 +200,7 @@ def test_catalog_created_before_migrations_is_adopted_and_upgraded(engine: Engin
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE directory"))
+        conn.execute(text("DROP TABLE directory_names"))
         conn.execute(text("DROP INDEX ix_model_file_tensor_sha256"))
         conn.execute(text("ALTER TABLE model_file DROP COLUMN tensor_sha256"))
         conn.execute(text("INSERT INTO model_file (path, size, mtime_ns) VALUES ('/lib/a.safetensors', 1, 2)"))
@@ -481,7 +501,8 @@ def test_0007_regroups_folders_whose_entries_were_grouped_by_the_old_sidecar_nam
     old = run_import(engine, ImportOptions(roots=[str(lib)]))
     assert old.counts["failed"] == 1  # "ink.api_info": no model file "ink.api_info.*"
     monkeypatch.undo()
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # the revision alone: 0007 touches no more than folder records, and
+        # the import below runs on this release's schema (its code, not 0006's, does the reading)
         conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
     _at(engine, "0007")  # 0008 has everything read again: this pins what 0007 alone does
     assert _revision(engine) == "0007"
@@ -507,7 +528,7 @@ def _reread_after_upgrade(engine: Engine, lib: Path, stale: str, revision: str) 
     fresh = list_adapters(engine, ListQuery())
     with engine.begin() as conn:
         conn.execute(text(stale))
-        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+        _stamp_back(conn, revision)
     assert run_import(engine, ImportOptions(roots=[str(lib)])).counts["unchanged"] == 1  # not read: stale
     ensure_schema(engine)
     assert _revision(engine) == HEAD
@@ -586,7 +607,7 @@ def test_0010_reads_failed_and_duplicate_entries_again_so_an_older_releases_stat
     with engine.begin() as conn:  # what the older release stored
         conn.execute(text("UPDATE adapter SET missing_since = NULL WHERE name = 'Gone'"))
         conn.execute(text("UPDATE entry SET status = 'duplicate' WHERE key = :k"), {"k": broken_key})
-        conn.execute(text("UPDATE alembic_version SET version_num = '0009'"))
+        _stamp_back(conn, "0009")
     stale = run_import(engine, ImportOptions(roots=[str(lib)]))
     assert (stale.counts["failed"], stale.counts["missing"]) == (0, 0)  # nothing read: the states stay
 
@@ -611,8 +632,8 @@ def test_0008_gives_a_catalog_stamped_0006_by_its_first_cut_the_column_it_lacks(
     write_model(lib, "one", civitai_model("One"))
     ensure_schema(engine)
     with engine.begin() as conn:
+        _stamp_back(conn, "0006")
         conn.execute(text("ALTER TABLE directory DROP COLUMN names"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
     ensure_schema(engine)
     assert _revision(engine) == HEAD and _diff(engine) == []
     report = run_import(engine, ImportOptions(roots=[str(lib)]))
@@ -643,3 +664,43 @@ def test_a_catalog_whose_revision_record_is_empty_is_refused_and_left_untouched(
         assert result.exit_code == 2, (args, result.output)
         assert f"the revision record of the catalog {named(catalog_url)} is empty" in result.stderr
     assert _dump(engine) == before
+
+
+def test_0012_moves_each_folders_names_to_their_own_table_and_a_re_import_still_looks_at_one_entry(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A catalog whose names sit in ``directory`` rows (0011) keeps them, in ``directory_names``: a sidecar
+    added to a folder after the upgrade is paired by name, so only its entry is grouped and read."""
+    from lora_manager.db import directories
+    from lora_manager.discovery import walk
+    from lora_manager.paths import resolve_root
+    from lora_manager.services.importer import ImportOptions, run_import
+    from tests.builders import civitai_version, write_json, write_model
+
+    lib = tmp_path / "lib"
+    for stem in ("alpha", "beta", "gamma"):
+        write_model(lib / "dir", stem, civitai_version(stem.title(), file_name=f"{stem}.safetensors"))
+    ensure_schema(engine)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    folder = str((lib / "dir").resolve())
+    with engine.connect() as conn:
+        names = directories.StoredDirectories(conn).names(folder)
+    assert names is not None
+    with engine.begin() as conn:
+        _stamp_back(conn, "0011")
+        stored = conn.execute(text("SELECT names FROM directory WHERE path = :p"), {"p": folder}).scalar()
+    assert bytes(stored) == names  # as 0011 kept them
+
+    ensure_schema(engine)
+
+    assert _revision(engine) == HEAD and _diff(engine) == []
+    with engine.connect() as conn:
+        assert directories.StoredDirectories(conn).names(folder) == names
+    write_json(lib / "dir" / "beta.metadata.json", {"notes": "added"})
+    root = resolve_root(lib)
+    with engine.connect() as conn:
+        known = {path: fp for path, (fp, _) in directories.load_directories(conn, root).items()}
+        looked = walk(root, known=known, previous=directories.StoredDirectories(conn))
+    assert looked.partial == {folder: {"beta"}}  # paired by the stored names, not a look at the whole folder
+    report = run_import(engine, ImportOptions(roots=[str(lib)]))
+    assert (report.counts["updated"], report.counts["unchanged"]) == (1, 2)
