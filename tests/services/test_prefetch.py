@@ -317,6 +317,35 @@ def test_an_early_reader_is_sent_entries_once_eight_wait(tmp_path: Path, monkeyp
             pf.close()
 
 
+@pytest.mark.parametrize("near_the_end", [True, False])
+def test_in_the_walks_last_moments_entries_go_in_smaller_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, near_the_end: bool
+) -> None:
+    """What the reader is sent last, the importer waits for once the walk is done: in the walk's last
+    ``FINAL_WINDOW`` (judged from its pace over the folders the catalog knows), eight entries make a
+    chunk instead of ``EARLY_CHUNK``. Every result still comes back, whatever the chunks."""
+    monkeypatch.setattr(prefetch_module.os, "cpu_count", lambda: 2)  # a reader even on a one-core machine
+    root = resolve_root(_library(tmp_path / "lib", 24, folders=1))
+    entries = walk(root).entries
+    folder = entries[0].directory
+    # The walk is at ``folder``: the last of the known folders (nothing left), or the first of a
+    # thousand, a second after it began (some 1,000 s left).
+    known = [folder + "-" + str(i) for i in range(1000)]
+    pf = Prefetcher(root, MAX, early=prefetch_module.start_early_reader())
+    try:
+        pf.walk_starts([folder[:-1]] if near_the_end else known)
+        pf._walk_started -= 1.0
+        for e in entries:
+            pf.add([e])
+        chunks_in_walk = len(pf._results)
+        pf.walk_done()
+        assert chunks_in_walk == (3 if near_the_end else 1)  # 8, 8, 8; or 8, then 16 wait for more
+        assert len(pf._results) == (3 if near_the_end else 2)
+        assert all(pf.take(e) is not None for e in entries)
+    finally:
+        pf.close()
+
+
 def test_an_early_reader_not_loaded_in_time_is_let_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = resolve_root(_library(tmp_path / "lib", 6, folders=1))
     entries = walk(root).entries
