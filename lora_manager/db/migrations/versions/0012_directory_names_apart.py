@@ -7,7 +7,8 @@ Create Date: 2026-11-27
 A re-import rewrites the ``directory`` row of every folder where a file changed (its
 fingerprint and files record), and SQLite rewrites a row whole: with the compressed names in
 it, a folder of a few hundred files took a second page of the catalog, and a thousand
-scattered edits in a 100,000-model library wrote some 300 pages more than they needed. The
+scattered edits in a 100,000-model library wrote ~200 pages more than they needed (764 folder
+pages against 567 with the names apart, both with 8-byte records). The
 names change only when files are added, removed or renamed, and are read only then.
 
 The files record's format changes in the same release (8 bytes a file instead of 24: see
