@@ -149,13 +149,13 @@ class Prefetcher:
         self._sorted_folders = None
         self._walk_started = time.monotonic()
 
-    def _walk_left(self, folder: str) -> float:
-        """Seconds the walk has left, from its pace so far; 0 when it cannot tell (no folder known)."""
+    def _walk_left(self, folder: str) -> float | None:
+        """Seconds the walk has left, from its pace so far; None when it cannot tell (no folder known)."""
         import bisect
         import time
 
         if not self._folders:
-            return 0.0
+            return None
         if self._sorted_folders is None:
             self._sorted_folders = sorted(self._folders)
         elapsed = time.monotonic() - self._walk_started
@@ -182,7 +182,8 @@ class Prefetcher:
         if self._proc is None:
             if self.fork and len(self._waiting) < self.start_at:
                 return
-            if self.fork and self._walk_left(entries[0].directory) > SPAWN_WHEN_LEFT:
+            # A walk whose pace cannot be told (no folder known) is taken as nearly done: a fork.
+            if self.fork and (self._walk_left(entries[0].directory) or 0.0) > SPAWN_WHEN_LEFT:
                 self._use_interpreter()
             if not self._start():
                 self._waiting = []
@@ -195,7 +196,8 @@ class Prefetcher:
         """How many waiting entries make a chunk, the walk being at ``folder``: fewer near its end."""
         if len(self._waiting) < FINAL_CHUNK or self.chunk <= FINAL_CHUNK or len(self._waiting) >= self.chunk:
             return self.chunk  # the answer does not depend on where the walk is: no clock read
-        return FINAL_CHUNK if self._folders and self._walk_left(folder) < FINAL_WINDOW else self.chunk
+        left = self._walk_left(folder)
+        return FINAL_CHUNK if left is not None and left < FINAL_WINDOW else self.chunk
 
     def walk_done(self) -> None:
         """Send what is left; too few entries to be worth a reader are left to the importer.
@@ -487,9 +489,8 @@ def prefetcher_for(
 
 def _reads_aside(workers: int | None) -> bool:
     """Whether an import reads on a second core: there is one, the caller allows it, and the platform can."""
-    return not (
-        workers == 1 or (workers is None and (os.cpu_count() or 1) < 2) or not sys.executable or os.name != "posix"
-    )
+    allowed = workers != 1 and (workers is not None or (os.cpu_count() or 1) >= 2)
+    return allowed and bool(sys.executable) and os.name == "posix"
 
 
 def start_early_reader(workers: int | None = None) -> subprocess.Popen[bytes] | None:
