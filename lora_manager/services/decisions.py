@@ -31,7 +31,8 @@ from lora_manager.services.results import EntryResult
 PRELOAD_OWNERS = 5000  # this many entries to read or more: load every row's owner in one query
 
 
-@dataclass
+# Neither compared nor printed: without them, making the class (on every re-import of edits) costs half.
+@dataclass(repr=False, eq=False)
 class BatchDecisions:
     """What one batch decided; :meth:`RunState.apply` adds it to the run once it is saved."""
 
@@ -142,9 +143,7 @@ class RunState:
         # A first import's rows are all new: their stored indexed values need not be read.
         fresh = len(decided.fresh) == len(decided.adapters)
         ids = repo.upsert_adapters(conn, decided.adapters, fresh, decided.holders) if decided.adapters else {}
-        repo.replace_tags(
-            conn, {ids[a["entry_key"]]: a["tags"] for a in decided.adapters}, {ids[k] for k in decided.fresh}
-        )
+        repo.replace_tags(conn, _changed_tags(decided, ids), {ids[k] for k in decided.fresh})
         for row in decided.entries:
             if row["status"] == "ok":
                 row["adapter_id"] = ids.get(row["key"])
@@ -387,6 +386,21 @@ def _model_there(r: EntryResult, had: str | None) -> bool:
     listed = signs_neighbour(r.signature, os.path.basename(had))
     # Past the neighbours a signature lists one by one, only the disk can tell.
     return os.path.isfile(had) if listed is None else listed
+
+
+def _changed_tags(decided: BatchDecisions, ids: dict[str, int]) -> dict[int, list[str]]:
+    """The tags of each upserted row, less those of a row that stored the very same list already.
+
+    A re-import after a description was edited keeps its tags: asking ``adapter_tag`` for them
+    again was a query of every row the batch rewrites.
+    """
+    out: dict[int, list[str]] = {}
+    for a in decided.adapters:
+        adapter_id = ids[a["entry_key"]]
+        held = decided.holders.get((a["name"], a["version_key"]))
+        if held is None or held.adapter_id != adapter_id or held.tags != a["tags"]:
+            out[adapter_id] = a["tags"]
+    return out
 
 
 def _model_file_unchanged(old: repo.StoredEntry | None, r: EntryResult) -> bool:

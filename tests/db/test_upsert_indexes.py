@@ -349,3 +349,20 @@ def test_a_column_under_a_unique_constraint_stays_in_the_set_list() -> None:
         Index("ix_t_unique_one", "unique_one"),  # indexed, but unique through the constraint
     )
     assert upsert_module._deferrable(table, ("k",), ("plain", "unique_one", "free"), frozenset()) == ("plain",)
+
+
+def test_the_straight_to_the_driver_select_names_its_columns_as_the_compiler_does() -> None:
+    """Plain columns are named by hand (no compile); an expression is still compiled."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from lora_manager.db.schema import entry
+
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        for columns, key in (
+            ((*repo._OWNER_COLUMNS, repo._OWNER_TAGS, *repo._OWNER_INDEXED), adapter.c.name),
+            (repo._ENTRY_COLUMNS, entry.c.key),  # "key" is quoted on SQLite: a keyword there
+        ):
+            compiled = ", ".join(str(c.compile(dialect=dialect)) for c in columns)
+            sql = repo._select_where_in(dialect, columns, key, None)
+            assert sql.startswith(f"SELECT {compiled} FROM "), (sql, compiled)
+        assert "IS NOT NULL" in repo._select_where_in(dialect, repo._OWNER_COLUMNS, adapter.c.name, None)

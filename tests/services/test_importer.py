@@ -890,3 +890,35 @@ def test_a_broken_sidecar_does_not_hold_a_record_left_missing(engine: Engine, tm
         ("Alpha", str(lib.resolve() / "zz" / "m"), None),
         ("Beta", str(lib.resolve() / "b" / "n"), None),
     ]
+
+
+def test_tags_kept_by_an_edit_are_not_read_again_and_changed_ones_follow(engine: Engine, tmp_path: Path) -> None:
+    """A description edit keeps the stored tag list: ``adapter_tag`` is neither read nor written.
+    A list that changes (in case, order or content) is compared with ``adapter_tag`` as before."""
+    from sqlalchemy import event
+
+    from lora_manager.db.schema import adapter_tag
+
+    lib = tmp_path / "lib"
+    write_model(lib, "a", civitai_model("Alpha", file_name="a.safetensors", tags=["Anime", "style"]))
+    write_model(lib, "b", civitai_model("Beta", file_name="b.safetensors", tags=["x"]))
+    _import(engine, lib)
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+
+    write_json(
+        lib / "a.json", civitai_model("Alpha", file_name="a.safetensors", tags=["Anime", "style"], description="new")
+    )
+    assert _import(engine, lib).counts["updated"] == 1
+    assert not [s for s in sent if "adapter_tag" in s]
+    assert [r["description"] for r in _rows(engine)] == ["new", "<p>Beta</p>"]
+
+    write_json(lib / "a.json", civitai_model("Alpha", file_name="a.safetensors", tags=["style", "ANIME"]))
+    write_json(lib / "b.json", civitai_model("Beta", file_name="b.safetensors", tags=["X", "new"]))
+    assert _import(engine, lib).counts["updated"] == 2
+    assert [s for s in sent if "adapter_tag" in s]  # the lists differ: compared with what adapter_tag holds
+    with engine.connect() as conn:
+        ids = dict(conn.execute(select(adapter.c.name, adapter.c.id)).all())
+        held = set(conn.execute(select(adapter_tag.c.adapter_id, adapter_tag.c.tag)).all())
+    assert held == {(ids["Alpha"], "anime"), (ids["Alpha"], "style"), (ids["Beta"], "x"), (ids["Beta"], "new")}
+    assert [r["name"] for r in list_adapters(engine, ListQuery(tags=["new"]))] == ["Beta"]
