@@ -25,6 +25,7 @@ from lora_manager.listings import (
     fingerprint,
     int64,
     pack_names,
+    patch_for,
     same_names,
     snapshot,
 )
@@ -48,6 +49,8 @@ class WalkResult:
     # and the directories whose names must be stored anew (new, or files added, removed, renamed).
     files: dict[str, bytes] = field(default_factory=dict)
     names: dict[str, bytes] = field(default_factory=dict)
+    # Directories whose files record may be stored as a patch of the full one kept (see ``listings.patch_for``).
+    patches: dict[str, bytes] = field(default_factory=dict)
     # New directories left ungrouped (``defer_new``) -> how many entries they hold; see :func:`regroup`.
     deferred: dict[str, int] = field(default_factory=dict)
     # Directories that could not be listed (their problems say why): what is in them, and
@@ -106,6 +109,8 @@ def walk(
         before = stored.record(directory) if stored is not None else None
         if before is None or not same_names(before, now):
             result.names[directory] = pack_names(names)
+        if stored is not None and (patch := patch_for(stored.base(directory), now)) is not None:
+            result.patches[directory] = patch
         if defer_new and known is not None and (clean or directory not in known) and all(item[3] for item in listing):
             count = _count_entries(listing)
             if count:

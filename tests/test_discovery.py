@@ -115,6 +115,9 @@ def _rewalk_after(root: str, change: Callable[[], None]) -> WalkResult:
             asked.append(directory)
             return first.files.get(directory)
 
+        def base(self, directory: str) -> bytes | None:
+            return first.files.get(directory)
+
         def names(self, directory: str) -> bytes | None:
             return first.names.get(directory)
 
@@ -210,6 +213,8 @@ def test_a_folder_whose_stored_names_are_missing_or_not_its_own_is_looked_at_in_
             def record(self, directory: str) -> bytes | None:
                 return first.files.get(directory)
 
+            base = record
+
             def names(self, directory: str, stored: bytes | None = stored_names) -> bytes | None:
                 return stored
 
@@ -239,6 +244,8 @@ def _walk_with_stored_record(root: str, known: dict[str, str], record: Callable[
     class Previous:
         def record(self, directory: str) -> bytes | None:
             return record(directory)
+
+        base = record
 
         def names(self, directory: str) -> bytes | None:
             return None

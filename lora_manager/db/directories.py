@@ -1,7 +1,9 @@
 """What the catalog keeps of each directory walked: its fingerprint, files record, names and entry counts.
 
-The names live in their own table (``directory_names``): a directory's row is rewritten whole
-whenever one of its files changed, its names only when they did.
+A directory's row (``directory``) holds its fingerprint, counts and a short patch; its names
+and full files record live in ``directory_names``. A re-import rewrites the row of every
+directory where a file changed, the names and full record only when the names changed or the
+patch grew too long (see ``listings.patch_for``).
 
 See ``listings`` for what a fingerprint and a files record are; the walk compares them
 (``discovery.walk``), the importer saves them once a run is through, and anything that
@@ -16,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
+from lora_manager import listings
 from lora_manager.db.key_ranges import chunks, under
 from lora_manager.db.schema import directory, directory_names
 from lora_manager.db.upsert import upsert
@@ -32,20 +35,26 @@ def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[s
 
 
 def save_directories(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Upsert directory rows; a row without ``names`` keeps the names stored (they did not change), one
-    whose ``names`` is None has none stored from now on."""
+    """Upsert directory rows: ``path``, ``fingerprint``, ``counts``, ``patch`` (None: no record).
+
+    With ``files`` (a full files record), it is stored as the directory's base, and ``names``
+    with it when the row has them; a row without ``files`` leaves the base stored, of which its
+    patch is one. A row whose ``names`` is None has neither stored from now on.
+    """
+    keys = ("path", "fingerprint", "counts", "patch")
     for part in chunks(rows, 2000):
-        upsert(
-            conn,
-            directory,
-            [{k: v for k, v in r.items() if k != "names"} for r in part],
-            key=("path",),
-            update=("fingerprint", "counts", "files"),
+        upsert(conn, directory, [{k: r[k] for k in keys} for r in part], key=("path",), update=keys[1:])
+    _forget_names(conn, [r["path"] for r in rows if "names" in r and r["names"] is None])
+    named = [{"path": r["path"], "names": r["names"], "files": r["files"]} for r in rows if r.get("names") is not None]
+    for part in chunks(named, 2000):
+        upsert(conn, directory_names, list(part), key=("path",), update=("names", "files"))
+    # The names did not change: the row is there (the record the walk compared with came from it).
+    based = [{"p": r["path"], "f": r["files"]} for r in rows if "files" in r and "names" not in r]
+    if based:
+        conn.execute(
+            update(directory_names).where(directory_names.c.path == bindparam("p")).values(files=bindparam("f")),
+            based,
         )
-    named = [r for r in rows if "names" in r]
-    _forget_names(conn, [r["path"] for r in named if r["names"] is None])
-    for part in chunks([{"path": r["path"], "names": r["names"]} for r in named if r["names"] is not None], 2000):
-        upsert(conn, directory_names, list(part), key=("path",), update=("names",))
 
 
 def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
@@ -62,7 +71,7 @@ def stale_directories(conn: Connection, paths: Iterable[str], keep_names: bool =
     """
     stale = sorted(set(paths))
     for part in chunks(stale):
-        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", files=None))
+        conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", patch=None))
     if not keep_names:
         _forget_names(conn, stale)
 
@@ -88,24 +97,44 @@ class StoredDirectories:
         translated = conn.get_execution_options().get("schema_translate_map")
         self._cursor = driver.cursor() if mark is not None and driver is not None and not translated else None
         self._sql = {
-            "files": f"SELECT files FROM directory WHERE path = {mark}",
+            "files": "SELECT d.patch, n.files FROM directory d LEFT JOIN directory_names n ON n.path = d.path"
+            f" WHERE d.path = {mark}",
             "names": f"SELECT names FROM directory_names WHERE path = {mark}",
         }
+        self._bases: dict[str, bytes | None] = {}
 
     def record(self, path: str) -> bytes | None:
-        return self._read("files", path)
+        """The record the last import stored (its base, patched); None when it stored none."""
+        row = self._row("files", path)
+        patch, base = (_bytes(row[0]), _bytes(row[1])) if row else (None, None)
+        self._bases[path] = base
+        return listings.patched(base, patch) if patch is not None else None
+
+    def base(self, path: str) -> bytes | None:
+        """The full record kept for ``path`` (of which :meth:`record` is a patch), as :meth:`record` found it."""
+        if path not in self._bases:
+            self.record(path)
+        return self._bases[path]
 
     def names(self, path: str) -> bytes | None:
-        return self._read("names", path)
-
-    def _read(self, column: str, path: str) -> bytes | None:
-        if self._cursor is None:
-            table = directory if column == "files" else directory_names
-            stmt = select(table.c[column]).where(table.c.path == bindparam("path"))
-            return _bytes(self._conn.execute(stmt, {"path": path}).scalar())
-        self._cursor.execute(self._sql[column], (path,))
-        row = self._cursor.fetchone()
+        row = self._row("names", path)
         return _bytes(row[0]) if row else None
+
+    def _row(self, question: str, path: str) -> Sequence[Any] | None:
+        if self._cursor is None:
+            if question == "files":
+                n = directory_names.alias("n")
+                stmt = (
+                    select(directory.c.patch, n.c.files)
+                    .select_from(directory.outerjoin(n, n.c.path == directory.c.path))
+                    .where(directory.c.path == bindparam("path"))
+                )
+            else:
+                stmt = select(directory_names.c.names).where(directory_names.c.path == bindparam("path"))
+            return self._conn.execute(stmt, {"path": path}).first()
+        self._cursor.execute(self._sql[question], (path,))
+        row: Sequence[Any] | None = self._cursor.fetchone()
+        return row
 
 
 def _bytes(value: object) -> bytes | None:

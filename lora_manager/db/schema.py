@@ -6,7 +6,7 @@
 - ``entry``: one row per library entry (a model file and its sidecars) with the signature
   that change detection compares, the identity it claims and its known problems.
 - ``directory``: a fingerprint of each walked directory, so an unchanged one costs a stat per file;
-  ``directory_names``: its files' names, read only when they changed.
+  ``directory_names``: its files' names and full files record, read only when it changed.
 - ``model_file``: every model file seen, with the hashes computed for it (hashes belong to
   files, not to catalog identities).
 - ``import_run`` / ``import_failure``: every run, and every file that failed in it.
@@ -217,26 +217,29 @@ entry = Table(
 # its PostgreSQL dialect on every start (20 ms); the migrations are what build the schema.
 Index("ix_entry_duplicate_identity", entry.c.name, entry.c.version_key, sqlite_where=entry.c.status == "duplicate")
 
-# A walked directory's fingerprint: while it matches, none of its entries is looked at.
+# A walked directory's fingerprint: while it matches, none of its entries is looked at. A
+# re-import rewrites the row of every directory where a file changed: it is kept small.
 directory = Table(
     "directory",
     metadata,
     _text("path", nullable=False, primary_key=True),
     _text("fingerprint", nullable=False),  # '' forces a full look at the directory next time
     _json("counts", default=dict),  # its entries' statuses -> how many
-    # Its files record (see ``listings``): when the fingerprint changes, which files did.
-    Column("files", LargeBinary),
+    # Its files record (see ``listings``) as a patch of the full one in ``directory_names``:
+    # when the fingerprint changes, which files did. NULL: none (a full look next time).
+    Column("patch", LargeBinary),
 )
 
-# A walked directory's files' names, compressed: read only when they changed (files added,
-# removed, renamed), to pair its files by name. Kept apart from its ``directory`` row, which a
-# re-import rewrites whole for every directory where a file changed: in that row, the names
-# took every such directory a second page of the catalog (migration 0012).
+# A walked directory's files' names, compressed, and its full files record: written only when
+# the names change (files added, removed, renamed) or the patch grows too long (migrations
+# 0012, 0013). Kept apart from its ``directory`` row: in that row, they took every directory
+# where a file changed one page of the catalog or two.
 directory_names = Table(
     "directory_names",
     metadata,
     _text("path", nullable=False, primary_key=True),
     Column("names", LargeBinary, nullable=False),
+    Column("files", LargeBinary),
 )
 
 model_file = Table(

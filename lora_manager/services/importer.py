@@ -204,16 +204,27 @@ def _read_and_write(
 
 
 def _directory_row(plan: RootPlan, directory: str, fp: str) -> dict[str, object]:
-    """What the catalog keeps of a directory looked at: a stale one is looked at in full next time."""
-    stale = directory in plan.stale_dirs
+    """What the catalog keeps of a directory looked at: a stale one is looked at in full next time.
+
+    Its files record goes in as a patch of the full one stored when it can (see
+    ``listings.patch_for``); else in full, with the names if they changed (else the names
+    stored are still the directory's).
+    """
     row: dict[str, object] = {
         "path": directory,
-        "fingerprint": "" if stale else fp,
-        "files": None if stale else plan.files.get(directory),
+        "fingerprint": fp,
         "counts": {k: v for k, v in plan.dir_statuses.get(directory, Counter()).items() if v > 0},
     }
-    if stale or directory in plan.names:  # else the names stored are still the directory's
-        row["names"] = None if stale else plan.names[directory]
+    if directory in plan.stale_dirs:
+        row.update(fingerprint="", patch=None, names=None)
+    elif directory in plan.patches:
+        row["patch"] = plan.patches[directory]
+    elif (files := plan.files.get(directory)) is None:  # pragma: no cover - a directory looked at has one
+        row["patch"] = None
+    else:
+        row.update(patch=b"", files=files)
+        if directory in plan.names:
+            row["names"] = plan.names[directory]
     return row
 
 

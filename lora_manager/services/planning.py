@@ -40,6 +40,8 @@ class RootPlan:
     fingerprints: dict[str, str]
     files: dict[str, bytes]  # see ``listings``
     names: dict[str, bytes]  # the directories whose names changed -> their names, packed
+    # The directories whose files record is stored as a patch of the full one kept (``listings.patch_for``).
+    patches: dict[str, bytes]
     dir_statuses: dict[str, Counter[str]]
     gone_dirs: list[str]  # known directories that are no more
     stale_dirs: set[str]  # directories to look at in full next time
@@ -249,6 +251,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
         fingerprints={d: fp for d, fp in result.fingerprints.items() if d in looked_at},
         files=result.files,
         names=result.names,
+        patches=result.patches,
         dir_statuses=dir_statuses,
         gone_dirs=gone_dirs,
         stale_dirs=stale_dirs,

@@ -55,9 +55,11 @@ def _at(engine: Engine, revision: str) -> None:
 def _stamp_back(conn: Connection, revision: str) -> None:
     """Make a catalog of this release one that ``revision`` left, to replay the later migrations on it.
 
-    Only the schema those replays depend on is undone: before 0012, a directory's names were
-    in its row.
+    Only the schema those replays depend on is undone: before 0013, a directory's files record
+    was in its row (in full); before 0012, its names were too.
     """
+    if revision < "0013":
+        _give_back_files_column(conn)
     if revision < "0012":
         blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
         conn.execute(text(f"ALTER TABLE directory ADD COLUMN names {blob}"))
@@ -69,6 +71,19 @@ def _stamp_back(conn: Connection, revision: str) -> None:
         )
         conn.execute(text("DROP TABLE directory_names"))
     conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+def _give_back_files_column(conn: Connection) -> None:
+    """``directory.files`` as it was before 0013: each full record that had no changes since."""
+    blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+    conn.execute(text(f"ALTER TABLE directory ADD COLUMN files {blob}"))
+    conn.execute(
+        text(
+            "UPDATE directory SET files ="
+            " (SELECT files FROM directory_names WHERE directory_names.path = directory.path)"
+            " WHERE length(patch) = 0"
+        )
+    )
 
 
 def _diff(engine: Engine) -> list[Any]:
@@ -502,7 +517,9 @@ def test_0007_regroups_folders_whose_entries_were_grouped_by_the_old_sidecar_nam
     assert old.counts["failed"] == 1  # "ink.api_info": no model file "ink.api_info.*"
     monkeypatch.undo()
     with engine.begin() as conn:  # the revision alone: 0007 touches no more than folder records, and
-        # the import below runs on this release's schema (its code, not 0006's, does the reading)
+        # the import below runs on this release's schema (its code, not 0006's, does the reading),
+        # plus the column 0007 clears
+        _give_back_files_column(conn)
         conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
     _at(engine, "0007")  # 0008 has everything read again: this pins what 0007 alone does
     assert _revision(engine) == "0007"

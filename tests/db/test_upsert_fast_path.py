@@ -127,8 +127,8 @@ def _scenario(engine: Engine) -> None:
         directories.save_directories(
             conn,
             [
-                {"path": "/lib", "fingerprint": "fp", "files": b"\x00record", "counts": {"ok": 3}},
-                {"path": "/lib", "fingerprint": "fp2", "files": None, "counts": {}},
+                {"path": "/lib", "fingerprint": "fp", "patch": b"\x00patch", "counts": {"ok": 3}},
+                {"path": "/lib", "fingerprint": "fp2", "patch": None, "counts": {}},
             ],
         )
 
@@ -246,7 +246,7 @@ def _check_values(tables: dict[str, list[dict[str, Any]]]) -> None:
     files = {r["path"]: r for r in tables["model_file"]}
     assert (files["/lib/alpha.safetensors"]["sha256"], files["/lib/alpha.safetensors"]["hashed_at"]) == ("ab" * 32, NOW)
     assert (files["/lib/gamma.safetensors"]["sha256"], files["/lib/gamma.safetensors"]["missing_since"]) == (None, None)
-    assert tables["directory"] == [{"path": "/lib", "fingerprint": "fp2", "counts": {}, "files": None}]
+    assert tables["directory"] == [{"path": "/lib", "fingerprint": "fp2", "counts": {}, "patch": None}]
 
 
 def _failures(path: Path) -> list[tuple[type[BaseException], str]]:

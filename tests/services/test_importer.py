@@ -922,3 +922,54 @@ def test_tags_kept_by_an_edit_are_not_read_again_and_changed_ones_follow(engine:
         held = set(conn.execute(select(adapter_tag.c.adapter_id, adapter_tag.c.tag)).all())
     assert held == {(ids["Alpha"], "anime"), (ids["Alpha"], "style"), (ids["Beta"], "x"), (ids["Beta"], "new")}
     assert [r["name"] for r in list_adapters(engine, ListQuery(tags=["new"]))] == ["Beta"]
+
+
+def test_a_folder_record_is_kept_as_a_patch_until_many_files_differ_and_each_edit_is_seen_alone(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """After an edit the folder's row holds a patch of its full record (kept apart, unchanged); the
+    next edit elsewhere in the folder is grouped alone. Past ``PATCH_FILES`` files the record is
+    stored in full again."""
+    from lora_manager.db import directories
+    from lora_manager.db.schema import directory, directory_names
+    from lora_manager.discovery import walk
+    from lora_manager.listings import PATCH_FILES
+
+    lib = tmp_path / "lib"
+    stems = [f"m{i:02}" for i in range(PATCH_FILES + 4)]
+    for stem in stems:
+        write_model(lib, stem, a1111(activation_text=stem))
+    _import(engine, lib)
+    folder = str(lib.resolve())
+
+    def stored() -> tuple[bytes | None, bytes | None]:
+        with engine.connect() as conn:
+            patch = conn.execute(select(directory.c.patch).where(directory.c.path == folder)).scalar()
+            base = conn.execute(select(directory_names.c.files).where(directory_names.c.path == folder)).scalar()
+        return (bytes(patch) if patch is not None else None), (bytes(base) if base is not None else None)
+
+    def edit(stem: str) -> None:
+        write_json(lib / f"{stem}.json", a1111(activation_text=f"{stem} edited, longer"))
+
+    patch, base = stored()
+    assert patch == b"" and base is not None
+    edit("m00")
+    assert _import(engine, lib).counts["updated"] == 1
+    assert stored() == (stored()[0], base) and len(stored()[0] or b"") == 12  # one file's change; the base as it was
+    edit("m01")
+    with engine.connect() as conn:  # the walk pairs the files with the patched record: m01 alone changed
+        known = {p: fp for p, (fp, _) in directories.load_directories(conn, folder).items()}
+        looked = walk(folder, known=known, previous=directories.StoredDirectories(conn))
+    assert looked.partial == {folder: {"m01"}}
+    assert _import(engine, lib).counts["updated"] == 1
+    assert len(stored()[0] or b"") == 24
+
+    for stem in stems[2 : PATCH_FILES + 1]:  # 17 files differ from the base now: it is stored in full
+        edit(stem)
+    assert _import(engine, lib).counts["updated"] == PATCH_FILES - 1
+    patch, new_base = stored()
+    assert patch == b"" and new_base not in (None, base)
+    edit(stems[-1])
+    report = _import(engine, lib)
+    assert (report.counts["updated"], report.counts["unchanged"]) == (1, len(stems) - 1)
+    assert len(stored()[0] or b"") == 12
