@@ -211,7 +211,9 @@ def test_second_import_with_no_wait_exits_2_saying_another_import_runs(tmp_path:
 
 def test_ctrl_c_stops_after_the_current_batch_reports_it_and_exits_130(tmp_path: Path) -> None:
     """SIGINT to the import's process group: the batch in hand is committed, the rest is left for the next run."""
-    batch = ImportOptions(roots=[]).batch_size
+    from lora_manager.services.importer import EDIT_BATCH
+
+    batch = min(ImportOptions(roots=[]).batch_size, EDIT_BATCH)  # fewer than 5,000 entries: edit-sized batches
     lib = _library(tmp_path / "lib", batch + 40)
     db = tmp_path / "catalog.db"
     _ready(db)

@@ -10,10 +10,16 @@ importer uses it only for a re-import of edits (see ``importer.BACKGROUND_CHECKP
 and only while another batch is to come: with nothing left to overlap, a copy here and the
 close's copy of the rest synced the files twice, which cost a one-batch re-import more than
 it saved.
+
+The copied pages are also synced to disk here: SQLite syncs the catalog file only after a
+checkpoint that copied the whole log, which this one, with batches still being written, never
+is; so the close's sync flushed every page this had copied too (a 100,000-model re-import
+after 1,000 edits: 25-33 ms at the close, 8-10 with them synced here).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -51,6 +57,21 @@ class BackgroundCheckpoint:
             # PASSIVE: copies what no reader still needs, and waits for no lock.
             con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error:
-            pass
+            return
         finally:
             con.close()
+        _sync(self.path)
+
+
+def _sync(path: Path) -> None:
+    """Flush the catalog file's written pages to disk (not needed for safety: the close syncs it again)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        getattr(os, "fdatasync", os.fsync)(fd)
+    except OSError:  # a system that will not sync a file opened to read: the close does it
+        pass
+    finally:
+        os.close(fd)

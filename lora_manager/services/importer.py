@@ -42,6 +42,11 @@ __all__ = ["ImportOptions", "ImportReport", "Outcome", "Progress", "run_import"]
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 # Fewer entries to write than this: each batch's pages are checkpointed on a second thread.
 BACKGROUND_CHECKPOINT_BELOW = 5000
+# Such a re-import of edits writes batches of at most this many entries: a batch's pages are
+# copied and synced beside the next batch, and what the close still has to sync is one batch's
+# (1,100 edits at 100,000 models: 500, 500, 100 rather than 1,000 and 100, which left the copy
+# of the first batch still running when the last was written).
+EDIT_BATCH = 500
 
 
 def run_import(
@@ -177,7 +182,7 @@ def _read_and_write(
         plan.todo_in_key_order(),
         total,
         plan.root,
-        options.batch_size,
+        min(options.batch_size, EDIT_BATCH) if checkpoint.path is not None else options.batch_size,
         options.max_sidecar_bytes,
         options.workers,
         prefetch.take if prefetch else None,

@@ -121,3 +121,51 @@ def test_an_import_of_one_batch_asks_for_no_checkpoint(tmp_path: Path, started: 
     assert started == []
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names a descriptor's file through /proc")
+def test_a_checkpoint_syncs_the_pages_it_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite syncs the file only after copying the whole log; the copy here syncs what it copied."""
+    import os
+
+    synced: list[str] = []
+    sync = getattr(os, "fdatasync", os.fsync)
+
+    def recorded(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recorded, raising=False)
+    monkeypatch.setattr(os, "fsync", recorded)
+    path = tmp_path / "catalog.db"
+    engine = open_catalog(str(path))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                import_run.insert(), [{"started_at": datetime.now(UTC), "roots": ["/lib"], "status": "completed"}]
+            )
+        with engine.connect() as conn:
+            checkpoint = BackgroundCheckpoint(path)
+            checkpoint.start()
+            checkpoint.wait()
+            assert _rows_in_file_alone(path, tmp_path) == 1
+    finally:
+        engine.dispose()
+    assert str(path) in synced
+
+
+def test_a_re_import_of_edits_writes_small_batches_each_copied_beside_the_next(
+    tmp_path: Path, started: list[Path | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the limit of a re-import of edits, batches of ``EDIT_BATCH`` whatever ``batch_size`` says."""
+    from lora_manager.services import importer
+
+    monkeypatch.setattr(importer, "EDIT_BATCH", 3)
+    library = _library(tmp_path / "lib")
+    path = tmp_path / "catalog.db"
+    engine = open_catalog(str(path))
+    try:
+        assert run_import(engine, ImportOptions(roots=[str(library)])).counts["new"] == 7
+    finally:
+        engine.dispose()
+    assert started == [path] * 2  # 3, 3 and 1: a copy after each but the last
