@@ -19,8 +19,9 @@ differ (a file added, removed or renamed), the directory's names, kept apart and
 (:func:`pack_names`, written only when they change), pair the files by name instead
 (:func:`changed_names`): a preview or a sidecar added or removed still means a look at its
 own entry alone. The catalog keeps a record in full beside the names, and in the directory's
-row only what differs from it (:func:`patch_for`): 566 folder pages of such a re-import become
-a few dozen. Nothing here knows what the files are.
+row only what differs from it (:func:`patch_for`): the 566 folder pages of such a re-import
+were 147 after ten rounds of edits (71 of rows, 76 of records stored in full again). Nothing
+here knows what the files are.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ it saved.
 The copied pages are also synced to disk here: SQLite syncs the catalog file only after a
 checkpoint that copied the whole log, which this one, with batches still being written, never
 is; so the close's sync flushed every page this had copied too (a 100,000-model re-import
-after 1,000 edits: 25-33 ms at the close, 8-10 with them synced here).
+after 1,000 edits: 25-33 ms at the close, ~10 ms with them synced here).
 """
 
 from __future__ import annotations

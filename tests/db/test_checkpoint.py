@@ -109,8 +109,8 @@ def test_a_large_import_leaves_checkpoints_to_sqlite(
     assert started == [None] * 3  # asked after each batch but the last, with no file to copy: nothing runs
 
 
-def test_an_import_of_one_batch_asks_for_no_checkpoint(tmp_path: Path, started: list[Path | None]) -> None:
-    """A re-import of a few edits writes one batch: the close copies its pages, once."""
+def _import_seven(tmp_path: Path) -> Path:
+    """A first import of seven models with the default options; the catalog's path."""
     library = _library(tmp_path / "lib")
     path = tmp_path / "catalog.db"
     engine = open_catalog(str(path))
@@ -118,6 +118,12 @@ def test_an_import_of_one_batch_asks_for_no_checkpoint(tmp_path: Path, started: 
         assert run_import(engine, ImportOptions(roots=[str(library)])).counts["new"] == 7
     finally:
         engine.dispose()
+    return path
+
+
+def test_an_import_of_one_batch_asks_for_no_checkpoint(tmp_path: Path, started: list[Path | None]) -> None:
+    """A re-import of a few edits writes one batch: the close copies its pages, once."""
+    path = _import_seven(tmp_path)
     assert started == []
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -161,11 +167,5 @@ def test_a_re_import_of_edits_writes_small_batches_each_copied_beside_the_next(
     from lora_manager.services import importer
 
     monkeypatch.setattr(importer, "EDIT_BATCH", 3)
-    library = _library(tmp_path / "lib")
-    path = tmp_path / "catalog.db"
-    engine = open_catalog(str(path))
-    try:
-        assert run_import(engine, ImportOptions(roots=[str(library)])).counts["new"] == 7
-    finally:
-        engine.dispose()
+    path = _import_seven(tmp_path)
     assert started == [path] * 2  # 3, 3 and 1: a copy after each but the last
