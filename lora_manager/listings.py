@@ -18,10 +18,10 @@ a record in which no file differs makes the walk look at the whole directory. Wh
 differ (a file added, removed or renamed), the directory's names, kept apart and compressed
 (:func:`pack_names`, written only when they change), pair the files by name instead
 (:func:`changed_names`): a preview or a sidecar added or removed still means a look at its
-own entry alone. The catalog keeps a record in full beside the names, and in the directory's
-row only what differs from it (:func:`patch_for`): the 566 folder pages of such a re-import
-were 147 after ten rounds of edits (71 of rows, 76 of records stored in full again). Nothing
-here knows what the files are.
+own entry alone. The catalog keeps a record in full apart, and in the directory's row only
+what differs from it (:func:`patch_for`): the 566 folder pages of such a re-import were 147
+after ten rounds of edits (71 of rows, 76 of records stored in full again, with the names
+then). Nothing here knows what the files are.
 """
 
 from __future__ import annotations
@@ -45,8 +45,7 @@ _BLOCK = 16 * RECORD  # compared at once before looking at single files
 # Files of a directory whose values may differ from its full record before the record is stored
 # in full again (see :func:`patch_for`): a patch of 16 is 192 bytes.
 PATCH_FILES = 16
-_PLACE = struct.Struct("<I")  # a file's position in a patch
-_PATCH_ITEM = _PLACE.size + RECORD
+_PATCH_ITEM = struct.Struct(f"<I{RECORD}s")  # a file's position in a patch, and its value
 
 
 def snapshot(seed: str, listing: list[Listed]) -> tuple[str, bytes, bytes, bytes]:
@@ -132,20 +131,21 @@ def patch_for(base: bytes | None, now: bytes) -> bytes | None:
     places = changed_files(base, now)
     if places is None or len(places) > PATCH_FILES:
         return None
-    return b"".join(_PLACE.pack(i) + now[_NAMES_DIGEST + RECORD * i : _NAMES_DIGEST + RECORD * (i + 1)] for i in places)
+    return b"".join(
+        _PATCH_ITEM.pack(i, now[_NAMES_DIGEST + RECORD * i : _NAMES_DIGEST + RECORD * (i + 1)]) for i in places
+    )
 
 
 def patched(base: bytes | None, patch: bytes) -> bytes | None:
     """``base`` with ``patch`` (from :func:`patch_for`) applied; None when either is not what it should be."""
-    if base is None or (len(base) - _NAMES_DIGEST) % RECORD or len(patch) % _PATCH_ITEM:
+    if base is None or (len(base) - _NAMES_DIGEST) % RECORD or len(patch) % _PATCH_ITEM.size:
         return None
     record = bytearray(base)
-    for at in range(0, len(patch), _PATCH_ITEM):
-        (i,) = _PLACE.unpack_from(patch, at)
+    for i, value in _PATCH_ITEM.iter_unpack(patch):
         start = _NAMES_DIGEST + RECORD * i
         if start + RECORD > len(record):
             return None
-        record[start : start + RECORD] = patch[at + _PLACE.size : at + _PATCH_ITEM]
+        record[start : start + RECORD] = value
     return bytes(record)
 
 

@@ -1,9 +1,9 @@
 """What the catalog keeps of each directory walked: its fingerprint, files record, names and entry counts.
 
 A directory's row (``directory``) holds its fingerprint, counts and a short patch; its names
-and full files record live in ``directory_names``. A re-import rewrites the row of every
-directory where a file changed, the names and full record only when the names changed or the
-patch grew too long (see ``listings.patch_for``).
+and full files record live in ``directory_names`` and ``directory_files``. A re-import
+rewrites the row of every directory where a file changed, the names only when they changed,
+the full record then or when the patch grew too long (see ``listings.patch_for``).
 
 See ``listings`` for what a fingerprint and a files record are; the walk compares them
 (``discovery.walk``), the importer saves them once a run is through, and anything that
@@ -20,7 +20,7 @@ from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
 from lora_manager import listings
 from lora_manager.db.key_ranges import chunks, under
-from lora_manager.db.schema import directory, directory_names
+from lora_manager.db.schema import directory, directory_files, directory_names
 from lora_manager.db.upsert import upsert
 
 
@@ -37,30 +37,25 @@ def load_directories(conn: Connection, root: str) -> dict[str, tuple[str, dict[s
 def save_directories(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Upsert directory rows: ``path``, ``fingerprint``, ``counts``, ``patch`` (None: no record).
 
-    With ``files`` (a full files record), it is stored as the directory's base, and ``names``
-    with it when the row has them; a row without ``files`` leaves the base stored, of which its
-    patch is one. A row whose ``names`` is None has neither stored from now on.
+    With ``files`` (a full files record), it is stored as the directory's base, of which a
+    later patch is one; a row without it leaves the base stored. With ``names``, they are
+    stored; a row without them keeps those stored (they did not change). A row whose ``names``
+    is None has neither names nor base stored from now on.
     """
     keys = ("path", "fingerprint", "counts", "patch")
     for part in chunks(rows, 2000):
         upsert(conn, directory, [{k: r[k] for k in keys} for r in part], key=("path",), update=keys[1:])
-    _forget_names(conn, [r["path"] for r in rows if "names" in r and r["names"] is None])
-    named = [{"path": r["path"], "names": r["names"], "files": r["files"]} for r in rows if r.get("names") is not None]
-    for part in chunks(named, 2000):
-        upsert(conn, directory_names, list(part), key=("path",), update=("names", "files"))
-    # The names did not change: the row is there (the record the walk compared with came from it).
-    based = [{"p": r["path"], "f": r["files"]} for r in rows if "files" in r and "names" not in r]
-    if based:
-        conn.execute(
-            update(directory_names).where(directory_names.c.path == bindparam("p")).values(files=bindparam("f")),
-            based,
-        )
+    _forget_listing(conn, [r["path"] for r in rows if "names" in r and r["names"] is None])
+    for table, column in ((directory_names, "names"), (directory_files, "files")):
+        given = [{"path": r["path"], column: r[column]} for r in rows if r.get(column) is not None]
+        for part in chunks(given, 2000):
+            upsert(conn, table, list(part), key=("path",), update=(column,))
 
 
 def forget_directories(conn: Connection, paths: Sequence[str]) -> None:
     for part in chunks(paths):
         conn.execute(delete(directory).where(directory.c.path.in_(part)))
-    _forget_names(conn, paths)
+    _forget_listing(conn, paths)
 
 
 def stale_directories(conn: Connection, paths: Iterable[str], keep_names: bool = False) -> None:
@@ -73,12 +68,14 @@ def stale_directories(conn: Connection, paths: Iterable[str], keep_names: bool =
     for part in chunks(stale):
         conn.execute(update(directory).where(directory.c.path.in_(part)).values(fingerprint="", patch=None))
     if not keep_names:
-        _forget_names(conn, stale)
+        _forget_listing(conn, stale)
 
 
-def _forget_names(conn: Connection, paths: Sequence[str]) -> None:
-    for part in chunks(paths):
-        conn.execute(delete(directory_names).where(directory_names.c.path.in_(part)))
+def _forget_listing(conn: Connection, paths: Sequence[str]) -> None:
+    """Forget the names and full files record of these directories."""
+    for table in (directory_names, directory_files):
+        for part in chunks(paths):
+            conn.execute(delete(table).where(table.c.path.in_(part)))
 
 
 class StoredDirectories:
@@ -97,7 +94,7 @@ class StoredDirectories:
         translated = conn.get_execution_options().get("schema_translate_map")
         self._cursor = driver.cursor() if mark is not None and driver is not None and not translated else None
         self._sql = {
-            "files": "SELECT d.patch, n.files FROM directory d LEFT JOIN directory_names n ON n.path = d.path"
+            "files": "SELECT d.patch, f.files FROM directory d LEFT JOIN directory_files f ON f.path = d.path"
             f" WHERE d.path = {mark}",
             "names": f"SELECT names FROM directory_names WHERE path = {mark}",
         }
@@ -123,10 +120,9 @@ class StoredDirectories:
     def _row(self, question: str, path: str) -> Sequence[Any] | None:
         if self._cursor is None:
             if question == "files":
-                n = directory_names.alias("n")
                 stmt = (
-                    select(directory.c.patch, n.c.files)
-                    .select_from(directory.outerjoin(n, n.c.path == directory.c.path))
+                    select(directory.c.patch, directory_files.c.files)
+                    .select_from(directory.outerjoin(directory_files, directory_files.c.path == directory.c.path))
                     .where(directory.c.path == bindparam("path"))
                 )
             else:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # The newest revision in ``migrations/versions``; a test checks that they agree. Kept as a
 # constant so that the fast path never has to import Alembic and read the scripts.
-HEAD = "0013"
+HEAD = "0014"
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
 # Distinct from the import lock's key: an upgrade must not wait for an import to finish.

@@ -6,7 +6,8 @@
 - ``entry``: one row per library entry (a model file and its sidecars) with the signature
   that change detection compares, the identity it claims and its known problems.
 - ``directory``: a fingerprint of each walked directory, so an unchanged one costs a stat per file;
-  ``directory_names``: its files' names and full files record, read only when it changed.
+  ``directory_names`` and ``directory_files``: its files' names and full files record, read
+  only when it changed.
 - ``model_file``: every model file seen, with the hashes computed for it (hashes belong to
   files, not to catalog identities).
 - ``import_run`` / ``import_failure``: every run, and every file that failed in it.
@@ -225,21 +226,27 @@ directory = Table(
     _text("path", nullable=False, primary_key=True),
     _text("fingerprint", nullable=False),  # '' forces a full look at the directory next time
     _json("counts", default=dict),  # its entries' statuses -> how many
-    # Its files record (see ``listings``) as a patch of the full one in ``directory_names``:
+    # Its files record (see ``listings``) as a patch of the full one in ``directory_files``:
     # when the fingerprint changes, which files did. NULL: none (a full look next time).
     Column("patch", LargeBinary),
 )
 
-# A walked directory's files' names, compressed, and its full files record: written only when
-# the names change (files added, removed, renamed) or the patch grows too long (migrations
-# 0012, 0013). Kept apart from its ``directory`` row: in that row, they took every directory
-# where a file changed one page of the catalog or two.
+# A walked directory's files' names, compressed, and its full files record, each written only
+# when it changes: the names when files are added, removed or renamed, the record then or when
+# its patch grows too long (migrations 0012 to 0014). Kept apart from its ``directory`` row: in
+# that row they took every directory where a file changed a page of the catalog or two; apart
+# from each other, a record is read in one page, and stored again without the names.
 directory_names = Table(
     "directory_names",
     metadata,
     _text("path", nullable=False, primary_key=True),
     Column("names", LargeBinary, nullable=False),
-    Column("files", LargeBinary),
+)
+directory_files = Table(
+    "directory_files",
+    metadata,
+    _text("path", nullable=False, primary_key=True),
+    Column("files", LargeBinary, nullable=False),
 )
 
 model_file = Table(

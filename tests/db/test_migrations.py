@@ -55,9 +55,19 @@ def _at(engine: Engine, revision: str) -> None:
 def _stamp_back(conn: Connection, revision: str) -> None:
     """Make a catalog of this release one that ``revision`` left, to replay the later migrations on it.
 
-    Only the schema those replays depend on is undone: before 0013, a directory's files record
-    was in its row (in full); before 0012, its names were too.
+    Only the schema those replays depend on is undone: before 0014, a directory's full files
+    record was beside its names; before 0013, in its row; before 0012, its names were too.
     """
+    if revision < "0014":
+        blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+        conn.execute(text(f"ALTER TABLE directory_names ADD COLUMN files {blob}"))
+        conn.execute(
+            text(
+                "UPDATE directory_names SET files ="
+                " (SELECT files FROM directory_files WHERE directory_files.path = directory_names.path)"
+            )
+        )
+        conn.execute(text("DROP TABLE directory_files"))
     if revision < "0013":
         _give_back_files_column(conn)
     if revision < "0012":
@@ -73,14 +83,13 @@ def _stamp_back(conn: Connection, revision: str) -> None:
     conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
 
-def _give_back_files_column(conn: Connection) -> None:
-    """``directory.files`` as it was before 0013: each full record that had no changes since."""
+def _give_back_files_column(conn: Connection, source: str = "directory_names") -> None:
+    """``directory.files`` as it was before 0013: each full record (kept in ``source``) that had no changes since."""
     blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
     conn.execute(text(f"ALTER TABLE directory ADD COLUMN files {blob}"))
     conn.execute(
         text(
-            "UPDATE directory SET files ="
-            " (SELECT files FROM directory_names WHERE directory_names.path = directory.path)"
+            f"UPDATE directory SET files = (SELECT files FROM {source} WHERE {source}.path = directory.path)"
             " WHERE length(patch) = 0"
         )
     )
@@ -519,7 +528,7 @@ def test_0007_regroups_folders_whose_entries_were_grouped_by_the_old_sidecar_nam
     with engine.begin() as conn:  # the revision alone: 0007 touches no more than folder records, and
         # the import below runs on this release's schema (its code, not 0006's, does the reading),
         # plus the column 0007 clears
-        _give_back_files_column(conn)
+        _give_back_files_column(conn, "directory_files")
         conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
     _at(engine, "0007")  # 0008 has everything read again: this pins what 0007 alone does
     assert _revision(engine) == "0007"
@@ -719,5 +728,45 @@ def test_0012_moves_each_folders_names_to_their_own_table_and_a_re_import_still_
         known = {path: fp for path, (fp, _) in directories.load_directories(conn, root).items()}
         looked = walk(root, known=known, previous=directories.StoredDirectories(conn))
     assert looked.partial == {folder: {"beta"}}  # paired by the stored names, not a look at the whole folder
+    report = run_import(engine, ImportOptions(roots=[str(lib)]))
+    assert (report.counts["updated"], report.counts["unchanged"]) == (1, 2)
+
+
+def test_0013_and_0014_keep_each_folders_files_record_so_an_edit_is_still_grouped_alone(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A catalog whose full files records sit in ``directory`` rows (0012) keeps them, in
+    ``directory_files`` with an empty patch: an edited sidecar's entry is the only one looked at."""
+    from lora_manager.db import directories
+    from lora_manager.discovery import walk
+    from lora_manager.paths import resolve_root
+    from lora_manager.services.importer import ImportOptions, run_import
+    from tests.builders import civitai_version, write_json, write_model
+
+    lib = tmp_path / "lib"
+    for stem in ("alpha", "beta", "gamma"):
+        write_model(lib / "dir", stem, civitai_version(stem.title(), file_name=f"{stem}.safetensors"))
+    ensure_schema(engine)
+    run_import(engine, ImportOptions(roots=[str(lib)]))
+    root = resolve_root(lib)
+    folder = str((lib / "dir").resolve())
+    with engine.connect() as conn:
+        record = directories.StoredDirectories(conn).record(folder)
+    with engine.begin() as conn:
+        _stamp_back(conn, "0012")
+        stored = conn.execute(text("SELECT files FROM directory WHERE path = :p"), {"p": folder}).scalar()
+    assert record is not None and bytes(stored) == record  # as 0012 kept it
+
+    ensure_schema(engine)
+
+    assert _revision(engine) == HEAD and _diff(engine) == []
+    with engine.connect() as conn:
+        assert directories.StoredDirectories(conn).record(folder) == record
+        assert directories.StoredDirectories(conn).base(folder) == record
+    write_json(lib / "dir" / "gamma.json", civitai_version("Gamma", "v2.0", file_name="gamma.safetensors"))
+    with engine.connect() as conn:
+        known = {path: fp for path, (fp, _) in directories.load_directories(conn, root).items()}
+        looked = walk(root, known=known, previous=directories.StoredDirectories(conn))
+    assert looked.partial == {folder: {"gamma"}} and list(looked.patches) == [folder]
     report = run_import(engine, ImportOptions(roots=[str(lib)]))
     assert (report.counts["updated"], report.counts["unchanged"]) == (1, 2)

@@ -931,7 +931,7 @@ def test_a_folder_record_is_kept_as_a_patch_until_many_files_differ_and_each_edi
     next edit elsewhere in the folder is grouped alone. Past ``PATCH_FILES`` files the record is
     stored in full again."""
     from lora_manager.db import directories
-    from lora_manager.db.schema import directory, directory_names
+    from lora_manager.db.schema import directory, directory_files
     from lora_manager.discovery import walk
     from lora_manager.listings import PATCH_FILES
 
@@ -945,7 +945,7 @@ def test_a_folder_record_is_kept_as_a_patch_until_many_files_differ_and_each_edi
     def stored() -> tuple[bytes | None, bytes | None]:
         with engine.connect() as conn:
             patch = conn.execute(select(directory.c.patch).where(directory.c.path == folder)).scalar()
-            base = conn.execute(select(directory_names.c.files).where(directory_names.c.path == folder)).scalar()
+            base = conn.execute(select(directory_files.c.files).where(directory_files.c.path == folder)).scalar()
         return (bytes(patch) if patch is not None else None), (bytes(base) if base is not None else None)
 
     def edit(stem: str) -> None:
