@@ -59,40 +59,27 @@ def _stamp_back(conn: Connection, revision: str) -> None:
     record was beside its names; before 0013, in its row; before 0012, its names were too.
     """
     if revision < "0014":
-        blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
-        conn.execute(text(f"ALTER TABLE directory_names ADD COLUMN files {blob}"))
-        conn.execute(
-            text(
-                "UPDATE directory_names SET files ="
-                " (SELECT files FROM directory_files WHERE directory_files.path = directory_names.path)"
-            )
-        )
+        _move_back(conn, "files", "directory_names", "directory_files")
         conn.execute(text("DROP TABLE directory_files"))
     if revision < "0013":
         _give_back_files_column(conn)
     if revision < "0012":
-        blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
-        conn.execute(text(f"ALTER TABLE directory ADD COLUMN names {blob}"))
-        conn.execute(
-            text(
-                "UPDATE directory SET names ="
-                " (SELECT names FROM directory_names WHERE directory_names.path = directory.path)"
-            )
-        )
+        _move_back(conn, "names", "directory", "directory_names")
         conn.execute(text("DROP TABLE directory_names"))
     conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
 
+def _move_back(conn: Connection, column: str, into: str, source: str, where: str = "") -> None:
+    """Give table ``into`` the binary ``column`` it had before, copied from ``source`` by path."""
+    blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+    conn.execute(text(f"ALTER TABLE {into} ADD COLUMN {column} {blob}"))
+    copied = f"(SELECT {column} FROM {source} WHERE {source}.path = {into}.path)"
+    conn.execute(text(f"UPDATE {into} SET {column} = {copied}{where}"))
+
+
 def _give_back_files_column(conn: Connection, source: str = "directory_names") -> None:
     """``directory.files`` as it was before 0013: each full record (kept in ``source``) that had no changes since."""
-    blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
-    conn.execute(text(f"ALTER TABLE directory ADD COLUMN files {blob}"))
-    conn.execute(
-        text(
-            f"UPDATE directory SET files = (SELECT files FROM {source} WHERE {source}.path = directory.path)"
-            " WHERE length(patch) = 0"
-        )
-    )
+    _move_back(conn, "files", "directory", source, " WHERE length(patch) = 0")
 
 
 def _diff(engine: Engine) -> list[Any]:
