@@ -14,7 +14,16 @@ from lora_manager.discovery import WalkResult, walk
 from lora_manager.entries import MAX_LISTED_NEIGHBOURS, Entry, FileStat, Neighbours, classify, signs_neighbour
 from lora_manager.errors import LoraError
 from lora_manager.ignore import load_ignore
-from lora_manager.listings import changed_files, changed_names, files_record, names_digest, pack_names
+from lora_manager.listings import (
+    PATCH_FILES,
+    changed_files,
+    changed_names,
+    files_record,
+    names_digest,
+    pack_names,
+    patch_for,
+    patched,
+)
 from lora_manager.paths import resolve_root
 from tests.builders import write_json, write_safetensors
 
@@ -318,6 +327,23 @@ def test_changed_names_pairs_files_by_name_and_refuses_names_that_are_not_the_re
     assert changed_names(before, pack_names(b"a.json"), now, now_names, "") is None
     assert changed_names(before, b"not zlib", now, now_names, "") is None
     assert changed_names(_record([]), pack_names(b""), now, now_names, "") == {"a.json", "a.safetensors", "c.json"}
+
+
+def test_a_patch_gives_back_the_record_it_was_made_for_and_refuses_what_it_cannot_stand_for() -> None:
+    """A patch holds the files that differ from the full record; past ``PATCH_FILES`` of them, or against
+    a record of other names, there is none (the record is stored in full). A patch that does not fit
+    its base gives no record (the folder is looked at in full)."""
+    rows = [(f"m{i:02}.json", 100 + i, 5, False) for i in range(PATCH_FILES + 2)]
+    base = _record(rows)
+    one = _record([rows[0], (rows[1][0], 999, 6, False), *rows[2:]])
+    patch = patch_for(base, one)
+    assert patch is not None and len(patch) == 12 and patched(base, patch) == one
+    assert patch_for(base, base) == b"" and patched(base, b"") == base
+    many = _record([(name, size + 1, mtime, link) for name, size, mtime, link in rows])
+    assert patch_for(base, many) is None  # every file differs: more than PATCH_FILES
+    assert patch_for(_record(rows[1:]), one) is None and patch_for(None, one) is None  # other names; no base
+    beyond = (len(rows)).to_bytes(4, "little") + b"\0" * 8  # a file past the record's last
+    assert patched(base, beyond) is None and patched(base, patch[:-1]) is None and patched(None, patch) is None
 
 
 def test_changed_files_agrees_with_comparing_every_file() -> None:

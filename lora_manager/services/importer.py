@@ -224,10 +224,8 @@ def _directory_row(plan: RootPlan, directory: str, fp: str) -> dict[str, object]
         row.update(fingerprint="", patch=None, names=None)
     elif directory in plan.patches:
         row["patch"] = plan.patches[directory]
-    elif (files := plan.files.get(directory)) is None:  # pragma: no cover - a directory looked at has one
-        row["patch"] = None
-    else:
-        row.update(patch=b"", files=files)
+    else:  # every directory looked at has a files record: the walk made one before grouping it
+        row.update(patch=b"", files=plan.files[directory])
         if directory in plan.names:
             row["names"] = plan.names[directory]
     return row
