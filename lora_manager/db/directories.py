@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
 from lora_manager import listings
-from lora_manager.db.key_ranges import chunks, under
+from lora_manager.db.key_ranges import chunks, path_range, under
 from lora_manager.db.schema import directory, directory_files, directory_names
 from lora_manager.db.upsert import upsert
 
@@ -84,11 +84,20 @@ class StoredDirectories:
     A re-import after scattered edits asks for hundreds of directories, one at a time (see
     ``discovery.walk``), so the questions go straight to the driver: on SQLite a tenth of the
     cost of a SQLAlchemy statement; on PostgreSQL, no parse and plan per question (psycopg
-    prepares a statement after five runs).
+    prepares a statement after five runs). Past :data:`ONE_BY_ONE` records, those of every
+    directory under ``root`` are read in one query (~2 MB, 3-5 ms at 100,000 models): asked one
+    at a time during a re-import after 1,100 edits there, the 650 changed directories' records
+    took 37-47 ms (while the reader process works beside the walk, every lookup costs two to
+    three times what it does alone); read at once, 16-20 ms with the patches applied. A run
+    that finds a handful of changed directories, and the no-op run, which finds none, read
+    nothing more.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    ONE_BY_ONE = 16
+
+    def __init__(self, conn: Connection, root: str | None = None) -> None:
         self._conn = conn
+        self._root = root
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
         driver = conn.connection.driver_connection
         translated = conn.get_execution_options().get("schema_translate_map")
@@ -97,13 +106,16 @@ class StoredDirectories:
             "files": "SELECT d.patch, f.files FROM directory d LEFT JOIN directory_files f ON f.path = d.path"
             f" WHERE d.path = {mark}",
             "names": f"SELECT names FROM directory_names WHERE path = {mark}",
+            "all": "SELECT d.path, d.patch, f.files FROM directory d LEFT JOIN directory_files f ON f.path = d.path"
+            f" WHERE d.path = {mark} OR (d.path >= {mark} AND d.path < {mark})",
         }
         self._bases: dict[str, bytes | None] = {}
+        self._asked = 0
+        self._all: dict[str, tuple[bytes | None, bytes | None]] | None = None
 
     def record(self, path: str) -> bytes | None:
         """The record the last import stored (its base, patched); None when it stored none."""
-        row = self._row("files", path)
-        patch, base = (_bytes(row[0]), _bytes(row[1])) if row else (None, None)
+        patch, base = self._stored(path)
         self._bases[path] = base
         return listings.patched(base, patch) if patch is not None else None
 
@@ -116,6 +128,33 @@ class StoredDirectories:
     def names(self, path: str) -> bytes | None:
         row = self._row("names", path)
         return _bytes(row[0]) if row else None
+
+    def _stored(self, path: str) -> tuple[bytes | None, bytes | None]:
+        """``(patch, base)`` as stored for ``path``, one by one or, once enough were asked, from all of them."""
+        root = self._root
+        if root is not None and (path == root or path.startswith(path_range(root)[0])):
+            self._asked += 1
+            if self._all is None and self._asked > self.ONE_BY_ONE:
+                self._all = self._load_all(root)
+            if self._all is not None:
+                return self._all.get(path, (None, None))
+        row = self._row("files", path)
+        return (_bytes(row[0]), _bytes(row[1])) if row else (None, None)
+
+    def _load_all(self, root: str) -> dict[str, tuple[bytes | None, bytes | None]]:
+        """Every record stored under (and at) ``root``: ``path -> (patch, base)``."""
+        rows: Iterable[Sequence[Any]]
+        if self._cursor is not None:
+            self._cursor.execute(self._sql["all"], (root, *path_range(root)))
+            rows = self._cursor.fetchall()
+        else:
+            stmt = (
+                select(directory.c.path, directory.c.patch, directory_files.c.files)
+                .select_from(directory.outerjoin(directory_files, directory_files.c.path == directory.c.path))
+                .where(or_(directory.c.path == root, under(directory.c.path, root)))
+            )
+            rows = self._conn.execute(stmt).all()
+        return {path: (_bytes(patch), _bytes(files)) for path, patch, files in rows}
 
     def _row(self, question: str, path: str) -> Sequence[Any] | None:
         if self._cursor is None:

@@ -19,5 +19,11 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 def under(column: Any, root: str) -> Any:
     """Rows whose path-like ``column`` lies under ``root``: an index range, not a LIKE scan."""
+    low, high = path_range(root)
+    return and_(column >= low, column < high)
+
+
+def path_range(root: str) -> tuple[str, str]:
+    """The bounds of the paths under ``root``: ``low <= path < high``."""
     prefix = root.rstrip(os.sep) + os.sep
-    return and_(column >= prefix, column < prefix[:-1] + chr(ord(os.sep) + 1))
+    return prefix, prefix[:-1] + chr(ord(os.sep) + 1)

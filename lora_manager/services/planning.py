@@ -137,7 +137,7 @@ def plan_root(conn: Connection, root: str, options: ImportOptions, prefetch: Pre
     known = {path: fp for path, (fp, _) in known_dirs.items()} if skip or reread else None
 
     rules = load_ignore(root, options.ignore)
-    previous = directories.StoredDirectories(conn) if skip else None
+    previous = directories.StoredDirectories(conn, root) if skip else None
     if prefetch:
         prefetch.walk_starts(known_dirs.keys())
     result = walk(

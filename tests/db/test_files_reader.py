@@ -78,3 +78,58 @@ def test_a_patch_is_read_back_applied_to_the_full_record_and_a_full_record_repla
     with engine.connect() as conn:
         stored = directories.StoredDirectories(conn)
         assert (stored.record("/lib/kept"), stored.names("/lib/kept")) == (None, None)
+
+
+def test_past_a_few_folders_the_records_under_the_root_are_read_at_once_and_answer_as_one_by_one(
+    engine: Engine,
+) -> None:
+    """A re-import after scattered edits asks for hundreds of records: one query then, the same answers.
+
+    The folders around the root's name (``/lib2``, ``/lib-x``, ``/lib`` itself) tell the range apart
+    from a prefix; a folder outside the root is still answered.
+    """
+    base = _record(b"a", b"b", b"c")
+    edited = _record(b"a", b"B", b"c")
+    patch = patch_for(base, edited)
+    rows: list[dict[str, object]] = []
+    for i in range(directories.StoredDirectories.ONE_BY_ONE + 8):
+        path = f"/lib/d{i:02d}"
+        if i % 3 == 0:
+            rows.append({"path": path, "fingerprint": "f", "patch": b"", "files": base, "names": b"n", "counts": {}})
+        elif i % 3 == 1:
+            rows.append({"path": path, "fingerprint": "", "patch": None, "names": None, "counts": {}})
+        else:
+            rows.append({"path": path, "fingerprint": "f", "patch": b"", "files": base, "names": b"n", "counts": {}})
+    outside = {"path": "/lib2", "fingerprint": "f", "patch": b"", "files": edited, "names": b"n", "counts": {}}
+    rows += [
+        {"path": "/lib", "fingerprint": "f", "patch": b"", "files": edited, "names": b"n", "counts": {}},
+        {**outside, "path": "/lib-x"},
+        outside,
+    ]
+    with engine.begin() as conn:
+        directories.save_directories(conn, rows)
+        patched_rows = [r["path"] for r in rows if str(r["path"]).startswith("/lib/d") and r["patch"] == b""][1::2]
+        directories.save_directories(
+            conn, [{"path": p, "fingerprint": "g", "patch": patch, "counts": {}} for p in patched_rows]
+        )
+    asked = [str(r["path"]) for r in rows] + ["/lib/unknown", "/lib/d00", "/lib2", "/lib-x"]
+    with engine.connect() as conn:
+        one_by_one = directories.StoredDirectories(conn)
+        expected = [(one_by_one.record(p), one_by_one.base(p)) for p in asked]
+    assert expected[:3] == [(base, base), (None, None), (edited, base)]
+    assert expected[-4:] == [(None, None), (base, base), (edited, edited), (edited, edited)]
+    with engine.connect() as conn:
+        statements: list[str] = []
+        driver = conn.connection.driver_connection
+        if engine.dialect.name == "sqlite":
+            driver.set_trace_callback(statements.append)  # type: ignore[union-attr]
+        at_once = directories.StoredDirectories(conn, "/lib")
+        assert [(at_once.record(p), at_once.base(p)) for p in asked] == expected
+        if engine.dialect.name == "sqlite":
+            driver.set_trace_callback(None)  # type: ignore[union-attr]
+            # ONE_BY_ONE questions, one query for the rest of the root's folders, one each time one outside it is asked.
+            assert len(statements) == directories.StoredDirectories.ONE_BY_ONE + 1 + 4
+    with engine.connect() as conn:  # through SQLAlchemy (a schema to translate): the same answers
+        translated = conn.execution_options(schema_translate_map={None: None})
+        via_sqlalchemy = directories.StoredDirectories(translated, "/lib")
+        assert [(via_sqlalchemy.record(p), via_sqlalchemy.base(p)) for p in asked] == expected
