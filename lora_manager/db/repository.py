@@ -294,8 +294,27 @@ def upsert_adapters(
     idents = {(r["name"], r["version_key"]) for r in rows}
     ids = {ident: owner.adapter_id for ident in idents if (owner := held.get(ident)) is not None}
     if len(ids) < len(idents):  # new rows
-        ids.update((i, owner.adapter_id) for i, owner in owners(conn, idents - ids.keys()).items())
+        ids.update(_ids_of(conn, idents - ids.keys()))
     return {r["entry_key"]: ids[(r["name"], r["version_key"])] for r in rows}
+
+
+def _ids_of(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, int]:
+    """The id of the row that holds each ``(name, version_key)``: all a new row's caller needs of it.
+
+    :func:`owners` would read each row's tags and indexed columns too, and decode the tags: a
+    cold import asks this of every row it inserts (at 10,000 models, 0.29 s of its writer's
+    time under the profiler went to that call).
+    """
+    wanted = set(identities)
+    found: dict[Identity, int] = {}
+    for part in chunks(sorted({name for name, _ in wanted})):
+        for name, version_key, adapter_id in _rows_where_in(conn, _ID_COLUMNS, adapter.c.name, part):
+            if (name, version_key) in wanted:
+                found[(name, version_key)] = adapter_id
+    return found
+
+
+_ID_COLUMNS = (adapter.c.name, adapter.c.version_key, adapter.c.id)
 
 
 def replace_tags(conn: Connection, tags_by_id: dict[int, list[str]], fresh: Collection[int] = ()) -> None:
