@@ -87,8 +87,8 @@ class StoredDirectories:
     prepares a statement after five runs). Past :data:`ONE_BY_ONE` records, those of every
     directory under ``root`` are read in one query (~2 MB, 3-5 ms at 100,000 models): asked one
     at a time during a re-import after 1,100 edits there, the 650 changed directories' records
-    took 37-47 ms (while the reader process works beside the walk, every lookup costs two to
-    three times what it does alone); read at once, 16-20 ms with the patches applied. A run
+    took 37-47 ms (in the run, a lookup costs two to three times what it does in a loop by
+    itself); read at once, 16-20 ms with the patches applied. A run
     that finds a handful of changed directories, and the no-op run, which finds none, read
     nothing more.
     """
