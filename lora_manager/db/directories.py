@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, or_, select, update
 
 from lora_manager import listings
 from lora_manager.db.key_ranges import chunks, path_range, under
@@ -98,16 +98,15 @@ class StoredDirectories:
     def __init__(self, conn: Connection, root: str | None = None) -> None:
         self._conn = conn
         self._root = root
+        self._under = path_range(root)[0] if root is not None else None
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
         driver = conn.connection.driver_connection
         translated = conn.get_execution_options().get("schema_translate_map")
         self._cursor = driver.cursor() if mark is not None and driver is not None and not translated else None
         self._sql = {
-            "files": "SELECT d.patch, f.files FROM directory d LEFT JOIN directory_files f ON f.path = d.path"
-            f" WHERE d.path = {mark}",
+            "one": f"{_RECORDS} WHERE d.path = {mark}",
+            "all": f"{_RECORDS} WHERE d.path = {mark} OR (d.path >= {mark} AND d.path < {mark})",
             "names": f"SELECT names FROM directory_names WHERE path = {mark}",
-            "all": "SELECT d.path, d.patch, f.files FROM directory d LEFT JOIN directory_files f ON f.path = d.path"
-            f" WHERE d.path = {mark} OR (d.path >= {mark} AND d.path < {mark})",
         }
         self._bases: dict[str, bytes | None] = {}
         self._asked = 0
@@ -126,50 +125,43 @@ class StoredDirectories:
         return self._bases[path]
 
     def names(self, path: str) -> bytes | None:
-        row = self._row("names", path)
+        if self._cursor is None:
+            stmt = select(directory_names.c.names).where(directory_names.c.path == path)
+            row: Sequence[Any] | None = self._conn.execute(stmt).first()
+        else:
+            self._cursor.execute(self._sql["names"], (path,))
+            row = self._cursor.fetchone()
         return _bytes(row[0]) if row else None
 
     def _stored(self, path: str) -> tuple[bytes | None, bytes | None]:
         """``(patch, base)`` as stored for ``path``, one by one or, once enough were asked, from all of them."""
-        root = self._root
-        if root is not None and (path == root or path.startswith(path_range(root)[0])):
+        root, under_root = self._root, self._under
+        if root is not None and under_root is not None and (path == root or path.startswith(under_root)):
             self._asked += 1
             if self._all is None and self._asked > self.ONE_BY_ONE:
-                self._all = self._load_all(root)
+                condition = or_(directory.c.path == root, under(directory.c.path, root))
+                self._all = self._records("all", (root, *path_range(root)), condition)
             if self._all is not None:
                 return self._all.get(path, (None, None))
-        row = self._row("files", path)
-        return (_bytes(row[0]), _bytes(row[1])) if row else (None, None)
+        return self._records("one", (path,), directory.c.path == path).get(path, (None, None))
 
-    def _load_all(self, root: str) -> dict[str, tuple[bytes | None, bytes | None]]:
-        """Every record stored under (and at) ``root``: ``path -> (patch, base)``."""
+    def _records(
+        self, question: str, params: tuple[str, ...], condition: ColumnElement[bool]
+    ) -> dict[str, tuple[bytes | None, bytes | None]]:
+        """``path -> (patch, base)`` of the directories the question (SQL text) or ``condition`` (SQLAlchemy) names."""
         rows: Iterable[Sequence[Any]]
         if self._cursor is not None:
-            self._cursor.execute(self._sql["all"], (root, *path_range(root)))
+            self._cursor.execute(self._sql[question], params)
             rows = self._cursor.fetchall()
         else:
-            stmt = (
-                select(directory.c.path, directory.c.patch, directory_files.c.files)
-                .select_from(directory.outerjoin(directory_files, directory_files.c.path == directory.c.path))
-                .where(or_(directory.c.path == root, under(directory.c.path, root)))
-            )
-            rows = self._conn.execute(stmt).all()
+            join = directory.outerjoin(directory_files, directory_files.c.path == directory.c.path)
+            stmt = select(directory.c.path, directory.c.patch, directory_files.c.files).select_from(join)
+            rows = self._conn.execute(stmt.where(condition)).all()
         return {path: (_bytes(patch), _bytes(files)) for path, patch, files in rows}
 
-    def _row(self, question: str, path: str) -> Sequence[Any] | None:
-        if self._cursor is None:
-            if question == "files":
-                stmt = (
-                    select(directory.c.patch, directory_files.c.files)
-                    .select_from(directory.outerjoin(directory_files, directory_files.c.path == directory.c.path))
-                    .where(directory.c.path == bindparam("path"))
-                )
-            else:
-                stmt = select(directory_names.c.names).where(directory_names.c.path == bindparam("path"))
-            return self._conn.execute(stmt, {"path": path}).first()
-        self._cursor.execute(self._sql[question], (path,))
-        row: Sequence[Any] | None = self._cursor.fetchone()
-        return row
+
+# A directory's row and its full files record (absent: no base), as ``_records`` reads them.
+_RECORDS = "SELECT d.path, d.patch, f.files FROM directory d LEFT JOIN directory_files f ON f.path = d.path"
 
 
 def _bytes(value: object) -> bytes | None:

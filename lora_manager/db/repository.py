@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -225,20 +225,27 @@ def borrowed_model_files(conn: Connection, root: str) -> set[str]:
 
 def owners(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, Owner]:
     """Which row holds each ``(name, version_key)`` now, with its indexed columns."""
-    wanted = set(identities)
     found: dict[Identity, Owner] = {}
     indexed = ("entry_key", *(c.key for c in _OWNER_INDEXED))
+    columns = (*_OWNER_COLUMNS, _OWNER_TAGS, *_OWNER_INDEXED)
+    for name, version_key, adapter_id, entry_key, missing, json_path, tags, *values in _rows_of(
+        conn, identities, columns
+    ):
+        stored = dict(zip(indexed, (entry_key, *values), strict=True))
+        found[(name, version_key)] = Owner(adapter_id, entry_key, bool(missing), json_path, stored, _stored_list(tags))
+    return found
+
+
+def _rows_of(
+    conn: Connection, identities: Iterable[Identity], columns: tuple[ColumnElement[Any], ...]
+) -> Iterator[Sequence[Any]]:
+    """The ``adapter`` rows holding these identities: ``columns``, whose first two are ``name`` and ``version_key``."""
+    wanted = set(identities)
     # ``name IN (...)`` walks the unique index's leading column; a row-value IN may not.
     for part in chunks(sorted({name for name, _ in wanted})):
-        for name, version_key, adapter_id, entry_key, missing, json_path, tags, *values in _rows_where_in(
-            conn, (*_OWNER_COLUMNS, _OWNER_TAGS, *_OWNER_INDEXED), adapter.c.name, part
-        ):
-            if (name, version_key) in wanted:
-                stored = dict(zip(indexed, (entry_key, *values), strict=True))
-                found[(name, version_key)] = Owner(
-                    adapter_id, entry_key, bool(missing), json_path, stored, _stored_list(tags)
-                )
-    return found
+        for row in _rows_where_in(conn, columns, adapter.c.name, part):
+            if (row[0], row[1]) in wanted:
+                yield row
 
 
 def _stored_list(value: Any) -> list[Any] | None:
@@ -305,13 +312,7 @@ def _ids_of(conn: Connection, identities: Iterable[Identity]) -> dict[Identity, 
     cold import asks this of every row it inserts (at 10,000 models, 0.29 s of its writer's
     time under the profiler went to that call).
     """
-    wanted = set(identities)
-    found: dict[Identity, int] = {}
-    for part in chunks(sorted({name for name, _ in wanted})):
-        for name, version_key, adapter_id in _rows_where_in(conn, _ID_COLUMNS, adapter.c.name, part):
-            if (name, version_key) in wanted:
-                found[(name, version_key)] = adapter_id
-    return found
+    return {(name, version): adapter_id for name, version, adapter_id in _rows_of(conn, identities, _ID_COLUMNS)}
 
 
 _ID_COLUMNS = (adapter.c.name, adapter.c.version_key, adapter.c.id)

@@ -26,24 +26,29 @@ def _rows_in_file_alone(path: Path, tmp: Path) -> int:
         return int(db.execute("SELECT count(*) FROM import_run").fetchone()[0])
 
 
-def test_committed_pages_are_copied_into_the_file_while_the_writer_stays_open(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.db"
+def _checkpoint_beside_the_writer(path: Path, tmp: Path, runs: int) -> tuple[int, int]:
+    """Commit ``runs`` rows, then run one background checkpoint while the writer's connection stays
+    open: the runs the file holds by itself before and after it."""
     engine = open_catalog(str(path))
     try:
         with engine.connect() as conn:  # the schema into the file first
             assert conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0] == 0
         with engine.begin() as conn:
-            rows = [{"started_at": datetime.now(UTC), "roots": ["/lib"], "status": "completed"} for _ in range(50)]
+            rows = [{"started_at": datetime.now(UTC), "roots": ["/lib"], "status": "completed"} for _ in range(runs)]
             conn.execute(import_run.insert(), rows)
         with engine.connect() as conn:  # the writer's connection is open: no close has copied anything
             assert conn.execute(select(import_run.c.id)).all()
-            assert _rows_in_file_alone(path, tmp_path) == 0
+            before = _rows_in_file_alone(path, tmp)
             checkpoint = BackgroundCheckpoint(path)
             checkpoint.start()
             checkpoint.wait()
-            assert _rows_in_file_alone(path, tmp_path) == 50
+            return before, _rows_in_file_alone(path, tmp)
     finally:
         engine.dispose()
+
+
+def test_committed_pages_are_copied_into_the_file_while_the_writer_stays_open(tmp_path: Path) -> None:
+    assert _checkpoint_beside_the_writer(tmp_path / "catalog.db", tmp_path, 50) == (0, 50)
 
 
 def test_no_file_no_thread(tmp_path: Path) -> None:
@@ -144,19 +149,7 @@ def test_a_checkpoint_syncs_the_pages_it_copied(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(os, "fdatasync", recorded, raising=False)
     monkeypatch.setattr(os, "fsync", recorded)
     path = tmp_path / "catalog.db"
-    engine = open_catalog(str(path))
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                import_run.insert(), [{"started_at": datetime.now(UTC), "roots": ["/lib"], "status": "completed"}]
-            )
-        with engine.connect() as conn:
-            checkpoint = BackgroundCheckpoint(path)
-            checkpoint.start()
-            checkpoint.wait()
-            assert _rows_in_file_alone(path, tmp_path) == 1
-    finally:
-        engine.dispose()
+    assert _checkpoint_beside_the_writer(path, tmp_path, 1)[1] == 1
     assert str(path) in synced
 
 
