@@ -19,13 +19,12 @@ from lora_manager.ignore import IgnoreRules
 from lora_manager.listings import (
     Listed,
     StoredFiles,
-    changed_files,
     changed_names,
+    compare,
     files_record,
     fingerprint,
     int64,
     pack_names,
-    patch_for,
     same_names,
     snapshot,
 )
@@ -106,11 +105,13 @@ def walk(
             continue
         now = result.files[directory] = files_record(named, numbers)
         stored = previous if previous is not None and known is not None and directory in known else None
-        before = stored.record(directory) if stored is not None else None
+        before = places = None
+        if stored is not None:
+            before, places, patch = compare(*stored.stored(directory), now)
+            if patch is not None:
+                result.patches[directory] = patch
         if before is None or not same_names(before, now):
             result.names[directory] = pack_names(names)
-        if stored is not None and (patch := patch_for(stored.base(directory), now)) is not None:
-            result.patches[directory] = patch
         if defer_new and known is not None and (clean or directory not in known) and all(item[3] for item in listing):
             count = _count_entries(listing)
             if count:
@@ -118,7 +119,7 @@ def walk(
                 continue
         stems = None
         if stored and before:
-            stems = _changed_stems(directory, stored, before, now, names, listing, rules.text)
+            stems = _changed_stems(directory, stored, before, places, now, names, listing, rules.text)
         _look_at(result, directory, listing, stems, on_partial)
     result.entries.sort(key=lambda e: e.key)
     return result
@@ -196,14 +197,23 @@ def _name_of(item: Listed) -> str:
 
 
 def _changed_stems(
-    directory: str, stored: StoredFiles, before: bytes, now: bytes, names: bytes, listing: list[Listed], seed: str
+    directory: str,
+    stored: StoredFiles,
+    before: bytes,
+    places: list[int] | None,
+    now: bytes,
+    names: bytes,
+    listing: list[Listed],
+    seed: str,
 ) -> set[str] | None:
     """The stems of the files that changed, were added or removed; None when a model file is
     among them (a sidecar may name any model file of the directory), or when what is stored
-    cannot tell (also when it shows no file changed: the fingerprint says one did)."""
+    cannot tell (also when it shows no file changed: the fingerprint says one did).
+
+    ``places``: the files whose values differ between ``before`` and ``now`` (:func:`~lora_manager.listings.compare`).
+    """
     changed: list[str] | set[str] | None
     if same_names(before, now):  # compared in place
-        places = changed_files(before, now)
         # No file's value differs while the fingerprint does: a change the record cannot see (or new ignore rules).
         changed = [listing[i][0] for i in places] if places else None
     else:

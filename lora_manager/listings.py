@@ -105,15 +105,44 @@ def files_record(named: bytes, numbers: bytes) -> bytes:
 class StoredFiles(Protocol):
     """What the catalog remembers of a directory's files at the last import (None: nothing).
 
-    ``record`` is the files record as it was then; ``base`` the record the catalog keeps in
-    full, of which ``record`` may be a patch (see :func:`patch_for`).
+    ``stored`` gives ``(patch, base)``: the record the catalog keeps in full, and what the
+    files record was at the last import as a patch of it (see :func:`patch_for`; ``b""``: the
+    base itself; None: no record, the directory is looked at in full). :func:`compare` reads them.
     """
 
-    def record(self, directory: str) -> bytes | None: ...
-
-    def base(self, directory: str) -> bytes | None: ...
+    def stored(self, directory: str) -> tuple[bytes | None, bytes | None]: ...
 
     def names(self, directory: str) -> bytes | None: ...
+
+
+def compare(patch: bytes | None, base: bytes | None, now: bytes) -> tuple[bytes | None, list[int] | None, bytes | None]:
+    """A changed directory's stored record against ``now``, from what :meth:`StoredFiles.stored` gives.
+
+    Returns the record as the last import stored it (``base`` patched; None when there is
+    none, or it is malformed), the positions of the files whose values differ from it (as
+    :func:`changed_files` gives them; None when the names differ or it cannot tell), and
+    ``now`` as a patch of ``base`` (:func:`patch_for`). One comparison with ``base`` answers
+    both of the last: where the stored record was a patch, only the patched files are
+    compared again (a second comparison of the whole record, for each of the ~650 folders a
+    re-import after 1,100 edits of 100,000 models finds changed, cost ~10 us each).
+    """
+    if base is None:
+        return None, None, None
+    places = changed_files(base, now)
+    new_patch = _patch_of(places, now)
+    if patch is None:
+        return None, None, new_patch
+    before = patched(base, patch)
+    if before is None or places is None:
+        return before, None, new_patch
+    if not patch:  # the record in full
+        return before, places, new_patch
+    at = dict(_PATCH_ITEM.iter_unpack(patch))  # a position patched twice: the last value, as in ``patched``
+    # A patched file differs from ``now`` as its patched value does; any other, as its base value does.
+    changed = [i for i in places if i not in at]
+    changed += [i for i, value in at.items() if _value(now, i) != value]
+    changed.sort()
+    return before, changed, new_patch
 
 
 def patch_for(base: bytes | None, now: bytes) -> bytes | None:
@@ -126,14 +155,19 @@ def patch_for(base: bytes | None, now: bytes) -> bytes | None:
     keeps the row small. None, and the record is kept in full again, when there is no base of
     the same names, or more than :data:`PATCH_FILES` files differ from it.
     """
-    if base is None:
-        return None
-    places = changed_files(base, now)
+    return None if base is None else _patch_of(changed_files(base, now), now)
+
+
+def _patch_of(places: list[int] | None, now: bytes) -> bytes | None:
+    """The patch of ``now`` at ``places`` (where it differs from the base); None past :data:`PATCH_FILES`."""
     if places is None or len(places) > PATCH_FILES:
         return None
-    return b"".join(
-        _PATCH_ITEM.pack(i, now[_NAMES_DIGEST + RECORD * i : _NAMES_DIGEST + RECORD * (i + 1)]) for i in places
-    )
+    return b"".join(_PATCH_ITEM.pack(i, _value(now, i)) for i in places)
+
+
+def _value(record: bytes, i: int) -> bytes:
+    """The value of the ``i``-th file of a files record."""
+    return record[_NAMES_DIGEST + RECORD * i : _NAMES_DIGEST + RECORD * (i + 1)]
 
 
 def patched(base: bytes | None, patch: bytes) -> bytes | None:

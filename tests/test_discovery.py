@@ -18,6 +18,7 @@ from lora_manager.listings import (
     PATCH_FILES,
     changed_files,
     changed_names,
+    compare,
     files_record,
     names_digest,
     pack_names,
@@ -120,12 +121,9 @@ def _rewalk_after(root: str, change: Callable[[], None]) -> WalkResult:
     asked: list[str] = []
 
     class Previous:
-        def record(self, directory: str) -> bytes | None:
+        def stored(self, directory: str) -> tuple[bytes | None, bytes | None]:
             asked.append(directory)
-            return first.files.get(directory)
-
-        def base(self, directory: str) -> bytes | None:
-            return first.files.get(directory)
+            return b"", first.files.get(directory)  # the record in full: no patch
 
         def names(self, directory: str) -> bytes | None:
             return first.names.get(directory)
@@ -219,10 +217,8 @@ def test_a_folder_whose_stored_names_are_missing_or_not_its_own_is_looked_at_in_
     for stored_names in (None, pack_names(b"other\0names"), b"not zlib"):
 
         class Previous:
-            def record(self, directory: str) -> bytes | None:
-                return first.files.get(directory)
-
-            base = record
+            def stored(self, directory: str) -> tuple[bytes | None, bytes | None]:
+                return b"", first.files.get(directory)
 
             def names(self, directory: str, stored: bytes | None = stored_names) -> bytes | None:
                 return stored
@@ -251,10 +247,8 @@ def test_changed_files_names_the_places_that_differ_and_refuses_what_it_cannot_t
 
 def _walk_with_stored_record(root: str, known: dict[str, str], record: Callable[[str], bytes | None]) -> WalkResult:
     class Previous:
-        def record(self, directory: str) -> bytes | None:
-            return record(directory)
-
-        base = record
+        def stored(self, directory: str) -> tuple[bytes | None, bytes | None]:
+            return b"", record(directory)
 
         def names(self, directory: str) -> bytes | None:
             return None
@@ -361,6 +355,44 @@ def test_changed_files_agrees_with_comparing_every_file() -> None:
             )
         want = [i for i, (a, b) in enumerate(zip(rows, edited, strict=True)) if a != b]
         assert changed_files(_record(rows), _record(edited)) == want
+
+
+def test_compare_answers_as_the_patched_record_compared_in_full_would() -> None:
+    """``compare`` compares ``now`` with the base once; its answers equal those of the stored record
+    built by ``patched`` and compared whole, and of ``patch_for``: for no record, a record in full, a
+    patch (a patched file changed again, changed back to its base value, or not at all; a position
+    patched twice), a patch that does not fit, a malformed base, and other names."""
+    rng = random.Random(11)
+
+    def edit(rows: list[tuple[str, int, int, bool]], count: int) -> list[tuple[str, int, int, bool]]:
+        out = list(rows)
+        for _ in range(count):
+            i = rng.randrange(len(out))
+            name, size, mtime, link = out[i]
+            out[i] = rng.choice([(name, size + 1, mtime, link), (name, size, mtime + 1, link), rows[i]])
+        return out
+
+    cases = 0
+    for _ in range(600):
+        rows = [
+            (f"f{i:04}.json", rng.randint(1, 10**6), rng.randint(10**18, 2 * 10**18), False)
+            for i in range(rng.randint(1, 70))
+        ]
+        base = _record(rows)
+        last = _record(edit(rows, rng.randint(0, 5)))  # what the last import saw
+        patch = rng.choice([None, b"", patch_for(base, last), patch_for(base, last), b"\x01\x02"])
+        if patch and rng.random() < 0.2:
+            patch += patch[:12]  # the first position patched twice: the later value stands
+        now_rows = edit(rows, rng.randint(0, 5))
+        now = _record(now_rows) if rng.random() < 0.9 else _record(now_rows[1:])  # sometimes other names
+        stored_base = base if rng.random() < 0.95 else base[:-1]  # sometimes a base that is no record
+        before = None if patch is None else patched(stored_base, patch)
+        want_places = changed_files(before, now) if before is not None else None
+        got = compare(patch, stored_base, now)
+        assert got == (before, want_places, patch_for(stored_base, now)), (rows, patch, now_rows)
+        cases += before is not None and bool(patch) and want_places is not None
+    assert cases > 50  # the patched path ran, not only the trivial ones
+    assert compare(None, None, _record(rows)) == (None, None, None)
 
 
 @pytest.mark.parametrize("suffix", [".civitai.json", ".api_info.json", ".metadata.json", ".cm-info.json"])

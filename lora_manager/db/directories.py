@@ -112,6 +112,10 @@ class StoredDirectories:
         self._asked = 0
         self._all: dict[str, tuple[bytes | None, bytes | None]] | None = None
 
+    def stored(self, path: str) -> tuple[bytes | None, bytes | None]:
+        """``(patch, base)`` as the last import stored them for ``path`` (see ``listings.StoredFiles``)."""
+        return self._stored(path)
+
     def record(self, path: str) -> bytes | None:
         """The record the last import stored (its base, patched); None when it stored none."""
         patch, base = self._stored(path)
