@@ -116,7 +116,11 @@ def _parse_sidecars(
             continue
         try:
             with open_regular(path, inside=root) as fh:
-                raw = fh.read(max_bytes + 1)
+                # Asked for its size as the walk saw it (and a byte more): asked for the limit, the read
+                # allocated a buffer of the limit (32 MiB by default, an mmap and munmap a sidecar).
+                raw = fh.read(f.size + 1)
+                if len(raw) > f.size:  # it grew since the walk: read on, up to the limit
+                    raw += fh.read(max_bytes + 1 - len(raw))
         except LeadsOut:  # swapped for a link out of the library since the walk
             problems.append(FileProblem(path=path, kind=FailureKind.UNSAFE_PATH.value, message=LINK_OUT))
             continue

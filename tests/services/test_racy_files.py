@@ -99,3 +99,26 @@ def test_a_model_file_rewritten_in_its_mtimes_tick_is_hashed_as_rewritten(tmp_pa
     finally:
         writer.join()
     assert result.as_row(str(path))["sha256"] == hashlib.sha256(b"\x01" * 4096).hexdigest()
+
+
+def test_a_sidecar_that_changed_size_since_the_walk_is_read_as_it_is_now(tmp_path: Path) -> None:
+    """The walk's size sizes the read, not what is read: a sidecar that grew since is read in full
+    up to the limit (past it, refused as too large), and one that shrank is read as it is."""
+    from lora_manager.discovery import walk
+    from lora_manager.paths import resolve_root
+    from lora_manager.services.reading import read_entry
+
+    lib = tmp_path / "lib"
+    for stem in ("grew", "past", "shrank"):
+        write_model(lib, stem, civitai_model(stem.title(), file_name=f"{stem}.safetensors"))
+    root = resolve_root(lib)
+    entries = {e.stem: e for e in walk(root).entries}
+    limit = 64 * 1024
+    longer = civitai_model("Grew", file_name="grew.safetensors", description="x" * 20_000)
+    (lib / "grew.json").write_text(json.dumps(longer), encoding="utf-8")
+    (lib / "past.json").write_text(json.dumps({**longer, "description": "x" * 2 * limit}), encoding="utf-8")
+    (lib / "shrank.json").write_text(json.dumps(civitai_model("S", file_name="shrank.safetensors")), encoding="utf-8")
+    grew, past, shrank = (read_entry(entries[s], root, limit) for s in ("grew", "past", "shrank"))
+    assert grew.status == "ok" and grew.row is not None and "x" * 20_000 in grew.row["description"]
+    assert [(p.kind, p.message) for p in past.problems] == [("too_large", f"over the sidecar limit of {limit} bytes")]
+    assert shrank.status == "ok" and shrank.row is not None and shrank.row["name"] == "S"
