@@ -136,11 +136,12 @@ def _open_leaving_atime(path: str, flags: int) -> int:
 
     The import only reads the library, and should leave no trace there, but the first read of a
     file after it changed updates its access time (``relatime``): a metadata write per edited
-    sidecar, journalled by the file system while the walk stats its neighbours. A re-import
-    after 1,100 edits at 100,000 models measured ~20 ms faster without those writes (interleaved
-    pairs; see BENCHMARKS.md). A file of another owner refuses the flag (``EPERM``; root may ask
-    it of any file): it is opened as usual, and so is every file after it, so a library of
-    another user's files costs one refused open a process, not one a file.
+    sidecar, journalled by the file system while the walk stats its neighbours. After 1,100
+    edits at 100,000 models, the re-import that made those writes ran 25-63 ms slower than a
+    second one that found them made; opening with the flag, 5 ms (interleaved runs; see
+    BENCHMARKS.md). A file of another owner refuses the flag (``EPERM``; root may ask it of any
+    file): it is opened as usual, and so is every file after it, so a library of another user's
+    files costs one refused open a process, not one a file.
     """
     global _noatime
     if _noatime:
