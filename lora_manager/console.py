@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
+from typing import Any
 
 # The youngest generation is collected once this many more container objects live than at its last
 # collection (Python's default is 700). A batch of results and rows is built, written and let go
@@ -30,6 +32,7 @@ def main() -> None:
     then on :func:`lora_manager.cli.main` answers it.
     """
     try:
+        sys.unraisablehook = _unraisable
         gc.disable()
         _fill_standard_streams()
         from lora_manager.cli import main as cli_main
@@ -38,14 +41,33 @@ def main() -> None:
     cli_main()
 
 
+# Set when a Ctrl-C struck where Python could not raise it (see :func:`_unraisable`): the command
+# answers it at its next look (the import's stop flag; the exit code, 130).
+interrupted = False
+
+
+def _unraisable(unraisable: Any) -> None:
+    """A Ctrl-C that struck inside a callback Python cannot raise from is noted, not printed.
+
+    Such a callback (the weakref one by which an import lets go of its module lock, say) runs at
+    moments no code of ours chooses: Python printed the ``KeyboardInterrupt`` there as "Exception
+    ignored in ..." with a traceback, and the command went on as if no Ctrl-C had come. Raising
+    it again from here would only make it this hook's own error, so it is noted in
+    :data:`interrupted`. Anything else goes to Python's own hook.
+    """
+    global interrupted
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        interrupted = True
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _fill_standard_streams() -> None:
     """A closed stdin, stdout or stderr (``lora import LIB >&-`` from a script) becomes /dev/null.
 
     Else the first file opened takes its number: the catalog would be file 1, and whatever is
     printed would be written into it (and Python's ``sys.stdout`` is None: printing raised).
     """
-    import sys
-
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         try:
             os.fstat(fd)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from lora_manager import __version__
+from lora_manager import __version__, console
 from lora_manager.errors import EXIT_INTERRUPTED, EXIT_USAGE, LoraError, database_cause
 
 if TYPE_CHECKING:
@@ -291,6 +291,8 @@ def main() -> None:
     try:
         code = run()
     except KeyboardInterrupt:  # a Ctrl-C in the instants between run()'s own guards
+        code = EXIT_INTERRUPTED
+    if console.interrupted:  # a Ctrl-C where Python could not raise it (see console._unraisable)
         code = EXIT_INTERRUPTED
     with contextlib.suppress(OSError, KeyboardInterrupt):  # a closed stderr: nothing more can be said
         sys.stderr.flush()

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lora_manager import console
 from lora_manager.cli import boundary, catalog, path_args
 from lora_manager.cli.sigint import sigint_handler
 from lora_manager.errors import LoraError
@@ -132,7 +133,7 @@ class _StopFlag:
         self._set = False
 
     def is_set(self) -> bool:
-        return self._set
+        return self._set or console.interrupted  # the latter: a Ctrl-C Python could not raise
 
     def _handle(self, signum: int, frame: object) -> None:
         if self._set:

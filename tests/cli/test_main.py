@@ -547,3 +547,53 @@ def test_a_closed_standard_stream_is_no_traceback_and_never_the_catalog(tmp_path
 
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_ctrl_c_inside_a_callback_python_cannot_raise_from_is_answered_not_printed(tmp_path: Path) -> None:
+    """A KeyboardInterrupt in a weakref callback (where an import lets go of its module lock) is noted, not
+    printed as Python's "Exception ignored", and answered: the command exits 130; an import stops at its
+    next batch, as after a first Ctrl-C."""
+    probe = (
+        "import sys, weakref\n"
+        "from lora_manager import console\n"
+        "if sys.argv[1] == 'hooked':\n"
+        "    sys.unraisablehook = console._unraisable\n"
+        "class Held: pass\n"
+        "def callback(_): raise KeyboardInterrupt\n"
+        "held = Held(); ref = weakref.ref(held, callback)\n"
+        "del held\n"
+        "print('went on', console.interrupted)\n"
+    )
+    runs = {
+        how: subprocess.run([sys.executable, "-c", probe, how], capture_output=True, text=True, timeout=60)
+        for how in ("hooked", "plain")
+    }
+    assert (runs["hooked"].stdout, runs["hooked"].stderr) == ("went on True\n", "")
+    assert runs["plain"].stdout == "went on False\n" and "Exception ignored" in runs["plain"].stderr
+    odd = probe.replace("raise KeyboardInterrupt", "raise ValueError('odd')")
+    warned = subprocess.run([sys.executable, "-c", odd, "hooked"], capture_output=True, text=True, timeout=60)
+    assert warned.stdout == "went on False\n" and "ValueError: odd" in warned.stderr  # still Python's to print
+
+    lib, db = library(tmp_path / "lib"), tmp_path / "catalog.db"
+    command = (  # the console script, with such a Ctrl-C as the import reads its first batch
+        "import sys, weakref\n"
+        "import lora_manager.services.batching as batching\n"
+        "real = batching.read_batches\n"
+        "def read_batches(*args, **kwargs):\n"
+        "    class Held: pass\n"
+        "    def callback(_): raise KeyboardInterrupt\n"
+        "    held = Held(); ref = weakref.ref(held, callback); del held\n"
+        "    return real(*args, **kwargs)\n"
+        "batching.read_batches = read_batches\n"
+        "sys.argv = ['lora', *sys.argv[1:]]\n"
+        "from lora_manager.console import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", command, "--db", str(db), "import", "--json", str(lib)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 130 and "Exception ignored" not in done.stderr, done.stderr
+    assert json.loads(done.stdout)["interrupted"] is True
