@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import Any
 
 # The youngest generation is collected once this many more container objects live than at its last
 # collection (Python's default is 700). A batch of results and rows is built, written and let go
@@ -46,7 +45,7 @@ def main() -> None:
 interrupted = False
 
 
-def _unraisable(unraisable: Any) -> None:
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     """A Ctrl-C that struck inside a callback Python cannot raise from is noted, not printed.
 
     Such a callback (the weakref one by which an import lets go of its module lock, say) runs at
