@@ -59,7 +59,7 @@ def test_open_regular_leaves_the_access_time(tmp_path: Path) -> None:
 
 def test_import_and_reimport_leave_every_access_time(runner: CliRunner, tmp_path: Path) -> None:
     """A first import (worker processes) and a re-import of edits (the reader process) read every
-    changed sidecar and model header, and leave their access times."""
+    changed sidecar and model header, and leave their access times; so do scan, orphans, hash and verify."""
     lib = tmp_path / "lib"
     for i in range(12):
         write_model(lib / f"f{i % 3}", f"model-{i}", civitai_model(f"Model {i}", file_name=f"model-{i}.safetensors"))
@@ -76,6 +76,12 @@ def test_import_and_reimport_leave_every_access_time(runner: CliRunner, tmp_path
     again = runner.invoke(app, ["import", "--json", str(lib)])
     assert again.exit_code == 0, again.output
     assert '"updated": 12' in again.output
+    assert _access_times(lib) == before
+
+    # The other commands that read the library (the README's promise): hashing reads every model file whole.
+    for command in (["scan", str(lib)], ["orphans", str(lib)], ["hash"], ["verify"]):
+        done = runner.invoke(app, command)
+        assert done.exit_code == 0, (command, done.output)
     assert _access_times(lib) == before
 
 

@@ -108,7 +108,6 @@ class StoredDirectories:
             "all": f"{_RECORDS} WHERE d.path = {mark} OR (d.path >= {mark} AND d.path < {mark})",
             "names": f"SELECT names FROM directory_names WHERE path = {mark}",
         }
-        self._bases: dict[str, bytes | None] = {}
         self._asked = 0
         self._all: dict[str, tuple[bytes | None, bytes | None]] | None = None
 
@@ -119,14 +118,7 @@ class StoredDirectories:
     def record(self, path: str) -> bytes | None:
         """The record the last import stored (its base, patched); None when it stored none."""
         patch, base = self._stored(path)
-        self._bases[path] = base
         return listings.patched(base, patch) if patch is not None else None
-
-    def base(self, path: str) -> bytes | None:
-        """The full record kept for ``path`` (of which :meth:`record` is a patch), as :meth:`record` found it."""
-        if path not in self._bases:
-            self.record(path)
-        return self._bases[path]
 
     def names(self, path: str) -> bytes | None:
         if self._cursor is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from lora_manager.db import directories
-from lora_manager.listings import patch_for
+from lora_manager.listings import patch_for, patched
 
 
 def _record(*values: bytes) -> bytes:
@@ -45,7 +45,7 @@ def test_a_stored_record_and_names_are_read_back_as_saved_and_an_unknown_or_stal
         assert read("/lib/kept' OR '1'='1") is None  # a parameter, never SQL text
         assert {read("/lib/kept") for _ in range(5)} == {record}  # psycopg prepares it after five runs
         assert [stored.names(p) for p in ("/lib/kept", "/lib/stale", "/lib/unknown")] == [b"n\x00", None, None]
-        assert (stored.base("/lib/kept"), stored.base("/lib/unknown")) == (record, None)
+        assert (stored.stored("/lib/kept")[1], stored.stored("/lib/unknown")[1]) == (record, None)
 
 
 def test_a_patch_is_read_back_applied_to_the_full_record_and_a_full_record_replaces_it(engine: Engine) -> None:
@@ -61,14 +61,16 @@ def test_a_patch_is_read_back_applied_to_the_full_record_and_a_full_record_repla
         directories.save_directories(conn, [{"path": "/lib/kept", "fingerprint": "f2", "patch": patch, "counts": {}}])
     with engine.connect() as conn:
         stored = directories.StoredDirectories(conn)
-        assert (stored.record("/lib/kept"), stored.base("/lib/kept"), stored.names("/lib/kept")) == (edited, base, b"n")
+        kept = (stored.record("/lib/kept"), stored.stored("/lib/kept")[1], stored.names("/lib/kept"))
+        assert kept == (edited, base, b"n")
     again = _record(b"A", b"B", b"c")
     with engine.begin() as conn:  # stored in full again, the names as they were
         row = {"path": "/lib/kept", "fingerprint": "f3", "patch": b"", "files": again, "counts": {}}
         directories.save_directories(conn, [row])
     with engine.connect() as conn:
         stored = directories.StoredDirectories(conn)
-        assert (stored.record("/lib/kept"), stored.base("/lib/kept"), stored.names("/lib/kept")) == (again, again, b"n")
+        kept = (stored.record("/lib/kept"), stored.stored("/lib/kept")[1], stored.names("/lib/kept"))
+        assert kept == (again, again, b"n")
     with engine.begin() as conn:  # a patch that is not one: no record, and a full look
         directories.save_directories(conn, [{"path": "/lib/kept", "fingerprint": "f4", "patch": b"xx", "counts": {}}])
     with engine.connect() as conn:
@@ -78,6 +80,12 @@ def test_a_patch_is_read_back_applied_to_the_full_record_and_a_full_record_repla
     with engine.connect() as conn:
         stored = directories.StoredDirectories(conn)
         assert (stored.record("/lib/kept"), stored.names("/lib/kept")) == (None, None)
+
+
+def _record_and_base(stored: directories.StoredDirectories, path: str) -> tuple[bytes | None, bytes | None]:
+    """The record the last import stored for ``path`` and the base it patches, from one question."""
+    patch, base = stored.stored(path)
+    return (patched(base, patch) if patch is not None else None), base
 
 
 def test_past_a_few_folders_the_records_under_the_root_are_read_at_once_and_answer_as_one_by_one(
@@ -115,7 +123,7 @@ def test_past_a_few_folders_the_records_under_the_root_are_read_at_once_and_answ
     asked = [str(r["path"]) for r in rows] + ["/lib/unknown", "/lib/d00", "/lib2", "/lib-x"]
     with engine.connect() as conn:
         one_by_one = directories.StoredDirectories(conn)
-        expected = [(one_by_one.record(p), one_by_one.base(p)) for p in asked]
+        expected = [_record_and_base(one_by_one, p) for p in asked]
     assert expected[:3] == [(base, base), (None, None), (edited, base)]
     assert expected[-4:] == [(None, None), (base, base), (edited, edited), (edited, edited)]
     with engine.connect() as conn:
@@ -124,7 +132,7 @@ def test_past_a_few_folders_the_records_under_the_root_are_read_at_once_and_answ
         if engine.dialect.name == "sqlite":
             driver.set_trace_callback(statements.append)  # type: ignore[union-attr]
         at_once = directories.StoredDirectories(conn, "/lib")
-        assert [(at_once.record(p), at_once.base(p)) for p in asked] == expected
+        assert [_record_and_base(at_once, p) for p in asked] == expected
         if engine.dialect.name == "sqlite":
             driver.set_trace_callback(None)  # type: ignore[union-attr]
             # ONE_BY_ONE questions, one query for the rest of the root's folders, one each time one outside it is asked.
@@ -132,4 +140,4 @@ def test_past_a_few_folders_the_records_under_the_root_are_read_at_once_and_answ
     with engine.connect() as conn:  # through SQLAlchemy (a schema to translate): the same answers
         translated = conn.execution_options(schema_translate_map={None: None})
         via_sqlalchemy = directories.StoredDirectories(translated, "/lib")
-        assert [(via_sqlalchemy.record(p), via_sqlalchemy.base(p)) for p in asked] == expected
+        assert [_record_and_base(via_sqlalchemy, p) for p in asked] == expected

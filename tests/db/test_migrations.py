@@ -749,7 +749,7 @@ def test_0013_and_0014_keep_each_folders_files_record_so_an_edit_is_still_groupe
     assert _revision(engine) == HEAD and _diff(engine) == []
     with engine.connect() as conn:
         assert directories.StoredDirectories(conn).record(folder) == record
-        assert directories.StoredDirectories(conn).base(folder) == record
+        assert directories.StoredDirectories(conn).stored(folder)[1] == record
     write_json(lib / "dir" / "gamma.json", civitai_version("Gamma", "v2.0", file_name="gamma.safetensors"))
     with engine.connect() as conn:
         known = {path: fp for path, (fp, _) in directories.load_directories(conn, root).items()}
