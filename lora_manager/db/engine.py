@@ -37,6 +37,14 @@ BUSY_TIMEOUT_MS = 30_000
 # PostgreSQL) held every command for psycopg's own default, 130 s; a server that answers at all
 # answers within a second. psycopg waits at least 2 s whatever is asked.
 CONNECT_TIMEOUT_S = 10
+# libpq's TCP keepalives for a PostgreSQL catalog whose URL sets none of its own. libpq sends
+# them by default, but only after the system's idle time (two hours on Linux): a command waiting
+# for an answer from a server whose host died, or whose network went away, waited that long.
+# With these, the silence is noticed after about two minutes, and the command fails with a
+# connection error. A server busy with a long statement still answers the probes (its system
+# does): only a peer that is gone stops answering. They also keep a firewall or NAT from
+# dropping the import lock's connection, which sits idle while the batches are written.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10, "keepalives_count": 6}
 
 
 def default_database_path() -> Path:
@@ -271,7 +279,9 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
             # server's log, a leak under tests). A fresh connection per transaction also means that
             # a connection the server dropped between batches is never reused.
             chosen = _chosen_connect_timeout(make_url(url))
-            connect_args = {} if chosen else {"connect_timeout": CONNECT_TIMEOUT_S}
+            connect_args: dict[str, int] = {} if chosen else {"connect_timeout": CONNECT_TIMEOUT_S}
+            if not any(name.startswith("keepalives") for name in make_url(url).query):
+                connect_args.update(KEEPALIVES)
             engine = create_engine(url, poolclass=NullPool, json_serializer=_json_dumps, connect_args=connect_args)
             _quiet_psycopg()
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:

@@ -81,3 +81,30 @@ def test_a_postgresql_server_that_never_answers_fails_once_the_connect_timeout_i
         "or give a slow server longer with ?connect_timeout=SECONDS in the URL\n"
     )
     assert connections_made(silent_server) == 1  # not a second wait as long as the first
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("query", ["", "keepalives_idle=5"], ids=["default", "url"])
+def test_a_postgresql_catalog_probes_a_silent_server_within_minutes_unless_the_url_says_how(
+    pg_url: str, query: str
+) -> None:
+    """libpq's own keepalives start after the system's two idle hours: a dead server's host held a command that long.
+
+    Ours ask after 60 s, every 10 s, six times; a URL that names any ``keepalives`` setting keeps libpq's
+    defaults for the rest. (Whether a dead peer is then noticed is the operating system's part: a test
+    cannot make a live server's system stop answering.)
+    """
+    url = pg_url + ("&" if "?" in pg_url else "?") + query if query else pg_url
+    engine = open_catalog(url)
+    try:
+        with engine.connect() as conn:
+            # The settings given to libpq, less those left at its defaults.
+            given = conn.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    chosen = {name: value for name, value in given.items() if name.startswith("keepalives")}
+    if query:
+        assert chosen == {"keepalives_idle": "5"}
+    else:
+        ours = {"keepalives": "1", "keepalives_idle": "60", "keepalives_interval": "10", "keepalives_count": "6"}
+        assert chosen == ours
