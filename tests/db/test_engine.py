@@ -98,7 +98,7 @@ def test_a_postgresql_catalog_probes_a_silent_server_within_minutes_unless_the_u
     engine = open_catalog(url)
     try:
         with engine.connect() as conn:
-            # The settings given to libpq, less those left at its defaults.
+            # libpq's settings for this connection, less those left unset.
             given = conn.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
     finally:
         engine.dispose()
