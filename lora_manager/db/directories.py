@@ -111,13 +111,9 @@ class StoredDirectories:
         self._asked = 0
         self._all: dict[str, tuple[bytes | None, bytes | None]] | None = None
 
-    def stored(self, path: str) -> tuple[bytes | None, bytes | None]:
-        """``(patch, base)`` as the last import stored them for ``path`` (see ``listings.StoredFiles``)."""
-        return self._stored(path)
-
     def record(self, path: str) -> bytes | None:
         """The record the last import stored (its base, patched); None when it stored none."""
-        patch, base = self._stored(path)
+        patch, base = self.stored(path)
         return listings.patched(base, patch) if patch is not None else None
 
     def names(self, path: str) -> bytes | None:
@@ -129,8 +125,9 @@ class StoredDirectories:
             row = self._cursor.fetchone()
         return _bytes(row[0]) if row else None
 
-    def _stored(self, path: str) -> tuple[bytes | None, bytes | None]:
-        """``(patch, base)`` as stored for ``path``, one by one or, once enough were asked, from all of them."""
+    def stored(self, path: str) -> tuple[bytes | None, bytes | None]:
+        """``(patch, base)`` as the last import stored them for ``path`` (see ``listings.StoredFiles``): asked
+        one by one or, once enough were asked, from all of the root's at once."""
         root, under_root = self._root, self._under
         if root is not None and under_root is not None and (path == root or path.startswith(under_root)):
             self._asked += 1

@@ -262,10 +262,11 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
         except OSError as exc:
             raise LoraError(f"cannot create the database directory {path.parent}: {exc.strerror}") from None
     try:
-        backend = make_url(url).get_backend_name()
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise LoraError(
-                f"cannot open database {make_url(url)!r}: {backend} is not supported "
+                f"cannot open database {parsed!r}: {backend} is not supported "
                 "(a catalog is a SQLite file or a PostgreSQL URL)"
             )
         if url.startswith("sqlite"):
@@ -278,9 +279,9 @@ def create_catalog_engine(url: str, create: bool = True) -> Engine:
             # a pooled connection outlives the command and is dropped unclosed at exit (noise in the
             # server's log, a leak under tests). A fresh connection per transaction also means that
             # a connection the server dropped between batches is never reused.
-            chosen = _chosen_connect_timeout(make_url(url))
+            chosen = _chosen_connect_timeout(parsed)
             connect_args: dict[str, int] = {} if chosen else {"connect_timeout": CONNECT_TIMEOUT_S}
-            if not any(name.startswith("keepalives") for name in make_url(url).query):
+            if not any(name.startswith("keepalives") for name in parsed.query):
                 connect_args.update(KEEPALIVES)
             engine = create_engine(url, poolclass=NullPool, json_serializer=_json_dumps, connect_args=connect_args)
             _quiet_psycopg()
